@@ -1,0 +1,236 @@
+"""The probe bot: records what the user would hear, keyed by ``trace_id``.
+
+It subscribes to the agent's audio, keeps every 10 ms frame with its arrival time
+on ``CLOCK_MONOTONIC`` (for inter-arrival jitter and sample-accurate timing), and
+collects the agent's protocol events and pre-RTC WAVs for the current trace only
+(events of another ``trace_id`` are stale and dropped: the seed was bitten by a
+stale ``reply_seq``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+from livekit import rtc
+
+from autortc.bots.barrier import wait_for
+from autortc.bots.target import Target
+from autortc.protocol.messages import PRE_RTC_TOPIC, TOPIC, ProtocolError, decode, encode, make
+
+log = logging.getLogger("autortc.bots.probe")
+
+PROBE_SR = 48000
+AUDIBLE_RMS = 0.01  # seed's capture threshold; onset for anchors only (metrics re-detect sample-accurately)
+
+
+@dataclass
+class ReplyEvents:
+    reply_index: int
+    start_msg: dict[str, Any] | None = None
+    end_msg: dict[str, Any] | None = None
+    t_start_recv: float | None = None
+    t_end_recv: float | None = None
+    start_sample: int | None = None  # probe sample count when reply_start arrived
+    end_sample: int | None = None
+    onset_sample: int | None = None  # first audible probe sample at/after start_sample (10 ms grid)
+
+
+@dataclass
+class TraceEvents:
+    trace_id: str
+    replies: dict[int, ReplyEvents] = field(default_factory=dict)
+    trace_msg: dict[str, Any] | None = None
+    pre_rtc: dict[int, tuple[np.ndarray, int]] = field(default_factory=dict)  # reply_index -> (int16, sr)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class ProbeBot:
+    def __init__(self, target: Target, *, room: str, identity: str = "autortc-probe", agent_identity: str | None = None) -> None:
+        self.target = target
+        self.room_name = room
+        self.identity = identity
+        self.agent_identity = agent_identity
+        self.room = rtc.Room()
+        self.frames: list[np.ndarray] = []
+        self.arrivals: list[tuple[float, int]] = []  # (t_mono, first sample index)
+        self.samples = 0
+        self.agent_ready = asyncio.Event()
+        self._first_frame = asyncio.Event()
+        self._track_fut: asyncio.Future[rtc.RemoteAudioTrack] = asyncio.get_event_loop().create_future()
+        self._trace: TraceEvents | None = None
+        self._record_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._audible = False
+        self.onset_waiters: list[tuple[int, asyncio.Future[int]]] = []
+
+    # -- connection and barriers ----------------------------------------------------------
+
+    async def connect(self, *, timeout_s: float = 15.0) -> None:
+        self.room.on("track_subscribed", self._on_track)
+        self.room.on("data_received", self._on_data)
+        self.room.register_byte_stream_handler(PRE_RTC_TOPIC, self._on_pre_rtc)
+        token = self.target.token(room=self.room_name, identity=self.identity, kind="agent")
+        # kind=agent: observers are not "the user" for agents that link to the first standard participant
+        await wait_for(
+            self.room.connect(self.target.livekit_url, token, rtc.RoomOptions(auto_subscribe=True)),
+            barrier="probe_connect",
+            timeout_s=timeout_s,
+        )
+        for p in self.room.remote_participants.values():
+            for pub in p.track_publications.values():
+                if pub.track is not None and pub.kind == rtc.TrackKind.KIND_AUDIO:
+                    self._on_track(pub.track, pub, p)
+
+    async def ready(self, *, timeout_s: float = 30.0) -> None:
+        """Subscribe to the agent's audio, see its first frame, send ``probe_ready``, await ``agent_ready``."""
+        track = await wait_for(self._track_fut, barrier="agent_audio_track", timeout_s=timeout_s,
+                               detail="no agent audio track was subscribed (is the agent dispatched to this room?)")
+        self._record_task = asyncio.create_task(self._record(track), name="probe.record")
+        await wait_for(self._first_frame.wait(), barrier="agent_audio_first_frame", timeout_s=10.0)
+        t0 = time.monotonic()
+        while not self.agent_ready.is_set():
+            await self.room.local_participant.publish_data(encode(make("probe_ready")), reliable=True, topic=TOPIC)
+            try:
+                await asyncio.wait_for(self.agent_ready.wait(), 2.0)  # resend: a late-starting agent session may miss the first
+            except asyncio.TimeoutError:
+                if time.monotonic() - t0 > timeout_s:
+                    raise await_barrier_error("agent_ready", timeout_s) from None
+        log.info("room=%s probe ready, agent_ready after %.0f ms", self.room_name, (time.monotonic() - t0) * 1000)
+
+    def _on_track(self, track: rtc.Track, pub: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant) -> None:
+        if track.kind != rtc.TrackKind.KIND_AUDIO or self._track_fut.done():
+            return
+        if self.agent_identity and participant.identity != self.agent_identity:
+            return
+        if not self.agent_identity and participant.kind != rtc.ParticipantKind.PARTICIPANT_KIND_AGENT:
+            return
+        log.info("room=%s subscribed to agent %s track %s", self.room_name, participant.identity, track.sid)
+        self._track_fut.set_result(track)  # type: ignore[arg-type]
+
+    async def _record(self, track: rtc.RemoteAudioTrack) -> None:
+        stream = rtc.AudioStream.from_track(track=track, sample_rate=PROBE_SR, num_channels=1)
+        try:
+            async for ev in stream:
+                t = time.monotonic()
+                pcm = np.frombuffer(ev.frame.data, dtype=np.int16).copy()
+                self.arrivals.append((t, self.samples))
+                self.frames.append(pcm)
+                start = self.samples
+                self.samples += pcm.size
+                self._first_frame.set()
+                self._track_onset(pcm, start)
+        finally:
+            await stream.aclose()
+
+    def _track_onset(self, pcm: np.ndarray, start: int) -> None:
+        rms = float(np.sqrt(np.mean((pcm.astype(np.float32) / 32768.0) ** 2))) if pcm.size else 0.0
+        audible = rms >= AUDIBLE_RMS
+        if audible:
+            for i, (after, fut) in enumerate(list(self.onset_waiters)):
+                if start + pcm.size > after and not fut.done():
+                    fut.set_result(max(start, after))
+            self.onset_waiters = [(a, f) for a, f in self.onset_waiters if not f.done()]
+            tr = self._trace
+            if tr is not None:
+                for r in tr.replies.values():
+                    if r.onset_sample is None and r.start_sample is not None and start + pcm.size > r.start_sample:
+                        r.onset_sample = max(start, r.start_sample)
+                        tr.changed.set()
+        self._audible = audible
+
+    def wait_audible_after(self, sample: int) -> asyncio.Future[int]:
+        """Future of the first audible sample index (10 ms grid) at or after ``sample``."""
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.onset_waiters.append((sample, fut))
+        return fut
+
+    def time_of_sample(self, sample: int) -> float:
+        """Arrival-clock time of probe sample ``sample`` (frame arrival + offset in frame)."""
+        import bisect
+
+        i = bisect.bisect_right([s for _, s in self.arrivals], sample) - 1
+        if i < 0:
+            return self.arrivals[0][0]
+        t, s0 = self.arrivals[i]
+        return t + (sample - s0) / PROBE_SR
+
+    # -- protocol events ------------------------------------------------------------------
+
+    def begin_trace(self, trace_id: str) -> TraceEvents:
+        self._trace = TraceEvents(trace_id)
+        return self._trace
+
+    def _on_data(self, packet: rtc.DataPacket) -> None:
+        if packet.topic != TOPIC:
+            return
+        t = time.monotonic()
+        try:
+            msg = decode(packet.data)
+        except ProtocolError as exc:
+            log.warning("room=%s bad AutoRTC packet: %s", self.room_name, exc)
+            return
+        kind = msg["type"]
+        if kind == "agent_ready":
+            self.agent_ready.set()
+            return
+        tr = self._trace
+        if tr is None or msg.get("trace_id") != tr.trace_id:
+            if kind in ("reply_start", "reply_end", "trace"):
+                log.debug("room=%s dropping stale %s for trace_id=%s", self.room_name, kind, msg.get("trace_id"))
+            return
+        if kind in ("reply_start", "reply_end"):
+            r = tr.replies.setdefault(int(msg["reply_index"]), ReplyEvents(int(msg["reply_index"])))
+            if kind == "reply_start":
+                r.start_msg, r.t_start_recv, r.start_sample = msg, t, self.samples
+            else:
+                r.end_msg, r.t_end_recv, r.end_sample = msg, t, self.samples
+            log.info("trace_id=%s %s reply=%s at probe sample %d", tr.trace_id, kind, msg["reply_index"], self.samples)
+        elif kind == "trace":
+            tr.trace_msg = msg
+        tr.changed.set()
+
+    def _on_pre_rtc(self, reader: rtc.ByteStreamReader, participant_identity: str) -> None:
+        task = asyncio.create_task(self._read_pre_rtc(reader), name="probe.pre_rtc")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _read_pre_rtc(self, reader: rtc.ByteStreamReader) -> None:
+        chunks = [c async for c in reader]
+        attrs = reader.info.attributes or {}
+        tr = self._trace
+        if tr is None or attrs.get("trace_id") != tr.trace_id:
+            return
+        try:
+            data, sr = sf.read(io.BytesIO(b"".join(chunks)), dtype="int16")
+        except Exception as exc:
+            log.warning("trace_id=%s pre-RTC stream is not a WAV: %s", tr.trace_id, exc)
+            return
+        tr.pre_rtc[int(attrs.get("reply_index", "0"))] = (data.reshape(-1) if data.ndim == 1 else data[:, 0], sr)
+        tr.changed.set()
+
+    # -- results --------------------------------------------------------------------------
+
+    def pcm(self, start: int = 0, end: int | None = None) -> np.ndarray:
+        full = np.concatenate(self.frames) if self.frames else np.zeros(0, np.int16)
+        return full[start:end]
+
+    async def aclose(self) -> None:
+        if self._record_task is not None:
+            self._record_task.cancel()
+            await asyncio.gather(self._record_task, return_exceptions=True)
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=2)
+        await self.room.disconnect()
+
+
+def await_barrier_error(name: str, timeout_s: float) -> Exception:
+    from autortc.bots.barrier import BarrierTimeout
+
+    return BarrierTimeout(name, timeout_s, "the agent never answered probe_ready (does it speak the AutoRTC protocol?)")

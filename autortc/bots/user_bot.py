@@ -1,0 +1,96 @@
+"""The user bot: publishes the case audio as its microphone, in real time, as 10 ms frames.
+
+The mic never unpublishes and never mutes: between and after segments it sends
+silence (seed: a padded WAV, not a mic mute). Every published sample is kept, so
+``user.wav`` is exactly the stream the agent received and the user's end of turn
+is a sample index in it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import numpy as np
+from livekit import rtc
+
+from autortc.bots.barrier import wait_for
+from autortc.bots.mic import MicTimeline, PlacedSegment, run_paced
+from autortc.bots.target import Target
+from autortc.protocol.messages import TOPIC, ProtocolError, decode, encode, make
+
+log = logging.getLogger("autortc.bots.user")
+
+FRAME_MS = 10
+
+
+class UserBot:
+    def __init__(self, target: Target, *, room: str, sr: int = 16000, identity: str = "autortc-user") -> None:
+        self.target = target
+        self.room_name = room
+        self.identity = identity
+        self.room = rtc.Room()
+        self.mic = MicTimeline(sr=sr, frame_samples=sr * FRAME_MS // 1000)
+        self.agent_ready = asyncio.Event()
+        self._source = rtc.AudioSource(sr, 1, queue_size_ms=FRAME_MS * 2)
+        self._stop = asyncio.Event()
+        self._mic_task: asyncio.Task[None] | None = None
+
+    async def connect(self, *, timeout_s: float = 15.0) -> None:
+        self.room.on("data_received", self._on_data)
+        token = self.target.token(room=self.room_name, identity=self.identity)
+        await wait_for(self.room.connect(self.target.livekit_url, token), barrier="user_connect", timeout_s=timeout_s)
+        track = rtc.LocalAudioTrack.create_audio_track("microphone", self._source)
+        await self.room.local_participant.publish_track(
+            track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+        )
+        self._mic_task = asyncio.create_task(run_paced(self.mic, self._capture, stop=self._stop), name="user.mic")
+        while self.mic.t0 is None:  # first frame handed to the SDK
+            await asyncio.sleep(0)
+
+    async def _capture(self, pcm: np.ndarray) -> None:
+        frame = rtc.AudioFrame(pcm.tobytes(), self.mic.sr, 1, pcm.size)
+        await self._source.capture_frame(frame)
+
+    def _on_data(self, packet: rtc.DataPacket) -> None:
+        if packet.topic != TOPIC:
+            return
+        try:
+            msg = decode(packet.data)
+        except ProtocolError:
+            return
+        if msg["type"] == "agent_ready":
+            self.agent_ready.set()
+
+    async def wait_agent_ready(self, *, timeout_s: float = 30.0) -> None:
+        await wait_for(self.agent_ready.wait(), barrier="agent_ready(user)", timeout_s=timeout_s)
+
+    async def start_turn(self, trace_id: str, **info: Any) -> None:
+        await self.room.local_participant.publish_data(
+            encode(make("turn_start", trace_id=trace_id, **info)), reliable=True, topic=TOPIC
+        )
+        log.info("trace_id=%s turn_start sent", trace_id)
+
+    def place(self, *, index: int, pcm: np.ndarray, at_time: float, speech_start: int, speech_end: int) -> PlacedSegment:
+        """Put a segment on the mic so it starts at clock time ``at_time`` (rounded to the next frame if past)."""
+        margin = self.mic.frame_samples * 2  # never place into a frame already handed over
+        start = max(self.mic.sample_at(at_time), self.mic.published_samples + margin)
+        seg = PlacedSegment(index=index, start_sample=start, pcm=pcm, speech_start=speech_start, speech_end=speech_end)
+        self.mic.place(seg)
+        return seg
+
+    async def wait_published(self, sample: int, *, timeout_s: float) -> None:
+        """Until the mic has published up to ``sample`` (driven by the paced mic, polled per frame)."""
+        deadline = time.monotonic() + timeout_s
+        while self.mic.published_samples < sample:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"mic did not reach sample {sample} within {timeout_s:.1f} s")
+            await asyncio.sleep(FRAME_MS / 1000)
+
+    async def aclose(self) -> None:
+        self._stop.set()
+        if self._mic_task is not None:
+            await asyncio.gather(self._mic_task, return_exceptions=True)
+        await self.room.disconnect()

@@ -1,0 +1,40 @@
+"""The ``autortc`` command line: stack lifecycle, suite runs, analysis, benches."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+
+import typer
+
+app = typer.Typer(
+    name="autortc",
+    help="End-to-end QA for real-time voice agents.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+# Modules that add commands to ``app``; order is the order of ``--help``.
+_COMMAND_MODULES = (
+    "system.cli",
+)
+
+
+def _register_all() -> None:
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).register(app)
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=os.environ.get("AUTORTC_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    _register_all()
+    app()
+
+
+if __name__ == "__main__":
+    main()

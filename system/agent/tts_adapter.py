@@ -1,0 +1,101 @@
+"""A LiveKit Agents ``tts.TTS`` over any ``system.tts.StreamingTTS`` engine (the bundled one: piper).
+
+The engine's blocking generator runs in a thread; each PCM chunk is handed to the
+session the moment it exists, as 20 ms frames (the seed's worst bottleneck was a
+whole reply pushed at once: tts_first → publish 1481 ms). The session wraps a
+non-streaming TTS in ``tts.StreamAdapter``, which feeds it sentence by sentence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from livekit.agents import tts, utils
+from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
+
+from system.tts.base import StreamingTTS
+
+FRAME_MS = 20
+_DONE = object()
+
+
+class LocalTTS(tts.TTS):
+    """``on_event(name, t_mono, info)`` receives ``tts_request`` and ``tts_first_chunk``."""
+
+    def __init__(
+        self,
+        *,
+        engine: StreamingTTS[Any],
+        on_event: Callable[[str, float, dict[str, Any]], None] | None = None,
+    ) -> None:
+        super().__init__(
+            capabilities=tts.TTSCapabilities(streaming=False),
+            sample_rate=engine.sample_rate,
+            num_channels=1,
+        )
+        self._engine = engine
+        self._engine_lock = threading.Lock()  # one synthesis at a time per engine instance
+        self._on_event = on_event or (lambda *_: None)
+
+    @property
+    def model(self) -> str:
+        return getattr(self._engine, "name", type(self._engine).__name__)
+
+    @property
+    def provider(self) -> str:
+        return "autortc-local"
+
+    def synthesize(
+        self, text: str, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
+    ) -> tts.ChunkedStream:
+        return _LocalChunkedStream(tts=self, input_text=text, conn_options=conn_options)
+
+
+class _LocalChunkedStream(tts.ChunkedStream):
+    async def _run(self, output_emitter: tts.AudioEmitter) -> None:
+        owner: LocalTTS = self._tts  # type: ignore[assignment]
+        output_emitter.initialize(
+            request_id=utils.shortuuid(),
+            sample_rate=owner.sample_rate,
+            num_channels=1,
+            mime_type="audio/pcm",
+            frame_size_ms=FRAME_MS,
+        )
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        cancelled = threading.Event()
+        owner._on_event("tts_request", time.monotonic(), {"text": self._input_text})
+
+        def produce() -> None:
+            try:
+                with owner._engine_lock:
+                    for chunk in owner._engine.synthesize_stream(self._input_text):
+                        if cancelled.is_set():
+                            return
+                        loop.call_soon_threadsafe(queue.put_nowait, chunk)
+            except BaseException as exc:  # handed to the event loop, raised there
+                loop.call_soon_threadsafe(queue.put_nowait, exc)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, _DONE)
+
+        worker = loop.run_in_executor(None, produce)
+        first = True
+        try:
+            while True:
+                item = await queue.get()
+                if item is _DONE:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                if first:
+                    owner._on_event("tts_first_chunk", time.monotonic(), {"text": self._input_text})
+                    first = False
+                output_emitter.push(item.astype("<i2").tobytes())
+            output_emitter.flush()
+        finally:
+            cancelled.set()
+            await asyncio.shield(worker)
