@@ -19,6 +19,7 @@ app = typer.Typer(
 # Modules that add commands to ``app``; order is the order of ``--help``.
 _COMMAND_MODULES = (
     "system.cli",
+    "autortc.commands.run",
 )
 
 

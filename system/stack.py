@@ -68,20 +68,14 @@ class ComponentStatus:
     group_members: int
 
 
-def _state_path() -> Path:
-    return stack_dir() / "state.json"
-
-
-def _load_state() -> dict[str, ComponentState]:
-    p = _state_path()
+def _load_state(p: Path) -> dict[str, ComponentState]:
     if not p.exists():
         return {}
     data = json.loads(p.read_text())
     return {k: ComponentState(**v) for k, v in data.get("components", {}).items()}
 
 
-def _save_state(state: dict[str, ComponentState], opts: StackOptions | None = None) -> None:
-    p = _state_path()
+def _save_state(p: Path, state: dict[str, ComponentState], opts: StackOptions | None = None) -> None:
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_suffix(".tmp")
     payload = {"components": {k: asdict(v) for k, v in state.items()}}
@@ -146,14 +140,15 @@ def _token_ready(opts: StackOptions) -> bool:
 class Stack:
     """Start/stop/inspect the stack. State lives in ``output/stack/state.json``."""
 
-    def __init__(self, opts: StackOptions | None = None) -> None:
+    def __init__(self, opts: StackOptions | None = None, *, state_dir: Path | None = None) -> None:
         self.opts = opts or StackOptions()
-        self.dir = stack_dir()
+        self.dir = state_dir or stack_dir()
+        self.state_path = self.dir / "state.json"
 
     # -- status ---------------------------------------------------------------------------
 
     def status(self) -> list[ComponentStatus]:
-        state = _load_state()
+        state = _load_state(self.state_path)
         out = []
         for name in COMPONENTS:
             st = state.get(name)
@@ -203,7 +198,7 @@ class Stack:
         state["livekit"] = self._spawn(
             "livekit", livekit_server.command(binary, cfg), {}, {"http": so.port, "rtc_udp": so.rtc_udp_port, "rtc_tcp": so.rtc_tcp_port}
         )
-        _save_state(state, self.opts)
+        _save_state(self.state_path, state, self.opts)
         timings["livekit"] = self._wait(
             state["livekit"], lambda: _port_open(so.host, so.port) and asyncio.run(_api_ready(self.opts, creds))
         )
@@ -220,7 +215,7 @@ class Stack:
         state["agent"] = self._spawn(
             "agent", [sys.executable, "-m", "system.agent.worker", "start"], agent_env, {"http": self.opts.agent_http_port}
         )
-        _save_state(state, self.opts)
+        _save_state(self.state_path, state, self.opts)
 
         state["token"] = self._spawn(
             "token",
@@ -228,10 +223,10 @@ class Stack:
             {},
             {"http": self.opts.token_port},
         )
-        _save_state(state, self.opts)
+        _save_state(self.state_path, state, self.opts)
         timings["token"] = self._wait(state["token"], lambda: _token_ready(self.opts))
         timings["agent"] = self._wait(state["agent"], ready_file.exists)
-        _save_state(state, self.opts)
+        _save_state(self.state_path, state, self.opts)
         return timings
 
     def _spawn(self, name: str, cmd: list[str], env: dict[str, str], ports: dict[str, int]) -> ComponentState:
@@ -268,7 +263,7 @@ class Stack:
 
         Returns the names stopped. Raises ``StackError`` if a group member survives SIGKILL.
         """
-        state = _load_state()
+        state = _load_state(self.state_path)
         stopped = []
         for name in reversed(COMPONENTS):  # token, agent, then the SFU the agent talks to
             st = state.get(name)
@@ -278,7 +273,7 @@ class Stack:
                 self._kill_group(st, timeout_s)
                 stopped.append(name)
             state.pop(name)
-            _save_state(state)
+            _save_state(self.state_path, state)
         if not quiet:
             log.info("stopped: %s", ", ".join(stopped) or "nothing was running")
         return stopped

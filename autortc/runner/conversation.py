@@ -1,0 +1,256 @@
+"""One user turn over real WebRTC: place the case's segments on the mic (timed from the
+start, the previous segment, or the agent's speech as heard at the probe), wait until the
+agent has answered and gone quiet, and write the turn's artifacts under its trace_id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+from autortc.bots.probe_bot import PROBE_SR, ProbeBot, TraceEvents
+from autortc.bots.user_bot import UserBot
+from autortc.cases import Case
+
+log = logging.getLogger("autortc.runner")
+
+
+class TurnError(RuntimeError):
+    """The turn could not be driven (an anchor never came); the message names what."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TurnTimeouts:
+    """Seconds. ``quiet_s``: the agent counts as done after this long with no reply playing."""
+
+    lead_in_s: float = 0.3
+    reply_s: float = 20.0
+    anchor_s: float = 20.0
+    quiet_s: float = 1.5
+    max_turn_s: float = 60.0
+    trace_s: float = 3.0
+    reply_tail_ms: float = 300.0
+
+
+def _load_segment_pcm(path: Path, sr: int) -> np.ndarray:
+    data, file_sr = sf.read(path, dtype="int16", always_2d=True)
+    pcm = data[:, 0]
+    if file_sr != sr:
+        import soxr
+
+        pcm = soxr.resample(pcm, file_sr, sr)
+    return np.ascontiguousarray(pcm, dtype=np.int16)
+
+
+def _ended(tr: TraceEvents) -> bool:
+    return bool(tr.replies) and all(r.end_msg is not None for r in tr.replies.values())
+
+
+async def _wait_change(tr: TraceEvents, timeout_s: float) -> bool:
+    """Wait for a new event on this trace; False when ``timeout_s`` passed without one."""
+    tr.changed.clear()
+    try:
+        await asyncio.wait_for(tr.changed.wait(), timeout_s)
+        return True
+    except asyncio.TimeoutError:
+        return False
+
+
+async def run_turn(
+    *,
+    user: UserBot,
+    probe: ProbeBot,
+    case: Case,
+    trace_id: str,
+    turn_index: int,
+    run_id: str,
+    out_dir: Path,
+    timeouts: TurnTimeouts = TurnTimeouts(),
+) -> dict[str, Any]:
+    """Drive one turn and write ``user.wav``, ``pre_rtc.wav``, ``post_rtc_full.wav``,
+    ``post_rtc_reply.wav`` and ``trace.json`` into ``out_dir``. Returns the trace dict.
+
+    Raises ``TurnError`` when an anchor (the agent's speech) never came, so the
+    anchored segment could not be placed.
+    """
+    sr = user.mic.sr
+    tr = probe.begin_trace(trace_id)
+    full_start = probe.samples
+    mic_start = user.mic.published_samples
+    await user.start_turn(trace_id, case_id=case.id, turn_index=turn_index)
+    t_turn = time.monotonic()
+    placed = []
+    for seg in case.segments:
+        pcm = _load_segment_pcm(seg.wav_path, sr)
+        if seg.after == "start" or (seg.after == "previous_end" and not placed):
+            anchor = t_turn + timeouts.lead_in_s
+        elif seg.after == "previous_end":
+            anchor = user.mic.time_of(placed[-1].end_sample)
+        else:
+            anchor = await _agent_anchor(seg.after, probe, tr, after_sample=full_start, timeouts=timeouts, case=case)
+        p = user.place(
+            index=seg.index,
+            pcm=pcm,
+            at_time=anchor + seg.offset_ms / 1000.0,
+            speech_start=int(seg.speech_start_ms * sr / 1000),
+            speech_end=min(pcm.size, int(round(seg.speech_end_ms * sr / 1000))),
+        )
+        placed.append(p)
+        log.info("trace_id=%s segment %d (%s, after=%s+%d ms) at mic sample %d",
+                 trace_id, seg.index, seg.expect, seg.after, seg.offset_ms, p.start_sample)
+    await user.wait_published(user.mic.last_segment_end(), timeout_s=timeouts.max_turn_s)
+
+    # The agent is done when every reply it started has ended and none starts for quiet_s.
+    deadline = time.monotonic() + timeouts.max_turn_s
+    if any(s.expect in ("respond", "stop") for s in case.segments):
+        t_limit = time.monotonic() + timeouts.reply_s
+        while not tr.replies and time.monotonic() < t_limit:
+            await _wait_change(tr, t_limit - time.monotonic())
+    while tr.replies and time.monotonic() < deadline:
+        if _ended(tr):
+            if not await _wait_change(tr, timeouts.quiet_s):
+                break
+        else:
+            await _wait_change(tr, max(0.01, deadline - time.monotonic()))
+    # the trace message and pre-RTC WAVs follow reply_end
+    t_limit = time.monotonic() + timeouts.trace_s
+    ended = [i for i, r in tr.replies.items() if r.end_msg is not None]
+    while time.monotonic() < t_limit and (tr.trace_msg is None or any(i not in tr.pre_rtc for i in ended)):
+        await _wait_change(tr, t_limit - time.monotonic())
+    # a short tail of audio after the last reply: counted in probe samples, not slept
+    tail = int(timeouts.reply_tail_ms * PROBE_SR / 1000)
+    want = max([r.end_sample or 0 for r in tr.replies.values()] + [probe.samples]) + tail
+    while probe.samples < want:
+        await asyncio.sleep(0.01)
+    return _write_artifacts(user, probe, case, tr, placed, trace_id, turn_index, run_id, out_dir,
+                            full_start=full_start, mic_start=mic_start, timeouts=timeouts)
+
+
+async def _agent_anchor(anchor: str, probe: ProbeBot, tr: TraceEvents, *, after_sample: int,
+                        timeouts: TurnTimeouts, case: Case) -> float:
+    deadline = time.monotonic() + timeouts.anchor_s
+    while time.monotonic() < deadline:
+        replies = sorted(tr.replies.values(), key=lambda r: r.reply_index)
+        if anchor == "agent_speech_start" and replies and replies[0].onset_sample is not None:
+            return probe.time_of_sample(replies[0].onset_sample)
+        if anchor == "agent_speech_end" and replies and replies[0].t_end_recv is not None:
+            return replies[0].t_end_recv
+        await _wait_change(tr, max(0.01, deadline - time.monotonic()))
+    raise TurnError(f"case {case.id}: anchor '{anchor}' never came within {timeouts.anchor_s:.0f} s (the agent did not speak)")
+
+
+def _onset(pcm: np.ndarray, start: int, sr: int, *, thresh: float = 0.01, win_ms: float = 5.0) -> int | None:
+    """First sample at/after ``start`` where the ``win_ms`` RMS envelope reaches ``thresh``."""
+    x = pcm[start:].astype(np.float32) / 32768.0
+    w = max(1, int(sr * win_ms / 1000))
+    if x.size < w:
+        return None
+    env = np.sqrt(np.convolve(x * x, np.ones(w) / w, mode="valid"))
+    idx = np.flatnonzero(env >= thresh)
+    if idx.size == 0:
+        return None
+    i = int(idx[0])
+    # the first sample inside the window that is itself non-silent
+    nz = np.flatnonzero(np.abs(x[i : i + w]) >= thresh)
+    return start + i + (int(nz[0]) if nz.size else 0)
+
+
+def _write_artifacts(user: UserBot, probe: ProbeBot, case: Case, tr: TraceEvents, placed, trace_id: str,
+                     turn_index: int, run_id: str, out_dir: Path, *, full_start: int, mic_start: int,
+                     timeouts: TurnTimeouts) -> dict[str, Any]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sr = user.mic.sr
+    mic = user.mic.pcm()[mic_start:]
+    sf.write(out_dir / "user.wav", mic, sr, subtype="PCM_16")
+    full = probe.pcm(full_start)
+    if full.size:
+        sf.write(out_dir / "post_rtc_full.wav", full, PROBE_SR, subtype="PCM_16")
+    frames = [[t, s - full_start] for t, s in probe.arrivals if s >= full_start]
+
+    replies = sorted(tr.replies.values(), key=lambda r: r.reply_index)
+    reply_slice = None
+    first = replies[0] if replies else None
+    if first is not None and first.start_sample is not None and full.size:
+        start = first.start_sample - full_start
+        onset = _onset(full, start, PROBE_SR)
+        if onset is not None:
+            start = max(start, onset - int(0.01 * PROBE_SR))  # 10 ms pre-roll before the first audible sample
+        end_evt = (first.end_sample - full_start) if first.end_sample is not None else full.size
+        end = min(full.size, end_evt + int(timeouts.reply_tail_ms * PROBE_SR / 1000))
+        if len(replies) > 1 and replies[1].start_sample is not None:
+            end = min(end, replies[1].start_sample - full_start)
+        if end > start:
+            reply_slice = [int(start), int(end)]
+            sf.write(out_dir / "post_rtc_reply.wav", full[start:end], PROBE_SR, subtype="PCM_16")
+    if first is not None and first.reply_index in tr.pre_rtc:
+        pre, pre_sr = tr.pre_rtc[first.reply_index]
+        if pre.size:
+            sf.write(out_dir / "pre_rtc.wav", pre, pre_sr, subtype="PCM_16")
+
+    t0 = user.mic.time_of(mic_start)
+    segs = []
+    for p, spec in zip(placed, case.segments):
+        segs.append({
+            "index": p.index, "expect": spec.expect, "after": spec.after, "offset_ms": spec.offset_ms,
+            "start_sample": p.start_sample - mic_start,
+            "speech_start_sample": p.start_sample - mic_start + p.speech_start,
+            "eot_sample": p.start_sample - mic_start + p.speech_end,
+            "t_onset": user.mic.time_of(p.start_sample + p.speech_start),
+            "t_end": user.mic.time_of(p.start_sample + p.speech_end),
+        })
+    first_seg = segs[0] if segs else None
+    msg = tr.trace_msg or {}
+    trace = {
+        "v": 1, "run_id": run_id, "case_id": case.id, "trace_id": trace_id, "turn_index": turn_index,
+        "wall_offset_s": time.time() - time.monotonic(),
+        "user": {
+            "wav": "user.wav", "sr": sr, "t_audio_start": t0,
+            "speech_start_sample": first_seg["speech_start_sample"] if first_seg else None,
+            "eot_sample": first_seg["eot_sample"] if first_seg else None,
+            "t_user_eot": first_seg["t_end"] if first_seg else None,
+            "segments": segs,
+        },
+        "probe": {
+            "sr": PROBE_SR, "full_wav": "post_rtc_full.wav",
+            "t_full_start": frames[0][0] if frames else None,
+            "frames": frames,
+            "t_reply_start_evt": first.t_start_recv if first else None,
+            "t_reply_end_evt": first.t_end_recv if first else None,
+            "reply_slice": reply_slice,
+            "replies": [
+                {"reply_index": r.reply_index, "start_sample": None if r.start_sample is None else r.start_sample - full_start,
+                 "end_sample": None if r.end_sample is None else r.end_sample - full_start,
+                 "t_start_recv": r.t_start_recv, "t_end_recv": r.t_end_recv,
+                 "interrupted": bool(r.end_msg and r.end_msg.get("interrupted"))}
+                for r in replies
+            ],
+        },
+        "agent": None if not msg else {
+            "stages": msg.get("stages", {}),
+            "lk_metrics": msg.get("lk_metrics", {}),
+            "transcript": msg.get("transcript", ""),
+            "reply_text": msg.get("reply_text", ""),
+            "replies": msg.get("replies", []),
+            "pre_rtc_sr": tr.pre_rtc[first.reply_index][1] if first and first.reply_index in tr.pre_rtc else None,
+        },
+        "case": {
+            "p_level": case.p_level, "expect_keywords": list(case.expect_keywords),
+            # pauses the case put in the *user's* audio (ms in user.wav); the reply's intended
+            # pauses are the agent's and come from pre_rtc.wav, never from the case
+            "user_expected_silence_ms": [list(x) for x in case.expected_silence_ms],
+            "reference_reply": case.reference_reply, "gates": dict(case.gates), "tags": list(case.tags),
+        },
+    }
+    tmp = out_dir / "trace.json.tmp"
+    tmp.write_text(json.dumps(trace, indent=1))
+    tmp.replace(out_dir / "trace.json")
+    log.info("trace_id=%s artifacts written: replies=%d pre_rtc=%s", trace_id, len(replies), bool(trace["agent"]))
+    return trace

@@ -1,0 +1,315 @@
+"""``autortc run``: cases → bots in rooms → artifacts → metrics → gates → report.
+
+``per_case`` suites run one room per case (created and deleted through ``livekit-api``),
+``--jobs`` cases at a time; ``conversation`` suites (nightly) keep one room for all turns.
+A case attempt that hits a harness problem (a barrier timeout, an anchor that never came,
+no reply events) is retried in a fresh room up to ``max_attempts``, each reason kept.
+Each case's ``result.json`` is written atomically when it ends, ``summary.json`` after
+every case; Ctrl-C keeps what finished and names what was cut.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from autortc.bots.barrier import BarrierTimeout
+from autortc.bots.probe_bot import ProbeBot
+from autortc.bots.target import CaseRoom, Target
+from autortc.bots.user_bot import UserBot
+from autortc.cases import Case, load_case_file
+from autortc.results import CaseResult, TurnResult, write_json
+from autortc.runner import analysis
+from autortc.runner.conversation import TurnError, TurnTimeouts, run_turn
+from autortc.runner.paths import check_id, child, new_run_id, new_trace_id
+
+log = logging.getLogger("autortc.runner")
+
+EXIT_PASS, EXIT_GATE_FAIL, EXIT_HARNESS = 0, 1, 2
+
+
+class RetryableCaseError(RuntimeError):
+    """A capture problem that a fresh room may not have (no reply events at all)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunOptions:
+    target: Target
+    cases_path: Path
+    suite: str = "fast"
+    out_root: Path = Path("output/runs")
+    run_id: str | None = None
+    jobs: int = 1
+    max_attempts: int = 3
+    turns: int | None = None  # conversation suites: override the suite's turn count
+    gates_path: Path | None = None
+    only: tuple[str, ...] = ()  # case ids to keep (debugging)
+    perceptual: bool = False
+    via: Literal["bots", "browser"] = "bots"
+    timeouts: TurnTimeouts = field(default_factory=TurnTimeouts)
+    progress: bool = True
+
+
+@dataclass
+class RunOutcome:
+    run_dir: Path
+    exit_code: int
+    summary: Any
+    harness_errors: list[str]
+    cut: list[str]
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+class SuiteRunner:
+    def __init__(self, opts: RunOptions) -> None:
+        self.opts = opts
+        self.case_file = load_case_file(opts.cases_path)
+        suite = self.case_file.suites.get(opts.suite)
+        if suite is None:
+            raise ValueError(f"{opts.cases_path}: suite {opts.suite!r} not defined (have: {', '.join(self.case_file.suites)})")
+        self.suite = suite
+        self.run_id = check_id("run_id", opts.run_id or new_run_id())
+        self.run_dir = child(opts.out_root, self.run_id)
+        self.results: dict[str, CaseResult] = {}
+        self.retry_reasons: dict[str, list[str]] = {}
+        self.harness_errors: list[str] = []
+        self.started_at = _now()
+        self._pool = None
+        self._summary_lock = asyncio.Lock()
+
+    # -- entry ------------------------------------------------------------------------------
+
+    async def run(self) -> RunOutcome:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._pool = analysis.new_pool()
+        cut: list[str] = []
+        try:
+            if self.suite.mode == "per_case":
+                cases = [self.case_file.case(cid) for cid in self.suite.case_ids if not self.opts.only or cid in self.opts.only]
+                cut = await self._run_per_case(cases)
+            else:
+                cut = await self._run_conversation()
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        summary = await self._write_summary(final=True, cut=cut)
+        from autortc.report import write_report
+
+        try:
+            write_report(self.run_dir)
+        except Exception as exc:  # the report must not hide the results
+            log.exception("report failed")
+            self.harness_errors.append(f"report: {exc}")
+        if self.harness_errors or cut:
+            code = EXIT_HARNESS
+        elif summary.verdict == "FAIL":
+            code = EXIT_GATE_FAIL
+        else:
+            code = EXIT_PASS
+        return RunOutcome(self.run_dir, code, summary, self.harness_errors, cut)
+
+    # -- per-case suites ------------------------------------------------------------------
+
+    async def _run_per_case(self, cases: list[Case]) -> list[str]:
+        sem = asyncio.Semaphore(max(1, self.opts.jobs))
+        progress = _Progress(len(cases), enabled=self.opts.progress, label=f"{self.opts.suite} ({self.opts.jobs} job(s))")
+
+        async def one(case: Case) -> None:
+            async with sem:
+                await self._run_case(case)
+                progress.advance(case.id, self.results[case.id].verdict)
+
+        tasks = {asyncio.create_task(one(c), name=f"case.{c.id}"): c.id for c in cases}
+        try:
+            await asyncio.gather(*tasks)
+        except asyncio.CancelledError:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            return [cid for cid in tasks.values() if cid not in self.results]
+        finally:
+            progress.close()
+        return []
+
+    async def _run_case(self, case: Case) -> None:
+        t0 = time.monotonic()
+        case_dir = child(self.run_dir, case.id)
+        reasons: list[str] = []
+        turn_dirs: list[Path] = []
+        error: str | None = None
+        for attempt in range(1, self.opts.max_attempts + 1):
+            room = check_id("room", f"{self.run_id}-{case.id}-a{attempt}")
+            try:
+                turn_dirs = await self._case_attempt(case, case_dir, room)
+                break
+            except (BarrierTimeout, TurnError, RetryableCaseError, ConnectionError, TimeoutError, Exception) as exc:
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                reason = f"attempt {attempt} (room {room}): {type(exc).__name__}: {exc}"
+                log.warning("case=%s %s", case.id, reason)
+                reasons.append(reason)
+                turn_dirs = []
+        else:
+            error = f"harness: all {self.opts.max_attempts} attempts failed; last: {reasons[-1]}"
+            self.harness_errors.append(f"{case.id}: {reasons[-1]}")
+        self.retry_reasons[case.id] = reasons
+        turns = [await self._analyze(case, d) for d in turn_dirs]
+        result = CaseResult(case_id=case.id, p_level=case.p_level, turns=turns, attempts=len(reasons) + (0 if error else 1),
+                            error=error, duration_s=round(time.monotonic() - t0, 2), tags=list(case.tags))
+        from autortc.gates import case_verdict
+
+        result.verdict = case_verdict(result)  # type: ignore[assignment]
+        write_json(case_dir / "result.json", result)
+        self.results[case.id] = result
+        await self._write_summary()
+        log.info("case=%s verdict=%s attempts=%d (%.1f s)", case.id, result.verdict, result.attempts, result.duration_s)
+
+    async def _case_attempt(self, case: Case, case_dir: Path, room: str) -> list[Path]:
+        async with CaseRoom(self.opts.target, room, metadata={"case_id": case.id}):
+            user = UserBot(self.opts.target, room=room)
+            probe = ProbeBot(self.opts.target, room=room)
+            try:
+                await user.connect()
+                await probe.connect()
+                await probe.ready()
+                await user.wait_agent_ready()
+                trace_id = new_trace_id(case.id, 0)
+                turn_dir = child(case_dir, trace_id)
+                trace = await run_turn(user=user, probe=probe, case=case, trace_id=trace_id, turn_index=0,
+                                       run_id=self.run_id, out_dir=turn_dir, timeouts=self.opts.timeouts)
+                if not trace["probe"]["replies"] and any(s.expect != "ignore" for s in case.segments):
+                    raise RetryableCaseError(f"REPLY_EVENTS_MISSING: no reply_start for trace_id={trace_id}")
+                return [turn_dir]
+            finally:
+                await asyncio.gather(user.aclose(), probe.aclose(), return_exceptions=True)
+
+    # -- conversation suites (nightly) ----------------------------------------------------
+
+    async def _run_conversation(self) -> list[str]:
+        ids = self.suite.turn_case_ids(self.opts.turns)
+        room = check_id("room", f"{self.run_id}-conversation")
+        progress = _Progress(len(ids), enabled=self.opts.progress, label=f"{self.opts.suite} conversation")
+        retries = 0
+        done = 0
+        try:
+            async with CaseRoom(self.opts.target, room, metadata={"suite": self.opts.suite}):
+                user = UserBot(self.opts.target, room=room)
+                probe = ProbeBot(self.opts.target, room=room)
+                try:
+                    await user.connect()
+                    await probe.connect()
+                    await probe.ready()
+                    await user.wait_agent_ready()
+                    for i, cid in enumerate(ids):
+                        case = self.case_file.case(cid)
+                        entry_id = check_id("case", f"turn{i:02d}-{cid}")
+                        t0 = time.monotonic()
+                        reasons: list[str] = []
+                        turn_dir = None
+                        for attempt in range(1, self.opts.max_attempts + 1):
+                            trace_id = new_trace_id(cid, i)
+                            d = child(self.run_dir, entry_id, trace_id)
+                            try:
+                                tr = await run_turn(user=user, probe=probe, case=case, trace_id=trace_id, turn_index=i,
+                                                    run_id=self.run_id, out_dir=d, timeouts=self.opts.timeouts)
+                                if not tr["probe"]["replies"] and any(s.expect != "ignore" for s in case.segments):
+                                    raise RetryableCaseError(f"REPLY_EVENTS_MISSING for trace_id={trace_id}")
+                                turn_dir = d
+                                break
+                            except (TurnError, RetryableCaseError) as exc:
+                                reasons.append(f"attempt {attempt}: {exc}")
+                                retries += 1
+                        self.retry_reasons[entry_id] = reasons
+                        turns = [await self._analyze(case, turn_dir)] if turn_dir else []
+                        res = CaseResult(case_id=entry_id, p_level=case.p_level, turns=turns, attempts=len(reasons) + (1 if turn_dir else 0),
+                                         error=None if turn_dir else f"harness: {reasons[-1]}", duration_s=round(time.monotonic() - t0, 2),
+                                         tags=list(case.tags))
+                        from autortc.gates import case_verdict
+
+                        res.verdict = case_verdict(res)  # type: ignore[assignment]
+                        write_json(child(self.run_dir, entry_id) / "result.json", res)
+                        self.results[entry_id] = res
+                        if not turn_dir:
+                            self.harness_errors.append(f"{entry_id}: {reasons[-1]}")
+                        done += 1
+                        progress.advance(entry_id, res.verdict)
+                        await self._write_summary()
+                finally:
+                    await asyncio.gather(user.aclose(), probe.aclose(), return_exceptions=True)
+        except asyncio.CancelledError:
+            return [f"turn{i:02d}-{cid}" for i, cid in enumerate(ids)][done:]
+        except BarrierTimeout as exc:
+            self.harness_errors.append(f"conversation room {room}: {exc}")
+        finally:
+            progress.close()
+            self._retry_rate = retries / max(1, len(ids))
+        return []
+
+    # -- metrics and summary ----------------------------------------------------------------
+
+    async def _analyze(self, case: Case, turn_dir: Path) -> TurnResult:
+        loop = asyncio.get_running_loop()
+        args = analysis.analyze_args(turn_dir, dict(case.gates), f"{self.opts.cases_path}:{case.id}",
+                                     self.opts.gates_path, self.opts.perceptual)
+        res: TurnResult = await loop.run_in_executor(self._pool, analysis.analyze, *args)
+        write_json(turn_dir / "result.json", res)
+        return res
+
+    async def _write_summary(self, *, final: bool = False, cut: list[str] | None = None):
+        from autortc.gates import build_run_summary, load_gates
+
+        async with self._summary_lock:
+            gates = load_gates(self.opts.gates_path)
+            cases = list(self.results.values())
+            summary = build_run_summary(self.run_id, cases, gates, suite=self.opts.suite, started_at=self.started_at,
+                                        ended_at=_now() if final else None)
+            attempts = sum(c.attempts for c in cases)
+            summary.extra.update({
+                "via": self.opts.via,
+                "jobs": self.opts.jobs,
+                "retry_reasons": {k: v for k, v in self.retry_reasons.items() if v},
+                "retries": sum(len(v) for v in self.retry_reasons.values()),
+                "retry_rate": round(sum(len(v) for v in self.retry_reasons.values()) / max(1, attempts), 4),
+                "harness_errors": list(self.harness_errors),
+                "cut": list(cut or []),
+                "target": repr(self.opts.target),
+            })
+            if final:
+                summary.extra["complete"] = not cut
+            write_json(self.run_dir / "summary.json", summary)
+            return summary
+
+
+class _Progress:
+    """A rich progress bar (or nothing, for CI logs)."""
+
+    def __init__(self, total: int, *, enabled: bool, label: str) -> None:
+        self._p = None
+        if enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                               TextColumn("{task.fields[last]}"))
+            self._p.start()
+            self._task = self._p.add_task(label, total=total, last="")
+
+    def advance(self, case_id: str, verdict: str) -> None:
+        if self._p is not None:
+            self._p.update(self._task, advance=1, last=f"{case_id}: {verdict}")
+        else:
+            log.info("done %s: %s", case_id, verdict)
+
+    def close(self) -> None:
+        if self._p is not None:
+            self._p.stop()
+
+
+async def run_suite(opts: RunOptions) -> RunOutcome:
+    return await SuiteRunner(opts).run()

@@ -1,0 +1,52 @@
+import asyncio
+
+import numpy as np
+import pytest
+
+from autortc.bots.mic import MicTimeline, PlacedSegment, run_paced
+
+pytestmark = pytest.mark.unit
+
+
+def test_segments_land_at_their_sample_and_overlaps_mix():
+    mic = MicTimeline(sr=16000, frame_samples=160)
+    a = np.full(400, 1000, np.int16)
+    b = np.full(100, 500, np.int16)
+    mic.place(PlacedSegment(index=0, start_sample=250, pcm=a, speech_start=0, speech_end=400))
+    mic.place(PlacedSegment(index=1, start_sample=600, pcm=b, speech_start=0, speech_end=100))
+    for _ in range(6):
+        mic.next_frame()
+    out = mic.pcm()
+    assert out.size == 960
+    assert np.all(out[:250] == 0) and np.all(out[250:600] == 1000)
+    assert np.all(out[600:650] == 1500)  # 600..650 is inside both
+    assert np.all(out[650:700] == 500) and np.all(out[700:] == 0)
+
+
+def test_placing_into_published_audio_is_refused():
+    mic = MicTimeline(sr=16000, frame_samples=160)
+    mic.next_frame()
+    with pytest.raises(ValueError, match="already published"):
+        mic.place(PlacedSegment(index=0, start_sample=100, pcm=np.ones(10, np.int16), speech_start=0, speech_end=10))
+
+
+async def test_pacing_follows_the_clock_not_the_sleeps(task_guard):
+    """Frame n is handed over at t0 + n*10 ms even when each sleep overshoots."""
+    now = [100.0]
+    handed: list[float] = []
+    stop = asyncio.Event()
+
+    async def oversleep(d: float) -> None:
+        now[0] += d + 0.003  # every sleep is 3 ms late
+
+    async def sink(pcm):
+        handed.append(now[0])
+        if len(handed) == 50:
+            stop.set()
+
+    mic = MicTimeline(sr=16000, frame_samples=160)
+    await run_paced(mic, sink, stop=stop, clock=lambda: now[0], sleep=oversleep)
+    due = [100.0 + n * 0.01 for n in range(50)]
+    lateness = np.array(handed) - np.array(due)
+    assert lateness.max() < 0.0031  # lateness never accumulates
+    assert mic.time_of(160 * 49) == pytest.approx(100.49)
