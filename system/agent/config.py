@@ -25,7 +25,9 @@ class AgentConfig:
     endpointing_min_delay_s: float = 0.0
     endpointing_max_delay_s: float = 3.0
     interruption_min_duration_s: float = 0.5
-    interruption_min_words: int = 0
+    # A barge-in needs >= 3 words of (interim) transcript: "mm-hmm", "okay", "yeah right" keep
+    # the agent talking; "wait, stop, please stop" interrupts it while the user is still speaking.
+    interruption_min_words: int = 3
     false_interruption_timeout_s: float = 1.0
     resume_false_interruption: bool = True
     preemptive_generation: bool = True

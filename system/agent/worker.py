@@ -12,13 +12,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from livekit.agents import Agent, AgentServer, AgentSession, JobContext, JobProcess, cli, inference, stt
+from livekit.agents import Agent, AgentServer, AgentSession, JobContext, JobProcess, cli, inference
 from livekit.agents.voice.room_io import RoomOptions
 
 from autortc.protocol.livekit_agents import AutoRTCAgentProtocol
 from system.agent.config import AgentConfig
 from system.agent.scripted_llm import ScriptedLLM, load_rules
-from system.agent.stt_whisper import WhisperOptions, WhisperSTT, WhisperTranscriber
+from system.agent.stt_whisper import WhisperOptions, WhisperStreamingSTT, WhisperTranscriber
 from system.agent.tts_adapter import LocalTTS
 
 log = logging.getLogger("autortc.agent")
@@ -94,7 +94,7 @@ async def entrypoint(ctx: JobContext) -> None:
         turn_detection = inference.TurnDetector(version="v1-mini")
     session = AgentSession(
         vad=vad,
-        stt=stt.StreamAdapter(stt=WhisperSTT(transcriber=ctx.proc.userdata["whisper"]), vad=vad),
+        stt=WhisperStreamingSTT(transcriber=ctx.proc.userdata["whisper"], vad=vad),
         llm=ScriptedLLM(rules=ctx.proc.userdata["rules"], on_event=stage),
         tts=LocalTTS(engine=ctx.proc.userdata["tts"], on_event=stage),
         turn_handling={
