@@ -20,6 +20,8 @@ app = typer.Typer(
 _COMMAND_MODULES = (
     "system.cli",
     "autortc.commands.run",
+    "autortc.commands.stages",
+    "autortc.commands.analyze",
 )
 
 

@@ -1,0 +1,148 @@
+"""Latency metrics from ``trace.json`` and the probe capture (see docs/artifacts.md).
+
+* ``eot_to_first_audio_ms``: user end-of-turn (``user.t_user_eot``) to the arrival of
+  the first audible sample of the reply at the probe.  The onset is found to about
+  1 ms in ``post_rtc_full.wav`` and its time is the arrival time of the frame that
+  holds it plus the sample offset inside the frame (``probe.frames``), not the
+  20 ms frame time.
+* ``tts_first_to_publish_ms``: ``agent.stages.first_frame_published - tts_first_chunk``.
+* ``llm_ttft_ms``: ``llm_first_token - stt_final`` from the stages (one clock), else
+  the agent's LiveKit metric ``llm_ttft_ms``.
+* ``inter_arrival_p95_ms``: P95 of the differences of the frame arrival times.
+* reported vs heard: the agent's own delay (LiveKit ``end_of_utterance_delay +
+  llm_ttft + tts_ttfb``, else ``first_frame_published - user_eot``) against the
+  EoT-to-first-audio heard at the probe.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from autortc.metrics.frames import frame_rms, short_rms, silence_threshold
+
+__all__ = ["first_onset", "sample_arrival_time", "time_to_sample", "inter_arrival_ms", "p95",
+           "stage_delta_ms", "llm_ttft_ms", "agent_reported_delay_ms"]
+
+
+def p95(values: Sequence[float] | np.ndarray) -> float | None:
+    """95th percentile (linear interpolation); ``None`` for no values."""
+    v = np.asarray([x for x in values if x is not None], dtype=np.float64)
+    return float(np.percentile(v, 95)) if v.size else None
+
+
+def first_onset(x: np.ndarray, sr: int, *, start: int = 0, threshold: float | None = None,
+                min_sound_ms: float = 20.0, min_silence_before_ms: float = 60.0) -> int | None:
+    """Index of the first audible sample at or after ``start``.
+
+    Sound = 10 ms frame RMS at or above ``threshold`` (seed adaptive threshold over
+    the whole signal by default) for at least ``min_sound_ms``.  If ``x`` is
+    already sounding at ``start`` (the previous reply's tail), the search skips to
+    the first onset after ``min_silence_before_ms`` of silence.  The onset is then
+    moved back to where the 1 ms RMS rises above the noise floor (three times the
+    median RMS of the silence before it, at least 3e-4): about 1-2 ms precise.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    rms, hop, frame = frame_rms(x, sr)
+    thr = silence_threshold(rms) if threshold is None else threshold
+    loud = rms >= thr
+    need = max(1, int(round(min_sound_ms / 1000 * sr / hop)) - int(round(frame / hop)) + 1)
+    i = max(0, start // hop)
+    quiet_need = max(1, int(round(min_silence_before_ms / 1000 * sr / hop)))
+    if i < loud.shape[0] and loud[i]:
+        q = 0
+        while i < loud.shape[0] and q < quiet_need:
+            q = q + 1 if not loud[i] else 0
+            i += 1
+    while i < loud.shape[0]:
+        if loud[i] and loud[i:i + need].all():
+            break
+        i += 1
+    else:
+        return None
+    onset = i * hop
+    lo = max(start, onset - int(0.060 * sr))
+    pre = rms[max(0, lo // hop):i]
+    floor = max(3e-4, 3.0 * float(np.median(pre[pre < thr])) if (pre < thr).any() else 3e-4)
+    seg = short_rms(x[lo:onset + frame], sr, win_ms=1.0)
+    above = seg >= floor
+    # walk back from the frame start while the 1 ms RMS stays above the floor
+    k = onset + frame - lo - 1
+    first_loud = np.flatnonzero(above[: k + 1])
+    if first_loud.size == 0:
+        return onset
+    j = k
+    while j > 0 and above[j - 1]:
+        j -= 1
+    if not above[j]:
+        j = int(first_loud[-1])
+    return max(start, lo + j)
+
+
+def _frames_arr(frames: Sequence[Sequence[float]]) -> np.ndarray:
+    f = np.asarray(frames, dtype=np.float64).reshape(-1, 2)
+    if f.shape[0] == 0:
+        raise ValueError("probe.frames is empty: no arrival times")
+    return f[np.argsort(f[:, 1], kind="stable")]
+
+
+def sample_arrival_time(frames: Sequence[Sequence[float]], index: int, sr: int) -> float:
+    """Arrival time (s, host monotonic) of sample ``index`` of ``post_rtc_full.wav``.
+
+    ``frames`` is ``probe.frames``: ``[arrival_t, first_sample_index]`` per frame.
+    Time = arrival of the frame holding the sample + offset inside it / ``sr``.
+    """
+    f = _frames_arr(frames)
+    k = int(np.searchsorted(f[:, 1], index, side="right")) - 1
+    k = max(k, 0)
+    return float(f[k, 0] + (index - f[k, 1]) / sr)
+
+
+def time_to_sample(frames: Sequence[Sequence[float]], t: float, sr: int) -> int:
+    """Inverse of :func:`sample_arrival_time`: first sample that arrived at or after ``t``."""
+    f = _frames_arr(frames)
+    order = np.argsort(f[:, 0], kind="stable")
+    ft = f[order]
+    k = int(np.searchsorted(ft[:, 0], t, side="right")) - 1
+    if k < 0:
+        return int(ft[0, 1])
+    return int(round(ft[k, 1] + max(0.0, t - ft[k, 0]) * sr))
+
+
+def inter_arrival_ms(frames: Sequence[Sequence[float]]) -> np.ndarray:
+    """Differences (ms) between consecutive frame arrival times, in sample order."""
+    f = _frames_arr(frames)
+    return np.diff(f[:, 0]) * 1000.0
+
+
+def stage_delta_ms(stages: Mapping[str, Any] | None, a: str, b: str) -> float | None:
+    """``(stages[b] - stages[a]) * 1000`` or ``None`` when either is missing."""
+    if not stages or stages.get(a) is None or stages.get(b) is None:
+        return None
+    return (float(stages[b]) - float(stages[a])) * 1000.0
+
+
+def llm_ttft_ms(agent: Mapping[str, Any] | None) -> float | None:
+    """LLM time to first token: stages ``stt_final -> llm_first_token``, else ``lk_metrics.llm_ttft_ms``."""
+    if not agent:
+        return None
+    v = stage_delta_ms(agent.get("stages"), "stt_final", "llm_first_token")
+    if v is None:
+        v = (agent.get("lk_metrics") or {}).get("llm_ttft_ms")
+    return None if v is None else float(v)
+
+
+def agent_reported_delay_ms(agent: Mapping[str, Any] | None) -> float | None:
+    """The delay the agent believes the user waited.
+
+    LiveKit Agents metrics ``end_of_utterance_delay_ms + llm_ttft_ms + tts_ttfb_ms`` when
+    all three are there, else stages ``user_eot -> first_frame_published``.
+    """
+    if not agent:
+        return None
+    lk = agent.get("lk_metrics") or {}
+    keys = ("end_of_utterance_delay_ms", "llm_ttft_ms", "tts_ttfb_ms")
+    if all(lk.get(k) is not None for k in keys):
+        return float(sum(float(lk[k]) for k in keys))
+    return stage_delta_ms(agent.get("stages"), "user_eot", "first_frame_published")

@@ -1,0 +1,348 @@
+"""All metrics of one turn folder (layout and ``trace.json`` in docs/artifacts.md).
+
+Entry point for the runner::
+
+    result = compute_turn_metrics(turn_dir, gates=case_gates, transcribe=stt_fn)
+    write_json(turn_dir / "result.json", result)
+
+``load_turn`` does the I/O (WAVs via :mod:`autortc.audio`, ``trace.json``);
+``metrics_from_inputs`` is pure over the loaded arrays, so tests drive it directly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from autortc.audio import Audio, AudioFileError, load_audio, resample
+from autortc.metrics import content, continuity, fidelity, fingerprints, latency, level, turntaking
+from autortc.results import Interval, TurnResult, worst
+
+log = logging.getLogger("autortc.metrics")
+
+Transcriber = Callable[[np.ndarray, int], str]
+"""``transcribe(samples_float32_mono, sr) -> text``; STT is the caller's (e.g. faster-whisper)."""
+
+WAV_NAMES = {"user": "user.wav", "pre": "pre_rtc.wav", "full": "post_rtc_full.wav", "reply": "post_rtc_reply.wav"}
+
+
+class TraceFileError(ValueError):
+    """``trace.json`` is missing, not JSON, or lacks a field the metrics need."""
+
+
+@dataclass
+class TurnInputs:
+    """What :func:`load_turn` read: audio (``None`` when the file is missing) and the trace dict."""
+
+    trace: dict[str, Any]
+    user: Audio | None = None
+    pre: Audio | None = None
+    full: Audio | None = None
+    reply: Audio | None = None
+    errors: list[str] = field(default_factory=list)
+    case_id: str = ""
+    trace_id: str = ""
+
+
+def load_trace(path: Path) -> dict[str, Any]:
+    """Read and sanity-check ``trace.json`` (v1).  Raises :class:`TraceFileError` naming the file/field."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise TraceFileError(f"{path}: file not found") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TraceFileError(f"{path}: not readable JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise TraceFileError(f"{path}: expected a JSON object")
+    if data.get("v", 1) != 1:
+        raise TraceFileError(f"{path}: field 'v': expected 1, got {data.get('v')!r}")
+    for sect in ("user", "probe"):
+        if sect in data and data[sect] is not None and not isinstance(data[sect], dict):
+            raise TraceFileError(f"{path}: field '{sect}': expected an object")
+    frames = (data.get("probe") or {}).get("frames")
+    if frames is not None:
+        try:
+            arr = np.asarray(frames, dtype=np.float64)
+            if arr.size and (arr.ndim != 2 or arr.shape[1] != 2):
+                raise ValueError
+        except (TypeError, ValueError) as exc:
+            raise TraceFileError(f"{path}: field 'probe.frames': expected [[arrival_s, first_sample], ...]") from exc
+    return data
+
+
+def load_turn(turn_dir: Path) -> TurnInputs:
+    """Read a turn folder.  Missing WAVs are ``None``; unreadable ones are ``None`` plus an error line."""
+    turn_dir = Path(turn_dir)
+    errors: list[str] = []
+    try:
+        trace = load_trace(turn_dir / "trace.json")
+    except TraceFileError as exc:
+        errors.append(str(exc))
+        trace = {}
+    audio: dict[str, Audio | None] = {}
+    for key, name in WAV_NAMES.items():
+        sect = trace.get("user" if key == "user" else "probe") or {}
+        fname = sect.get("wav") if key == "user" else sect.get("full_wav") if key == "full" else None
+        p = turn_dir / (fname or name)
+        if not p.exists():
+            audio[key] = None
+            continue
+        try:
+            audio[key] = load_audio(p)
+        except AudioFileError as exc:
+            errors.append(str(exc))
+            audio[key] = None
+    return TurnInputs(trace=trace, errors=errors, case_id=str(trace.get("case_id") or turn_dir.parent.name),
+                      trace_id=str(trace.get("trace_id") or turn_dir.name), **audio)
+
+
+def _iv(gs: list[continuity.Gap]) -> list[Interval]:
+    return [Interval(round(g.start_ms, 2), round(g.end_ms, 2)) for g in gs]
+
+
+def metrics_from_inputs(inp: TurnInputs, *, transcribe: Transcriber | None = None,
+                        perceptual: bool = False, detect_repeats: bool = True) -> TurnResult:
+    """Compute every metric family from loaded inputs (no gates).  See :func:`compute_turn_metrics`."""
+    tr = inp.trace
+    user_t = tr.get("user") or {}
+    probe = tr.get("probe") or {}
+    agent = tr.get("agent") or None
+    case = tr.get("case") or {}
+    res = TurnResult(case_id=inp.case_id, trace_id=inp.trace_id, turn_index=int(tr.get("turn_index") or 0),
+                     p_level=str(case.get("p_level") or "P0"), errors=list(inp.errors))
+    reply, full, pre, user = inp.reply, inp.full, inp.pre, inp.user
+
+    # level, capture status
+    L = res.level
+    L.reply_rms = level.rms(reply.samples) if reply else None
+    L.full_rms = level.rms(full.samples) if full else None
+    L.pre_rms = level.rms(pre.samples) if pre else None
+    post_rms = max([v for v in (L.reply_rms, L.full_rms) if v is not None], default=None)
+    res.capture_status = level.capture_status(L.pre_rms, post_rms).value  # type: ignore[assignment]
+    res.audio_valid = level.audio_valid(L.reply_rms, L.full_rms)
+    # the reply segment: post_rtc_reply.wav, else the reply_slice of the full capture; never
+    # the whole capture (its silences before/after the reply made false max_gap, seed D9 R5)
+    seg = reply
+    sl = probe.get("reply_slice")
+    if seg is None and full is not None and sl and len(sl) == 2 and 0 <= sl[0] < sl[1] <= full.samples.shape[0]:
+        seg = Audio(full.samples[int(sl[0]):int(sl[1])], full.sr)
+    if seg is None and full is not None:
+        res.errors.append("post_rtc_reply.wav missing and no probe.reply_slice: reply metrics not measured")
+    if seg is not None:
+        L.clipping_ratio = level.clipping_ratio(seg.samples)
+    if pre is not None:
+        L.pre_clipping_ratio = level.clipping_ratio(pre.samples)
+    pre_at = resample(pre.samples, pre.sr, seg.sr) if (pre is not None and seg is not None) else None
+    ok = res.capture_status == "OK" and seg is not None and pre_at is not None
+
+    # fidelity
+    lag = None
+    if ok:
+        al = fidelity.align(pre_at, seg.samples, seg.sr)
+        lag = al.lag_samples
+        res.fidelity.lag_ms = al.lag_ms
+        res.fidelity.align_corr = al.peak_corr
+        res.fidelity.mel_distance = fidelity.mel_distance(pre_at, seg.samples, seg.sr, lag_samples=lag)
+
+    # continuity on the reply segment
+    if seg is not None:
+        declared = list((agent or {}).get("expected_silence_ms") or []) + list(case.get("expected_silence_ms") or [])
+        if lag is not None:
+            shift_ms = lag / seg.sr * 1000.0  # pre sample 0 = first published sample
+        else:
+            on = latency.first_onset(seg.samples, seg.sr)
+            shift_ms = 0.0 if on is None else on / seg.sr * 1000.0
+        spans = [(float(a) + shift_ms, float(b) + shift_ms) for a, b in declared]
+        rep = continuity.detect_gaps(seg.samples, seg.sr, expected_silence_ms=spans)
+        C = res.continuity
+        C.silence_threshold = rep.threshold
+        C.gaps = _iv(rep.gaps)
+        C.excused_gaps = _iv(rep.excused)
+        C.max_gap_ms = rep.max_gap_ms
+        drops = continuity.audible_dropouts(seg.samples, seg.sr, gaps=rep, reference=pre_at if ok else None,
+                                            reference_lag=lag)
+        C.dropouts = _iv(drops)
+        C.audible_dropouts = len(drops)
+        C.dropout_method = "reference" if ok else "signal"
+        C.expected_silence_coverage = continuity.expected_silence_coverage(rep, seg.sr, spans)
+
+        F = res.fingerprints
+        sp = fingerprints.detect_spikes(seg.samples, seg.sr)
+        F.peak_spike_count = len(sp)
+        F.spikes = [Interval(s.start_ms, s.end_ms) for s in sp]
+        F.peak_derivative_max = fingerprints.peak_derivative_max(seg.samples)
+        F.hf_energy_ratio_post = fingerprints.hf_energy_ratio(seg.samples, seg.sr)
+        if detect_repeats:
+            reps = fingerprints.detect_repeats(seg.samples, seg.sr)
+            F.repeat_count = len(reps)
+            F.repeats = [Interval(r.start_ms, r.end_ms) for r in reps]
+        if ok:
+            F.drift_ratio = fingerprints.drift_ratio(pre_at, seg.samples, seg.sr)
+            F.hf_energy_ratio_pre = fingerprints.hf_energy_ratio(pre.samples, pre.sr)
+            F.hf_ratio_drop = fingerprints.hf_ratio_drop(pre.samples, seg.samples, pre.sr, seg.sr)
+    if user is not None:
+        usp = fingerprints.detect_spikes(user.samples, user.sr)
+        res.fingerprints.input_spike_count = len(usp)
+        res.fingerprints.input_peak = float(np.max(np.abs(user.samples))) if user.samples.size else None
+
+    # latency
+    Lt = res.latency
+    stages = (agent or {}).get("stages") or {}
+    Lt.tts_first_to_publish_ms = latency.stage_delta_ms(stages, "tts_first_chunk", "first_frame_published")
+    Lt.llm_ttft_ms = latency.llm_ttft_ms(agent)
+    Lt.agent_reported_ms = latency.agent_reported_delay_ms(agent)
+    frames = probe.get("frames") or []
+    if frames and full is not None:
+        sl = probe.get("reply_slice")
+        fr = np.asarray(frames, dtype=np.float64)
+        if sl and len(sl) == 2:
+            sel = fr[(fr[:, 1] >= sl[0]) & (fr[:, 1] < sl[1])]
+            fr = sel if sel.shape[0] >= 2 else fr
+        ia = latency.inter_arrival_ms(fr)
+        if ia.size:
+            Lt.inter_arrival_p95_ms = float(np.percentile(ia, 95))
+            Lt.inter_arrival_max_ms = float(ia.max())
+        t_eot = user_t.get("t_user_eot")
+        if t_eot is not None:
+            start = latency.time_to_sample(frames, float(t_eot), full.sr)
+            on = latency.first_onset(full.samples, full.sr, start=start)
+            if on is not None:
+                Lt.first_audio_t = latency.sample_arrival_time(frames, on, full.sr)
+                Lt.eot_to_first_audio_ms = (Lt.first_audio_t - float(t_eot)) * 1000.0
+                if Lt.agent_reported_ms is not None:
+                    Lt.reported_vs_heard_ms = Lt.eot_to_first_audio_ms - Lt.agent_reported_ms
+
+    # content
+    if transcribe is not None and seg is not None and res.audio_valid:
+        try:
+            text = transcribe(seg.samples, seg.sr)
+        except Exception as exc:  # STT is the caller's; its failure is a turn error, not a crash
+            res.errors.append(f"transcribe failed: {type(exc).__name__}: {exc}")
+            text = None
+        if text is not None:
+            res.content.transcript = text
+            rate, missing = content.keyword_hit_rate(text, case.get("expect_keywords") or [])
+            res.content.keyword_hit_rate = rate
+            res.content.missing_keywords = missing
+            ref_text = case.get("reference_reply") or (agent or {}).get("reply_text")
+            if ref_text:
+                res.content.wer = content.word_error_rate(ref_text, text)
+
+    # turn-taking
+    segs = [s for s in (user_t.get("segments") or []) if s.get("expect") in ("stop", "ignore")]
+    if segs and full is not None and frames and user is not None and user_t.get("t_audio_start") is not None:
+        t0 = float(user_t["t_audio_start"])
+        agent_iv = turntaking.activity_intervals(full.samples, full.sr,
+                                                 lambda i: latency.sample_arrival_time(frames, i, full.sr))
+        user_iv = turntaking.activity_intervals(user.samples, user.sr, lambda i: t0 + i / user.sr)
+        stops = [turntaking.stop_time_ms(agent_iv, float(s["t_onset"])) for s in segs if s["expect"] == "stop"]
+        stops = [v for v in stops if v is not None]
+        res.turntaking.stop_time_ms = max(stops) if stops else None
+        ys = [turntaking.false_yield(agent_iv, float(s["t_onset"])) for s in segs if s["expect"] == "ignore"]
+        res.turntaking.false_yields = sum(1 for y in ys if y)
+        res.turntaking.talk_over_ms = turntaking.talk_over_ms(user_iv, agent_iv)
+
+    # perceptual
+    if perceptual:
+        if ok:
+            from autortc.metrics.perceptual import visqol_mos
+
+            a, b = fidelity._overlap(pre_at, seg.samples, lag or 0)
+            try:
+                res.perceptual.mos_lqo = visqol_mos(a, b, seg.sr)
+                res.perceptual.scored = True
+            except Exception as exc:
+                res.perceptual.reason = f"{type(exc).__name__}: {exc}"
+        else:
+            res.perceptual.reason = f"capture_status {res.capture_status}"
+    else:
+        res.perceptual.reason = "not requested"
+    return res
+
+
+def compute_turn_metrics(turn_dir: Path, *, gates: Any = None, transcribe: Transcriber | None = None,
+                         perceptual: bool = False) -> TurnResult:
+    """Compute all metrics and gate verdicts of one turn folder.
+
+    Args:
+        turn_dir: ``output/runs/<run>/<case>/<trace_id>/`` holding ``trace.json`` and
+            the WAVs of docs/artifacts.md; missing WAVs are allowed (they set
+            ``capture_status``), unreadable ones are recorded in ``errors``.
+        gates: an :class:`autortc.gates.GateSet` with the case's overrides applied;
+            ``None`` = ``defaults.toml``.
+        transcribe: ``(samples, sr) -> text`` STT for the content metrics (keyword hit
+            rate against ``case.expect_keywords``, WER against ``case.reference_reply``
+            or else ``agent.reply_text``); ``None`` skips them.
+        perceptual: score ViSQOL MOS-LQO in this process (~4.5 s CPU per 4 s); for many
+            turns use :func:`autortc.metrics.perceptual.score_many` instead.
+
+    Returns:
+        :class:`autortc.results.TurnResult` with ``verdicts`` (per gate) and ``verdict``
+        (worst of them; FAIL when the trace was unreadable).  Never raises for bad
+        artifacts; the reasons are in ``errors``.
+    """
+    from autortc.gates import evaluate_turn, load_gates
+
+    turn_dir = Path(turn_dir)
+    inp = load_turn(turn_dir)
+    res = metrics_from_inputs(inp, transcribe=transcribe, perceptual=perceptual)
+    gs = gates if gates is not None else load_gates()
+    res.verdicts = evaluate_turn(res, gs)
+    statuses = [v.status for v in res.verdicts]
+    if not inp.trace:
+        statuses.append("FAIL")
+    res.verdict = worst(statuses)
+    log.info("turn metrics case=%s trace_id=%s capture=%s verdict=%s eot_to_first_audio_ms=%s max_gap_ms=%s",
+             res.case_id, res.trace_id, res.capture_status, res.verdict, res.latency.eot_to_first_audio_ms,
+             res.continuity.max_gap_ms)
+    return res
+
+
+def add_perceptual_scores(items: list[tuple[Path, TurnResult]], *, max_workers: int | None = None,
+                          gates: Any = None) -> list[str]:
+    """Fill ``perceptual`` of several turns with ViSQOL MOS-LQO, scored in a process pool.
+
+    ``items`` are ``(turn_dir, result)`` pairs from :func:`compute_turn_metrics`; only
+    turns with ``capture_status == "OK"`` are scored (pre-RTC vs the aligned reply).
+    Returns the trace_ids that were scored; the others get ``perceptual.reason``.
+    With ``gates`` (a GateSet) the verdicts of every turn are evaluated again so a
+    suite that enables the ``mos_lqo`` gate sees it.
+    """
+    from autortc.metrics.perceptual import score_many
+
+    jobs: list[tuple[np.ndarray, np.ndarray, int]] = []
+    owners: list[TurnResult] = []
+    for turn_dir, res in items:
+        if res.capture_status != "OK":
+            res.perceptual.reason = f"capture_status {res.capture_status}"
+            continue
+        inp = load_turn(Path(turn_dir))
+        seg = inp.reply or inp.full
+        if inp.pre is None or seg is None:
+            res.perceptual.reason = "pre or post audio unreadable"
+            continue
+        pre_at = resample(inp.pre.samples, inp.pre.sr, seg.sr)
+        lag = int(round((res.fidelity.lag_ms or 0.0) * seg.sr / 1000.0))
+        a, b = fidelity._overlap(pre_at, seg.samples, lag)
+        jobs.append((a, b, seg.sr))
+        owners.append(res)
+    scored: list[str] = []
+    for res, mos in zip(owners, score_many(jobs, max_workers=max_workers)):
+        res.perceptual.mos_lqo = mos.mos_lqo
+        res.perceptual.scored = mos.mos_lqo is not None
+        res.perceptual.reason = mos.error or ""
+        if res.perceptual.scored:
+            scored.append(res.trace_id)
+    if gates is not None:
+        from autortc.gates import evaluate_turn
+
+        for _, res in items:
+            res.verdicts = evaluate_turn(res, gates)
+            res.verdict = worst([v.status for v in res.verdicts] + (["FAIL"] if res.errors and not res.verdicts else []))
+    log.info("visqol scored %d/%d turns: %s", len(scored), len(items), ", ".join(scored))
+    return scored

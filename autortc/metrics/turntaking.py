@@ -1,0 +1,94 @@
+"""Turn-taking from the user's and the agent's audio timelines on one clock (seconds).
+
+* ``activity_intervals``: sound intervals of a signal as host-clock times.
+* ``stop_time_ms``: for a ``stop`` segment, user onset -> the agent's last audible
+  sample of the speech it was producing at that moment.
+* ``false_yield``: for an ``ignore`` segment (backchannel, cough), whether the agent,
+  speaking at the onset, fell silent for >= 300 ms starting within 1 s.
+* ``talk_over_ms``: total time both were audible.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+from autortc.metrics.frames import frame_rms, runs, silence_threshold
+
+Interval = tuple[float, float]
+
+__all__ = ["activity_intervals", "stop_time_ms", "false_yield", "talk_over_ms"]
+
+
+def activity_intervals(x: np.ndarray, sr: int, to_time: Callable[[int], float], *,
+                       merge_ms: float = 50.0, min_ms: float = 30.0) -> list[Interval]:
+    """Sound intervals of ``x`` as ``(t_start, t_end)`` seconds on the shared clock.
+
+    ``to_time(sample_index) -> seconds`` maps samples to the clock (for the probe,
+    :func:`autortc.metrics.latency.sample_arrival_time`; for user.wav,
+    ``t_audio_start + i / sr``).  Silences shorter than ``merge_ms`` are bridged.
+    """
+    rms, hop, frame = frame_rms(x, sr)
+    thr = silence_threshold(rms)
+    iv = [(a * hop, (b - 1) * hop + frame) for a, b in runs(rms >= thr)]
+    merged: list[list[int]] = []
+    for a, b in iv:
+        if merged and (a - merged[-1][1]) / sr * 1000 < merge_ms:
+            merged[-1][1] = b
+        else:
+            merged.append([a, b])
+    return [(to_time(a), to_time(b)) for a, b in merged if (b - a) / sr * 1000 >= min_ms]
+
+
+def _active_at(iv: Sequence[Interval], t: float) -> int | None:
+    for i, (a, b) in enumerate(iv):
+        if a <= t < b:
+            return i
+    return None
+
+
+def stop_time_ms(agent: Sequence[Interval], t_user_onset: float, *, bridge_ms: float = 300.0) -> float | None:
+    """ms from the user's onset to the end of the agent speech active then (pauses < ``bridge_ms`` bridged).
+
+    ``None`` when the agent was not speaking at the onset (nothing to stop).
+    """
+    i = _active_at(agent, t_user_onset)
+    if i is None:
+        return None
+    end = agent[i][1]
+    for a, b in agent[i + 1:]:
+        if (a - end) * 1000 < bridge_ms:
+            end = b
+        else:
+            break
+    return (end - t_user_onset) * 1000.0
+
+
+def false_yield(agent: Sequence[Interval], t_user_onset: float, *, within_s: float = 1.0,
+                min_silence_ms: float = 300.0) -> bool | None:
+    """Did the agent, speaking at ``t_user_onset``, go silent >= ``min_silence_ms`` starting within ``within_s``?
+
+    ``None`` when the agent was not speaking at the onset.  A reply that simply ends
+    in that second also counts (the user cannot tell the two apart).
+    """
+    i = _active_at(agent, t_user_onset)
+    if i is None:
+        return None
+    for k in range(i, len(agent)):
+        end = agent[k][1]
+        if end > t_user_onset + within_s:
+            return False
+        nxt = agent[k + 1][0] if k + 1 < len(agent) else float("inf")
+        if (nxt - end) * 1000 >= min_silence_ms:
+            return True
+    return False
+
+
+def talk_over_ms(user: Sequence[Interval], agent: Sequence[Interval]) -> float:
+    """Total overlap (ms) of the two interval lists."""
+    tot = 0.0
+    for a, b in user:
+        for c, d in agent:
+            tot += max(0.0, min(b, d) - max(a, c))
+    return tot * 1000.0

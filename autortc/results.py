@@ -1,0 +1,284 @@
+"""Typed results of a run and their JSON form: turn -> case -> run.
+
+The runner writes ``<case>/result.json`` (:class:`CaseResult`), each turn folder's
+``result.json`` (:class:`TurnResult`) and ``summary.json`` (:class:`RunSummary`);
+the report reads them back.  (De)serialisation goes through pydantic so a bad
+file gets an error naming the file and the field::
+
+    write_json(path, case_result)            # atomic (tmp file + rename)
+    case = read_json(path, CaseResult)       # ResultFileError on bad content
+
+Units: times in ms unless the name says otherwise; ratios 0..1; ``None`` = not measured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+RESULT_VERSION = 1
+
+Status = Literal["PASS", "WARN", "FAIL", "SKIP"]
+"""Gate/turn/case/run verdicts.  SKIP: no data for the gate (never counts as PASS in a rate)."""
+
+CaptureStatusName = Literal["OK", "POST_SILENT", "PRE_MISSING", "POST_MISSING", "PRE_SILENT"]
+
+_ORDER = {"SKIP": 0, "PASS": 1, "WARN": 2, "FAIL": 3}
+
+
+def worst(statuses: list[str] | tuple[str, ...], *, empty: Status = "SKIP") -> Status:
+    """Worst of verdicts (FAIL > WARN > PASS > SKIP)."""
+    return max(statuses, key=lambda s: _ORDER[s]) if statuses else empty  # type: ignore[return-value]
+
+
+@dataclass
+class GateVerdict:
+    """One gate checked against one turn (``scope="turn"``) or the whole run (``scope="run"``).
+
+    ``measured`` is the value compared (for run gates, the aggregate, e.g. P95);
+    ``threshold`` the limit that decided ``status``; ``worst_case``/``worst_trace``
+    point at the turn with the worst value for run gates.
+    """
+
+    gate: str
+    status: Status
+    measured: float | None
+    threshold: float | None
+    op: str
+    scope: Literal["turn", "run"] = "turn"
+    metric: str = ""
+    case_id: str | None = None
+    trace_id: str | None = None
+    turn_index: int | None = None
+    warn_threshold: float | None = None
+    n: int | None = None
+    message: str = ""
+
+
+@dataclass
+class Interval:
+    start_ms: float
+    end_ms: float
+
+
+@dataclass
+class LatencyMetrics:
+    eot_to_first_audio_ms: float | None = None
+    first_audio_t: float | None = None  # host monotonic s of the first audible sample at the probe
+    tts_first_to_publish_ms: float | None = None
+    llm_ttft_ms: float | None = None
+    inter_arrival_p95_ms: float | None = None
+    inter_arrival_max_ms: float | None = None
+    agent_reported_ms: float | None = None
+    reported_vs_heard_ms: float | None = None  # heard - reported: silence the agent does not see
+    user_kpi_ms: float | None = None  # browser-side, filled by the browser harness
+
+
+@dataclass
+class ContinuityMetrics:
+    max_gap_ms: float | None = None  # reply segment only, expected silence excluded
+    gaps: list[Interval] = field(default_factory=list)  # ms in post_rtc_reply.wav
+    excused_gaps: list[Interval] = field(default_factory=list)
+    audible_dropouts: int | None = None
+    dropouts: list[Interval] = field(default_factory=list)
+    dropout_method: Literal["reference", "signal", ""] = ""
+    silence_threshold: float | None = None
+    expected_silence_coverage: float | None = None
+
+
+@dataclass
+class LevelMetrics:
+    reply_rms: float | None = None
+    full_rms: float | None = None
+    pre_rms: float | None = None
+    clipping_ratio: float | None = None  # post reply, 0..1
+    pre_clipping_ratio: float | None = None
+
+
+@dataclass
+class FidelityMetrics:
+    lag_ms: float | None = None  # post - pre, after cross-correlation
+    mel_distance: float | None = None  # dB, -1 when capture_status != OK (seed convention)
+    align_corr: float | None = None
+
+
+@dataclass
+class PerceptualMetrics:
+    mos_lqo: float | None = None
+    scored: bool = False
+    reason: str = ""  # why not scored
+
+
+@dataclass
+class ContentMetrics:
+    transcript: str | None = None
+    keyword_hit_rate: float | None = None
+    missing_keywords: list[str] = field(default_factory=list)
+    wer: float | None = None
+
+
+@dataclass
+class TurnTakingMetrics:
+    stop_time_ms: float | None = None
+    false_yields: int | None = None
+    talk_over_ms: float | None = None
+
+
+@dataclass
+class Fingerprints:
+    peak_spike_count: int | None = None
+    spikes: list[Interval] = field(default_factory=list)
+    peak_derivative_max: float | None = None
+    input_spike_count: int | None = None
+    input_peak: float | None = None
+    drift_ratio: float | None = None
+    hf_energy_ratio_pre: float | None = None
+    hf_energy_ratio_post: float | None = None
+    hf_ratio_drop: float | None = None
+    repeat_count: int | None = None
+    repeats: list[Interval] = field(default_factory=list)
+
+
+@dataclass
+class TurnResult:
+    """All metrics and gate verdicts of one user turn (one ``<trace_id>/`` folder)."""
+
+    case_id: str
+    trace_id: str
+    turn_index: int = 0
+    p_level: str = "P0"
+    capture_status: CaptureStatusName = "OK"
+    audio_valid: bool = False
+    verdict: Status = "SKIP"
+    latency: LatencyMetrics = field(default_factory=LatencyMetrics)
+    continuity: ContinuityMetrics = field(default_factory=ContinuityMetrics)
+    level: LevelMetrics = field(default_factory=LevelMetrics)
+    fidelity: FidelityMetrics = field(default_factory=FidelityMetrics)
+    perceptual: PerceptualMetrics = field(default_factory=PerceptualMetrics)
+    content: ContentMetrics = field(default_factory=ContentMetrics)
+    turntaking: TurnTakingMetrics = field(default_factory=TurnTakingMetrics)
+    fingerprints: Fingerprints = field(default_factory=Fingerprints)
+    verdicts: list[GateVerdict] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    v: int = RESULT_VERSION
+
+    def metric(self, path: str) -> Any:
+        """Value at a dotted path such as ``"latency.eot_to_first_audio_ms"`` (``None`` if absent)."""
+        obj: Any = self
+        for part in path.split("."):
+            if obj is None or not hasattr(obj, part):
+                return None
+            obj = getattr(obj, part)
+        return obj
+
+
+@dataclass
+class CaseResult:
+    """One case: its turns, the worst verdict, retries.  Written to ``<case>/result.json``."""
+
+    case_id: str
+    p_level: str = "P0"
+    verdict: Status = "SKIP"
+    turns: list[TurnResult] = field(default_factory=list)
+    attempts: int = 1
+    error: str | None = None
+    duration_s: float | None = None
+    tags: list[str] = field(default_factory=list)
+    v: int = RESULT_VERSION
+
+
+@dataclass
+class CaseEntry:
+    """A case's line in ``summary.json``; ``result`` is the path of its result.json relative to the run dir."""
+
+    case_id: str
+    verdict: Status
+    p_level: str = "P0"
+    turns: int = 0
+    result: str = ""
+    error: str | None = None
+
+
+@dataclass
+class RunSummary:
+    """``summary.json``: the run, its cases and the run-level gate verdicts."""
+
+    run_id: str
+    suite: str = ""
+    verdict: Status = "SKIP"
+    started_at: str | None = None
+    ended_at: str | None = None
+    cases: list[CaseEntry] = field(default_factory=list)
+    gates: list[GateVerdict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    v: int = RESULT_VERSION
+
+
+class ResultFileError(ValueError):
+    """A result/summary JSON file is missing, not JSON, or does not match its schema."""
+
+
+T = TypeVar("T")
+
+
+def to_dict(obj: Any) -> Any:
+    """JSON-ready dict of a result dataclass (NaN/inf become ``None``)."""
+    from pydantic import TypeAdapter
+
+    d = TypeAdapter(type(obj)).dump_python(obj, mode="json")
+    return _clean(d)
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(v, dict):
+        return {k: _clean(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_clean(x) for x in v]
+    return v
+
+
+def from_dict(cls: type[T], data: Any, *, source: str = "<data>") -> T:
+    """Build ``cls`` from parsed JSON; :class:`ResultFileError` names ``source`` and the bad fields."""
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        return TypeAdapter(cls).validate_python(data)
+    except ValidationError as exc:
+        errs = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:8])
+        raise ResultFileError(f"{source}: not a valid {cls.__name__} ({errs})") from exc
+
+
+def write_json(path: Path | str, obj: Any) -> Path:
+    """Write a result dataclass (or plain data) as JSON atomically (temp file + ``os.replace``)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    data = obj if isinstance(obj, (dict, list)) else to_dict(obj)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=str(p.parent))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, ensure_ascii=False)
+            fh.write("\n")
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return p
+
+
+def read_json(path: Path | str, cls: type[T]) -> T:
+    """Read ``path`` as ``cls``; :class:`ResultFileError` naming the file on any problem."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ResultFileError(f"{p}: file not found") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ResultFileError(f"{p}: not readable JSON ({exc})") from exc
+    return from_dict(cls, data, source=str(p))

@@ -1,0 +1,1 @@
+"""Test support shipped with the package: ground-truth signal generator and fault injectors."""

@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+
+from autortc.metrics.latency import (agent_reported_delay_ms, first_onset, inter_arrival_ms, llm_ttft_ms, p95,
+                                     sample_arrival_time, stage_delta_ms, time_to_sample)
+from autortc.testing.faults import make_speech
+
+pytestmark = pytest.mark.unit
+
+SR = 48000
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_first_onset_is_within_2ms(seed):
+    s = make_speech(SR, seed=seed, sentences=1, lead_ms=537.0)
+    truth = s.speech_start  # first sample of the first syllable's attack ramp
+    got = first_onset(s.samples, SR)
+    assert got is not None
+    assert abs(got - truth) / SR * 1000 <= 2.0, (got, truth)
+
+
+def test_first_onset_skips_previous_reply_tail():
+    a = make_speech(SR, seed=5, sentences=1, lead_ms=0, tail_ms=300).samples
+    b = make_speech(SR, seed=6, sentences=1, lead_ms=0, tail_ms=0).samples
+    x = np.concatenate([a, b])
+    start = int(0.05 * SR)  # search begins while a is sounding
+    got = first_onset(x, SR, start=start)
+    assert abs(got - a.shape[0]) / SR * 1000 <= 2.0
+    assert first_onset(np.zeros(SR, np.float32), SR) is None
+
+
+def test_sample_arrival_time_uses_offset_inside_frame():
+    frames = [[10.000, 0], [10.025, 960], [10.041, 1920]]
+    assert sample_arrival_time(frames, 0, SR) == pytest.approx(10.0)
+    assert sample_arrival_time(frames, 960 + 480, SR) == pytest.approx(10.025 + 0.010)
+    assert sample_arrival_time(frames, 1920 + 48, SR) == pytest.approx(10.041 + 0.001)
+    assert time_to_sample(frames, 10.026, SR) == 960 + 48
+
+
+def test_inter_arrival_p95():
+    rng = np.random.default_rng(0)
+    t = 5.0 + np.cumsum(np.r_[0, 0.020 + rng.uniform(-0.002, 0.002, 199)])
+    t[100] += 0.05  # one late frame: its gap grows, the next shrinks
+    frames = [[float(v), i * 960] for i, v in enumerate(t)]
+    ia = inter_arrival_ms(frames)
+    assert ia.shape == (199,)
+    assert ia.max() == pytest.approx(np.diff(t).max() * 1000)
+    assert p95(ia) == pytest.approx(np.percentile(np.diff(t) * 1000, 95))
+    assert p95([]) is None
+
+
+def test_stage_metrics():
+    agent = {"stages": {"user_eot": 1.0, "stt_final": 1.2, "llm_first_token": 1.26, "tts_first_chunk": 1.4,
+                        "first_frame_published": 1.43},
+             "lk_metrics": {"llm_ttft_ms": 99.0}}
+    assert stage_delta_ms(agent["stages"], "tts_first_chunk", "first_frame_published") == pytest.approx(30.0)
+    assert llm_ttft_ms(agent) == pytest.approx(60.0)  # stages win over lk_metrics
+    assert llm_ttft_ms({"stages": {}, "lk_metrics": {"llm_ttft_ms": 99.0}}) == 99.0
+    assert agent_reported_delay_ms(agent) == pytest.approx(430.0)
+    agent["lk_metrics"] = {"end_of_utterance_delay_ms": 200, "llm_ttft_ms": 50, "tts_ttfb_ms": 70}
+    assert agent_reported_delay_ms(agent) == pytest.approx(320.0)
+    assert stage_delta_ms(None, "a", "b") is None and llm_ttft_ms(None) is None

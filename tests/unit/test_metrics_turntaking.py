@@ -1,0 +1,36 @@
+import pytest
+
+from autortc.metrics.turntaking import activity_intervals, false_yield, stop_time_ms, talk_over_ms
+from autortc.testing.faults import make_speech
+
+pytestmark = pytest.mark.unit
+
+SR = 16000
+
+
+def test_activity_intervals_on_clock():
+    s = make_speech(SR, seed=3, sentences=2)
+    iv = activity_intervals(s.samples, SR, lambda i: 50.0 + i / SR, merge_ms=50)
+    # two sentences separated by a 100-270 ms pause
+    assert len(iv) == 2
+    assert iv[0][0] == pytest.approx(50.0 + s.speech_start / SR, abs=0.011)
+    assert iv[-1][1] == pytest.approx(50.0 + s.speech_end / SR, abs=0.011)
+
+
+def test_stop_time():
+    agent = [(10.0, 12.0), (12.1, 13.5), (15.0, 16.0)]
+    assert stop_time_ms(agent, 11.0) == pytest.approx(2500.0)  # 100 ms pause bridged
+    assert stop_time_ms(agent, 14.0) is None  # agent silent: nothing to stop
+
+
+def test_false_yield():
+    agent = [(10.0, 10.6), (11.0, 13.0)]
+    assert false_yield(agent, 10.2) is True  # silent 400 ms starting 400 ms after the onset
+    assert false_yield([(10.0, 10.6), (10.8, 13.0)], 10.2) is False  # 200 ms dip only
+    assert false_yield([(10.0, 13.0)], 10.2) is False
+    assert false_yield(agent, 14.0) is None
+
+
+def test_talk_over():
+    assert talk_over_ms([(1.0, 2.0)], [(1.5, 3.0)]) == pytest.approx(500.0)
+    assert talk_over_ms([(1.0, 2.0)], [(2.0, 3.0)]) == 0.0
