@@ -6,7 +6,7 @@
   holds it plus the sample offset inside the frame (``probe.frames``), not the
   20 ms frame time.
 * ``tts_first_to_publish_ms``: ``agent.stages.first_frame_published - tts_first_chunk``.
-* ``llm_ttft_ms``: ``llm_first_token - stt_final`` from the stages (one clock), else
+* ``llm_ttft_ms``: ``llm_first_token - llm_request`` from the stages (one clock), else
   the agent's LiveKit metric ``llm_ttft_ms``.
 * ``inter_arrival_p95_ms``: P95 of the differences of the frame arrival times.
 * reported vs heard: the agent's own delay (LiveKit ``end_of_utterance_delay +
@@ -124,10 +124,15 @@ def stage_delta_ms(stages: Mapping[str, Any] | None, a: str, b: str) -> float | 
 
 
 def llm_ttft_ms(agent: Mapping[str, Any] | None) -> float | None:
-    """LLM time to first token: stages ``stt_final -> llm_first_token``, else ``lk_metrics.llm_ttft_ms``."""
+    """LLM time to first token (ms): stages ``llm_request -> llm_first_token``, else ``lk_metrics.llm_ttft_ms``.
+
+    TTFT is measured from the request, not from the transcript: with preemptive
+    generation the request can precede the final transcript, and a turn can have
+    several finals (a barge-in), so ``stt_final`` is no anchor for it.
+    """
     if not agent:
         return None
-    v = stage_delta_ms(agent.get("stages"), "stt_final", "llm_first_token")
+    v = stage_delta_ms(agent.get("stages"), "llm_request", "llm_first_token")
     if v is None:
         v = (agent.get("lk_metrics") or {}).get("llm_ttft_ms")
     return None if v is None else float(v)

@@ -237,13 +237,27 @@ def metrics_from_inputs(inp: TurnInputs, *, transcribe: Transcriber | None = Non
     segs = [s for s in (user_t.get("segments") or []) if s.get("expect") in ("stop", "ignore")]
     if segs and full is not None and frames and user is not None and user_t.get("t_audio_start") is not None:
         t0 = float(user_t["t_audio_start"])
-        agent_iv = turntaking.activity_intervals(full.samples, full.sr,
-                                                 lambda i: latency.sample_arrival_time(frames, i, full.sr))
+        to_t = lambda i: latency.sample_arrival_time(frames, i, full.sr)  # noqa: E731
+        agent_iv = turntaking.activity_intervals(full.samples, full.sr, to_t)
+        # the reply that was speaking ends where the agent's next reply (its answer to the
+        # barge-in) begins; without this cut the answer would count as "still talking"
+        probe_replies = (inp.trace.get("probe") or {}).get("replies") or []
+        cut = probe_replies[1].get("start_sample") if len(probe_replies) > 1 else None
+        first_iv = turntaking.activity_intervals(full.samples[:cut], full.sr, to_t) if cut else agent_iv
         user_iv = turntaking.activity_intervals(user.samples, user.sr, lambda i: t0 + i / user.sr)
-        stops = [turntaking.stop_time_ms(agent_iv, float(s["t_onset"])) for s in segs if s["expect"] == "stop"]
+        stops = [turntaking.stop_time_ms(first_iv, float(s["t_onset"])) for s in segs if s["expect"] == "stop"]
         stops = [v for v in stops if v is not None]
         res.turntaking.stop_time_ms = max(stops) if stops else None
-        ys = [turntaking.false_yield(agent_iv, float(s["t_onset"])) for s in segs if s["expect"] == "ignore"]
+        # pauses the agent meant: the silences of its own copy, placed on the probe clock
+        # at the reply's first audible sample
+        intended: list[tuple[float, float]] = []
+        if pre is not None and Lt.first_audio_t is not None:
+            pre_iv = turntaking.activity_intervals(pre.samples, pre.sr, lambda i: float(i) / pre.sr)
+            if pre_iv:
+                base = Lt.first_audio_t - pre_iv[0][0]
+                intended = [(a + base, b + base) for a, b in turntaking.silences_between(pre_iv)]
+        ys = [turntaking.false_yield(agent_iv, float(s["t_onset"]), intended=intended)
+              for s in segs if s["expect"] == "ignore"]
         res.turntaking.false_yields = sum(1 for y in ys if y)
         res.turntaking.talk_over_ms = turntaking.talk_over_ms(user_iv, agent_iv)
 

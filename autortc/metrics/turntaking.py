@@ -41,11 +41,21 @@ def activity_intervals(x: np.ndarray, sr: int, to_time: Callable[[int], float], 
     return [(to_time(a), to_time(b)) for a, b in merged if (b - a) / sr * 1000 >= min_ms]
 
 
-def _active_at(iv: Sequence[Interval], t: float) -> int | None:
+def _active_at(iv: Sequence[Interval], t: float, *, bridge_ms: float = 0.0) -> int | None:
+    """Index of the interval sounding at ``t``; a pause shorter than ``bridge_ms`` counts as sounding
+    (a barge-in that starts between two words still lands on speech)."""
     for i, (a, b) in enumerate(iv):
         if a <= t < b:
             return i
+        nxt = iv[i + 1][0] if i + 1 < len(iv) else None
+        if b <= t and nxt is not None and t < nxt and (nxt - b) * 1000 < bridge_ms:
+            return i
     return None
+
+
+def silences_between(iv: Sequence[Interval]) -> list[Interval]:
+    """The pauses between consecutive sound intervals."""
+    return [(iv[k][1], iv[k + 1][0]) for k in range(len(iv) - 1)]
 
 
 def stop_time_ms(agent: Sequence[Interval], t_user_onset: float, *, bridge_ms: float = 300.0) -> float | None:
@@ -53,7 +63,7 @@ def stop_time_ms(agent: Sequence[Interval], t_user_onset: float, *, bridge_ms: f
 
     ``None`` when the agent was not speaking at the onset (nothing to stop).
     """
-    i = _active_at(agent, t_user_onset)
+    i = _active_at(agent, t_user_onset, bridge_ms=bridge_ms)
     if i is None:
         return None
     end = agent[i][1]
@@ -66,21 +76,28 @@ def stop_time_ms(agent: Sequence[Interval], t_user_onset: float, *, bridge_ms: f
 
 
 def false_yield(agent: Sequence[Interval], t_user_onset: float, *, within_s: float = 1.0,
-                min_silence_ms: float = 300.0) -> bool | None:
+                min_silence_ms: float = 300.0, intended: Sequence[Interval] = (),
+                tolerance_ms: float = 150.0) -> bool | None:
     """Did the agent, speaking at ``t_user_onset``, go silent >= ``min_silence_ms`` starting within ``within_s``?
 
-    ``None`` when the agent was not speaking at the onset.  A reply that simply ends
-    in that second also counts (the user cannot tell the two apart).
+    ``intended``: pauses the agent meant (from its pre-RTC copy, mapped to the same clock);
+    a silence inside one of them, give or take ``tolerance_ms`` at each edge, is the
+    agent's own sentence pause, not a yield. ``None`` when the agent was not speaking at
+    the onset. A reply that simply ends in that second also counts (the user cannot tell
+    the two apart).
     """
-    i = _active_at(agent, t_user_onset)
+    i = _active_at(agent, t_user_onset, bridge_ms=min_silence_ms)
     if i is None:
         return None
+    tol = tolerance_ms / 1000.0
     for k in range(i, len(agent)):
         end = agent[k][1]
         if end > t_user_onset + within_s:
             return False
         nxt = agent[k + 1][0] if k + 1 < len(agent) else float("inf")
         if (nxt - end) * 1000 >= min_silence_ms:
+            if any(a - tol <= end and nxt <= b + tol for a, b in intended):
+                continue
             return True
     return False
 
