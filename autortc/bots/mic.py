@@ -43,6 +43,7 @@ class MicTimeline:
         self.published: list[np.ndarray] = []
         self.published_samples = 0
         self.t0: float | None = None  # clock time of sample 0
+        self.handed: list[tuple[float, int]] = []  # (clock time the frame went to the SDK, its first sample)
 
     def place(self, seg: PlacedSegment) -> None:
         if seg.start_sample < self.published_samples:
@@ -57,7 +58,13 @@ class MicTimeline:
         return int(round((t - self.t0) * self.sr))
 
     def time_of(self, sample: int) -> float:
+        """Clock time of ``sample``: when its frame was really handed to the SDK (a late frame
+        makes its samples late), plus the offset inside the frame; future samples use the schedule."""
         assert self.t0 is not None
+        k = sample // self.frame_samples
+        if k < len(self.handed):
+            t, s0 = self.handed[k]
+            return t + (sample - s0) / self.sr
         return self.t0 + sample / self.sr
 
     def next_frame(self) -> np.ndarray:
@@ -97,5 +104,8 @@ async def run_paced(
         delay = due - clock()
         if delay > 0:
             await sleep(delay)
-        await sink(mic.next_frame())
+        start = mic.published_samples
+        frame = mic.next_frame()
+        mic.handed.append((clock(), start))
+        await sink(frame)
         n += 1

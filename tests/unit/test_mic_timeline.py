@@ -49,4 +49,26 @@ async def test_pacing_follows_the_clock_not_the_sleeps(task_guard):
     due = [100.0 + n * 0.01 for n in range(50)]
     lateness = np.array(handed) - np.array(due)
     assert lateness.max() < 0.0031  # lateness never accumulates
-    assert mic.time_of(160 * 49) == pytest.approx(100.49)
+    assert mic.time_of(160 * 49) == pytest.approx(100.493)  # sample times are the real handovers
+
+
+async def test_sample_times_follow_the_real_handover(task_guard):
+    """A frame handed over late makes its samples late: EoT is when the SDK got the audio."""
+    now = [0.0]
+    stop = asyncio.Event()
+    n = [0]
+
+    async def sleep(d: float) -> None:
+        now[0] += d + (0.025 if n[0] == 5 else 0.0)  # frame 5 is 25 ms late
+
+    async def sink(pcm):
+        n[0] += 1
+        if n[0] == 10:
+            stop.set()
+
+    mic = MicTimeline(sr=16000, frame_samples=160)
+    await run_paced(mic, sink, stop=stop, clock=lambda: now[0], sleep=sleep)
+    assert mic.time_of(160 * 4 + 80) == pytest.approx(0.045)
+    assert mic.time_of(160 * 5) == pytest.approx(0.075)  # 50 ms due + 25 ms late
+    assert mic.time_of(160 * 6) == pytest.approx(0.075)  # overdue frames go at once...
+    assert mic.time_of(160 * 8) == pytest.approx(0.08)  # ...until the schedule is met again
