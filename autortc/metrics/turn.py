@@ -157,6 +157,12 @@ def metrics_from_inputs(inp: TurnInputs, *, transcribe: Transcriber | None = Non
         else:
             on = latency.first_onset(seg.samples, seg.sr)
             shift_ms = 0.0 if on is None else on / seg.sr * 1000.0
+        if pre_at is not None:
+            # The pauses the agent meant are the silences of its own pre-RTC copy (the bundled
+            # piper voice leaves 100-270 ms between sentences): not gaps of the transport.
+            # 20 ms each side absorbs the receiver's jitter-buffer stretch at the edges.
+            intended = continuity.detect_gaps(pre_at, seg.sr)
+            declared += [(g.start_ms - 20.0, g.end_ms + 20.0) for g in intended.gaps]
         spans = [(float(a) + shift_ms, float(b) + shift_ms) for a, b in declared]
         rep = continuity.detect_gaps(seg.samples, seg.sr, expected_silence_ms=spans)
         C = res.continuity

@@ -187,6 +187,13 @@ def _write_artifacts(user: UserBot, probe: ProbeBot, case: Case, tr: TraceEvents
         end = min(full.size, end_evt + int(timeouts.reply_tail_ms * PROBE_SR / 1000))
         if len(replies) > 1 and replies[1].start_sample is not None:
             end = min(end, replies[1].start_sample - full_start)
+        cut = bool(first.end_msg and first.end_msg.get("interrupted"))
+        if cut and first.reply_index in tr.pre_rtc:
+            # an interrupted reply ends where what the agent published ends (its pre-RTC copy is
+            # cut at the playback position), not at the late reply_end: the silence after a
+            # barge-in is not a gap of the reply
+            pre, pre_sr = tr.pre_rtc[first.reply_index]
+            end = min(end, start + int(pre.size * PROBE_SR / pre_sr) + int(timeouts.reply_tail_ms * PROBE_SR / 1000))
         if end > start:
             reply_slice = [int(start), int(end)]
             sf.write(out_dir / "post_rtc_reply.wav", full[start:end], PROBE_SR, subtype="PCM_16")
