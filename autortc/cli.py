@@ -23,6 +23,7 @@ _COMMAND_MODULES = (
     "autortc.commands.stages",
     "autortc.commands.analyze",
     "autortc.network.cli",
+    "autobrowser.cli",
 )
 
 
