@@ -22,6 +22,7 @@ _COMMAND_MODULES = (
     "autortc.commands.run",
     "autortc.commands.stages",
     "autortc.commands.analyze",
+    "autortc.commands.tts_bench",
     "autortc.network.cli",
     "autobrowser.cli",
 )

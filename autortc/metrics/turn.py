@@ -179,12 +179,22 @@ def metrics_from_inputs(inp: TurnInputs, *, transcribe: Transcriber | None = Non
 
         F = res.fingerprints
         sp = fingerprints.detect_spikes(seg.samples, seg.sr)
+        if ok:
+            # a burst the agent itself sent (a plosive in its own copy) is speech, not a
+            # transport fault: keep the spikes that have no counterpart in pre_rtc (+-20 ms)
+            shift = (lag or 0) / seg.sr * 1000.0
+            own = [(q.start_ms + shift, q.end_ms + shift) for q in fingerprints.detect_spikes(pre_at, seg.sr)]
+            sp = [q for q in sp if not any(a - 20.0 <= q.end_ms and q.start_ms <= b + 20.0 for a, b in own)]
         F.peak_spike_count = len(sp)
         F.spikes = [Interval(s.start_ms, s.end_ms) for s in sp]
         F.peak_derivative_max = fingerprints.peak_derivative_max(seg.samples)
         F.hf_energy_ratio_post = fingerprints.hf_energy_ratio(seg.samples, seg.sr)
         if detect_repeats:
             reps = fingerprints.detect_repeats(seg.samples, seg.sr)
+            if ok:  # a repetition the agent's own copy has is what it meant to say
+                shift = (lag or 0) / seg.sr * 1000.0
+                own_r = [(q.start_ms + shift, q.end_ms + shift) for q in fingerprints.detect_repeats(pre_at, seg.sr)]
+                reps = [q for q in reps if not any(a - 20.0 <= q.end_ms and q.start_ms <= b + 20.0 for a, b in own_r)]
             F.repeat_count = len(reps)
             F.repeats = [Interval(r.start_ms, r.end_ms) for r in reps]
         if ok:

@@ -8,6 +8,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -56,7 +57,9 @@ class WhisperTranscriber:
         x = np.asarray(audio, dtype=np.float32)
         if sr != WHISPER_SR:
             x = soxr.resample(x, sr, WHISPER_SR).astype(np.float32)
+        t_wait = time.perf_counter()
         with self._lock:
+            t0 = time.perf_counter()
             segments, _info = self._model.transcribe(
                 x,
                 language=self._opts.language,
@@ -65,7 +68,10 @@ class WhisperTranscriber:
                 condition_on_previous_text=False,
                 without_timestamps=True,
             )
-            return " ".join(s.text.strip() for s in segments).strip()
+            text = " ".join(s.text.strip() for s in segments).strip()
+        log.info("whisper %.2f s of audio: waited %.0f ms, computed %.0f ms", x.size / WHISPER_SR,
+                  (t0 - t_wait) * 1000, (time.perf_counter() - t0) * 1000)
+        return text
 
 
 class WhisperSTT(stt.STT):
@@ -119,11 +125,17 @@ class WhisperStreamingSTT(stt.STT):
     only act after the user finished talking.
     """
 
-    def __init__(self, *, transcriber: WhisperTranscriber, vad: Any, interim_interval_s: float = 0.3) -> None:
+    def __init__(self, *, transcriber: WhisperTranscriber, vad: Any, interim_interval_s: float = 0.3,
+                 interims_when: Callable[[], bool] = lambda: True) -> None:
+        """``interims_when()``: whether interim results are wanted now. Whisper costs ~350 ms a
+        call (it always encodes a 30 s window), and a final must wait for an interim in flight,
+        so the bundled agent asks for interims only while it is speaking, when they decide
+        barge-in vs backchannel."""
         super().__init__(capabilities=stt.STTCapabilities(streaming=True, interim_results=True))
         self._transcriber = transcriber
         self._vad = vad
         self._interim_interval_s = interim_interval_s
+        self._interims_when = interims_when
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper")
 
     @property
@@ -182,7 +194,7 @@ class _WhisperStream(stt.RecognizeStream):
             while True:
                 await speaking.wait()
                 await asyncio.sleep(owner._interim_interval_s)  # cadence of interim results, not a barrier
-                if not speaking.is_set() or not speech or final_lock.locked():
+                if not speaking.is_set() or not speech or final_lock.locked() or not owner._interims_when():
                     continue
                 text = await owner._transcribe(list(speech))
                 if text and speaking.is_set():

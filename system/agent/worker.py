@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from livekit.agents import Agent, AgentServer, AgentSession, JobContext, JobProcess, cli, inference
+from livekit.agents import Agent, AgentServer, AgentSession, JobContext, JobExecutorType, JobProcess, cli, inference
 from livekit.agents.voice.room_io import RoomOptions
 
 from autortc.protocol.livekit_agents import AutoRTCAgentProtocol
@@ -36,6 +38,7 @@ def _job_load(srv: AgentServer) -> float:
 
 
 server = AgentServer(
+    job_executor_type=JobExecutorType(os.environ.get("AUTORTC_AGENT_EXECUTOR", "thread")),
     setup_fnc=None,
     load_fnc=_job_load,
     port=int(os.environ.get("AUTORTC_AGENT_HTTP_PORT", "8081")),
@@ -47,20 +50,57 @@ server = AgentServer(
 )
 
 
-def prewarm(proc: JobProcess) -> None:
-    """Load every model once per job process, before a job is assigned to it."""
-    from system.tts.piper_engine import PiperTTS, PiperOptions
+@dataclass
+class Models:
+    """One job's models: VAD, whisper, piper. Loading takes seconds of CPU, so they are kept."""
 
-    t0 = time.monotonic()
-    proc.userdata["vad"] = inference.VAD(
-        min_silence_duration=CONFIG.vad_min_silence_s,
-        min_speech_duration=CONFIG.vad_min_speech_s,
-        activation_threshold=CONFIG.vad_activation_threshold,
-    )
-    proc.userdata["whisper"] = WhisperTranscriber(WhisperOptions(cpu_threads=CONFIG.whisper_threads))
-    proc.userdata["tts"] = PiperTTS(PiperOptions(length_scale=CONFIG.tts_length_scale))
-    proc.userdata["rules"] = load_rules(Path(CONFIG.rules_path))
-    log.info("prewarmed models in %.2f s", time.monotonic() - t0)
+    vad: Any
+    whisper: WhisperTranscriber
+    tts: Any
+    rules: Any
+
+    @classmethod
+    def load(cls) -> Models:
+        from system.tts.piper_engine import PiperOptions, PiperTTS
+
+        t0 = time.monotonic()
+        m = cls(
+            vad=inference.VAD(
+                min_silence_duration=CONFIG.vad_min_silence_s,
+                min_speech_duration=CONFIG.vad_min_speech_s,
+                activation_threshold=CONFIG.vad_activation_threshold,
+            ),
+            whisper=WhisperTranscriber(WhisperOptions(cpu_threads=CONFIG.whisper_threads)),
+            tts=PiperTTS(PiperOptions(length_scale=CONFIG.tts_length_scale)),
+            rules=load_rules(Path(CONFIG.rules_path)),
+        )
+        log.info("loaded models in %.2f s", time.monotonic() - t0)
+        return m
+
+
+# Jobs run as threads of the worker (EXECUTOR=thread, the default): a finished job's models go
+# back to this pool for the next room. With one process per job, every room end started a new
+# process that spent 3-10 s of CPU loading models while the next case was being measured -- the
+# seed's "20 s recycle wait" between rooms.
+_POOL: list[Models] = []
+_POOL_LOCK = threading.Lock()
+
+
+def _acquire() -> Models:
+    with _POOL_LOCK:
+        if _POOL:
+            return _POOL.pop()
+    return Models.load()
+
+
+def _release(models: Models) -> None:
+    with _POOL_LOCK:
+        _POOL.append(models)
+
+
+def prewarm(proc: JobProcess) -> None:
+    """Give the (thread or process) job executor its models before a job is assigned to it."""
+    proc.userdata["models"] = _acquire()
 
 
 server.setup_fnc = prewarm
@@ -88,15 +128,27 @@ async def entrypoint(ctx: JobContext) -> None:
         if proto is not None:
             proto.mark(name, t_mono)
 
-    vad = ctx.proc.userdata["vad"]
+    models: Models = ctx.proc.userdata["models"]
+
+    async def give_back() -> None:
+        _release(models)
+
+    ctx.add_shutdown_callback(give_back)
+    vad = models.vad
     turn_detection: Any = "vad"
     if CONFIG.turn_detector == "v1-mini":
         turn_detection = inference.TurnDetector(version="v1-mini")
+    holder: dict[str, AgentSession] = {}
+
+    def agent_speaking() -> bool:
+        s = holder.get("session")
+        return s is not None and s.agent_state == "speaking"
+
     session = AgentSession(
         vad=vad,
-        stt=WhisperStreamingSTT(transcriber=ctx.proc.userdata["whisper"], vad=vad),
-        llm=ScriptedLLM(rules=ctx.proc.userdata["rules"], on_event=stage),
-        tts=LocalTTS(engine=ctx.proc.userdata["tts"], on_event=stage),
+        stt=WhisperStreamingSTT(transcriber=models.whisper, vad=vad, interims_when=agent_speaking),
+        llm=ScriptedLLM(rules=models.rules, on_event=stage),
+        tts=LocalTTS(engine=models.tts, on_event=stage),
         turn_handling={
             "turn_detection": turn_detection,
             "endpointing": {
@@ -117,6 +169,7 @@ async def entrypoint(ctx: JobContext) -> None:
         aec_warmup_duration=None,
         user_away_timeout=None,
     )
+    holder["session"] = session
     await session.start(agent=BundledAgent(), room=ctx.room, room_options=RoomOptions(close_on_disconnect=True))
     proto = AutoRTCAgentProtocol(room=ctx.room, session=session)
     await proto.start()
