@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import typer
@@ -25,6 +26,14 @@ def bundled_target():
     state = json.loads((stack_dir() / "state.json").read_text())
     creds = load_or_create()
     return Target(livekit_url=state["livekit_url"], api_key=creds.api_key, api_secret=creds.api_secret, agent_name=AGENT_NAME)
+
+
+def bundled_token_url() -> str:
+    import json
+
+    from system.paths import stack_dir
+
+    return json.loads((stack_dir() / "state.json").read_text())["token_url"]
 
 
 def register(app: typer.Typer) -> None:
@@ -51,18 +60,16 @@ def register(app: typer.Typer) -> None:
 
         if via not in ("bots", "browser"):
             raise typer.BadParameter(f"--via {via!r}: expected bots or browser")
-        if via == "browser":
-            typer.echo("--via browser: not wired into the runner yet (see autobrowser/)", err=True)
-            raise typer.Exit(2)
         try:
             tgt = bundled_target() if target == "bundled" else Target.from_env()
+            token_url = bundled_token_url() if target == "bundled" else os.environ.get("AUTORTC_TOKEN_URL")
         except (RuntimeError, ValueError) as exc:
             typer.echo(f"target: {exc}", err=True)
             raise typer.Exit(2) from exc
         try:
             opts = RunOptions(target=tgt, cases_path=cases, suite=suite, out_root=out, run_id=run_id, jobs=jobs,
                               max_attempts=max_attempts, turns=turns, gates_path=gates, only=tuple(only),
-                              perceptual=perceptual, via=via, progress=progress)  # type: ignore[arg-type]
+                              perceptual=perceptual, via=via, progress=progress, token_url=token_url)  # type: ignore[arg-type]
             outcome = asyncio.run(run_suite(opts))
         except (CaseFileError, ValueError) as exc:
             typer.echo(str(exc), err=True)

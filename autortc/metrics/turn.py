@@ -212,6 +212,10 @@ def metrics_from_inputs(inp: TurnInputs, *, transcribe: Transcriber | None = Non
     Lt.tts_first_to_publish_ms = latency.stage_delta_ms(stages, "tts_first_chunk", "first_frame_published")
     Lt.llm_ttft_ms = latency.llm_ttft_ms(agent)
     Lt.agent_reported_ms = latency.agent_reported_delay_ms(agent)
+    browser = inp.trace.get("browser") or {}
+    if browser.get("user_kpi_ms") is not None:
+        # USER_KPI, measured on the page (AudioWorklets): EoT on the mic -> first playout
+        Lt.user_kpi_ms = float(browser["user_kpi_ms"])
     frames = probe.get("frames") or []
     if frames and full is not None:
         sl = probe.get("reply_slice")

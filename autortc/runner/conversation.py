@@ -108,7 +108,18 @@ async def run_turn(
                  trace_id, seg.index, seg.expect, seg.after, seg.offset_ms, p.start_sample)
     await user.wait_published(user.mic.last_segment_end(), timeout_s=timeouts.max_turn_s)
 
-    # The agent is done when every reply it started has ended and none starts for quiet_s.
+    await settle(probe, tr, case, timeouts)
+    return _write_artifacts(user, probe, case, tr, placed, trace_id, turn_index, run_id, out_dir,
+                            full_start=full_start, mic_start=mic_start, timeouts=timeouts)
+
+
+async def settle(probe: ProbeBot, tr: TraceEvents, case: Case, timeouts: TurnTimeouts) -> None:
+    """Wait (on events, with timeouts) until the agent is done with this turn.
+
+    Done = every reply it started has ended and none starts for ``quiet_s``; then the
+    ``trace`` message and pre-RTC WAVs (they follow ``reply_end``), then a short tail of
+    audio, counted in probe samples.
+    """
     deadline = time.monotonic() + timeouts.max_turn_s
     if any(s.expect in ("respond", "stop") for s in case.segments):
         t_limit = time.monotonic() + timeouts.reply_s
@@ -120,18 +131,15 @@ async def run_turn(
                 break
         else:
             await _wait_change(tr, max(0.01, deadline - time.monotonic()))
-    # the trace message and pre-RTC WAVs follow reply_end
     t_limit = time.monotonic() + timeouts.trace_s
     ended = [i for i, r in tr.replies.items() if r.end_msg is not None]
     while time.monotonic() < t_limit and (tr.trace_msg is None or any(i not in tr.pre_rtc for i in ended)):
         await _wait_change(tr, t_limit - time.monotonic())
-    # a short tail of audio after the last reply: counted in probe samples, not slept
     tail = int(timeouts.reply_tail_ms * PROBE_SR / 1000)
     want = max([r.end_sample or 0 for r in tr.replies.values()] + [probe.samples]) + tail
-    while probe.samples < want:
-        await asyncio.sleep(0.01)
-    return _write_artifacts(user, probe, case, tr, placed, trace_id, turn_index, run_id, out_dir,
-                            full_start=full_start, mic_start=mic_start, timeouts=timeouts)
+    deadline = time.monotonic() + 5.0
+    while probe.samples < want and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)  # the probe's own audio clock advancing, polled per 10 ms frame
 
 
 async def _agent_anchor(anchor: str, probe: ProbeBot, tr: TraceEvents, *, after_sample: int,
@@ -163,13 +171,11 @@ def _onset(pcm: np.ndarray, start: int, sr: int, *, thresh: float = 0.01, win_ms
     return start + i + (int(nz[0]) if nz.size else 0)
 
 
-def _write_artifacts(user: UserBot, probe: ProbeBot, case: Case, tr: TraceEvents, placed, trace_id: str,
-                     turn_index: int, run_id: str, out_dir: Path, *, full_start: int, mic_start: int,
-                     timeouts: TurnTimeouts) -> dict[str, Any]:
+def probe_artifacts(probe: ProbeBot, tr: TraceEvents, out_dir: Path, *, full_start: int,
+                    timeouts: TurnTimeouts) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Write the probe's WAVs (``post_rtc_full``, ``post_rtc_reply``, ``pre_rtc``) for this trace;
+    returns the ``probe`` and ``agent`` blocks of trace.json."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    sr = user.mic.sr
-    mic = user.mic.pcm()[mic_start:]
-    sf.write(out_dir / "user.wav", mic, sr, subtype="PCM_16")
     full = probe.pcm(full_start)
     if full.size:
         sf.write(out_dir / "post_rtc_full.wav", full, PROBE_SR, subtype="PCM_16")
@@ -202,6 +208,56 @@ def _write_artifacts(user: UserBot, probe: ProbeBot, case: Case, tr: TraceEvents
         if pre.size:
             sf.write(out_dir / "pre_rtc.wav", pre, pre_sr, subtype="PCM_16")
 
+    msg = tr.trace_msg or {}
+    probe_block = {
+        "sr": PROBE_SR, "full_wav": "post_rtc_full.wav",
+        "t_full_start": frames[0][0] if frames else None,
+        "frames": frames,
+        "t_reply_start_evt": first.t_start_recv if first else None,
+        "t_reply_end_evt": first.t_end_recv if first else None,
+        "reply_slice": reply_slice,
+        "replies": [
+            {"reply_index": r.reply_index, "start_sample": None if r.start_sample is None else r.start_sample - full_start,
+             "end_sample": None if r.end_sample is None else r.end_sample - full_start,
+             "t_start_recv": r.t_start_recv, "t_end_recv": r.t_end_recv,
+             "interrupted": bool(r.end_msg and r.end_msg.get("interrupted"))}
+            for r in replies
+        ],
+    }
+    agent_block = None if not msg else {
+        "stages": msg.get("stages", {}),
+        "lk_metrics": msg.get("lk_metrics", {}),
+        "transcript": msg.get("transcript", ""),
+        "reply_text": msg.get("reply_text", ""),
+        "replies": msg.get("replies", []),
+        "pre_rtc_sr": tr.pre_rtc[first.reply_index][1] if first and first.reply_index in tr.pre_rtc else None,
+    }
+    return probe_block, agent_block
+
+
+def case_block(case: Case) -> dict[str, Any]:
+    return {
+        "p_level": case.p_level, "expect_keywords": list(case.expect_keywords),
+        # pauses the case put in the *user's* audio (ms in user.wav); the reply's intended
+        # pauses are the agent's and come from pre_rtc.wav, never from the case
+        "user_expected_silence_ms": [list(x) for x in case.expected_silence_ms],
+        "reference_reply": case.reference_reply, "gates": dict(case.gates), "tags": list(case.tags),
+    }
+
+
+def write_trace(out_dir: Path, trace: dict[str, Any]) -> dict[str, Any]:
+    tmp = out_dir / "trace.json.tmp"
+    tmp.write_text(json.dumps(trace, indent=1))
+    tmp.replace(out_dir / "trace.json")
+    return trace
+
+
+def _write_artifacts(user: UserBot, probe: ProbeBot, case: Case, tr: TraceEvents, placed, trace_id: str,
+                     turn_index: int, run_id: str, out_dir: Path, *, full_start: int, mic_start: int,
+                     timeouts: TurnTimeouts) -> dict[str, Any]:
+    probe_block, agent_block = probe_artifacts(probe, tr, out_dir, full_start=full_start, timeouts=timeouts)
+    sr = user.mic.sr
+    sf.write(out_dir / "user.wav", user.mic.pcm()[mic_start:], sr, subtype="PCM_16")
     t0 = user.mic.time_of(mic_start)
     segs = []
     for p, spec in zip(placed, case.segments):
@@ -214,50 +270,20 @@ def _write_artifacts(user: UserBot, probe: ProbeBot, case: Case, tr: TraceEvents
             "t_end": user.mic.time_of(p.start_sample + p.speech_end),
         })
     first_seg = segs[0] if segs else None
-    msg = tr.trace_msg or {}
     trace = {
         "v": 1, "run_id": run_id, "case_id": case.id, "trace_id": trace_id, "turn_index": turn_index,
         "wall_offset_s": time.time() - time.monotonic(),
         "user": {
-            "wav": "user.wav", "sr": sr, "t_audio_start": t0,
+            "source": "bot", "wav": "user.wav", "sr": sr, "t_audio_start": t0,
             "speech_start_sample": first_seg["speech_start_sample"] if first_seg else None,
             "eot_sample": first_seg["eot_sample"] if first_seg else None,
             "t_user_eot": first_seg["t_end"] if first_seg else None,
             "segments": segs,
         },
-        "probe": {
-            "sr": PROBE_SR, "full_wav": "post_rtc_full.wav",
-            "t_full_start": frames[0][0] if frames else None,
-            "frames": frames,
-            "t_reply_start_evt": first.t_start_recv if first else None,
-            "t_reply_end_evt": first.t_end_recv if first else None,
-            "reply_slice": reply_slice,
-            "replies": [
-                {"reply_index": r.reply_index, "start_sample": None if r.start_sample is None else r.start_sample - full_start,
-                 "end_sample": None if r.end_sample is None else r.end_sample - full_start,
-                 "t_start_recv": r.t_start_recv, "t_end_recv": r.t_end_recv,
-                 "interrupted": bool(r.end_msg and r.end_msg.get("interrupted"))}
-                for r in replies
-            ],
-        },
-        "agent": None if not msg else {
-            "stages": msg.get("stages", {}),
-            "lk_metrics": msg.get("lk_metrics", {}),
-            "transcript": msg.get("transcript", ""),
-            "reply_text": msg.get("reply_text", ""),
-            "replies": msg.get("replies", []),
-            "pre_rtc_sr": tr.pre_rtc[first.reply_index][1] if first and first.reply_index in tr.pre_rtc else None,
-        },
-        "case": {
-            "p_level": case.p_level, "expect_keywords": list(case.expect_keywords),
-            # pauses the case put in the *user's* audio (ms in user.wav); the reply's intended
-            # pauses are the agent's and come from pre_rtc.wav, never from the case
-            "user_expected_silence_ms": [list(x) for x in case.expected_silence_ms],
-            "reference_reply": case.reference_reply, "gates": dict(case.gates), "tags": list(case.tags),
-        },
+        "probe": probe_block,
+        "agent": agent_block,
+        "case": case_block(case),
     }
-    tmp = out_dir / "trace.json.tmp"
-    tmp.write_text(json.dumps(trace, indent=1))
-    tmp.replace(out_dir / "trace.json")
-    log.info("trace_id=%s artifacts written: replies=%d pre_rtc=%s", trace_id, len(replies), bool(trace["agent"]))
+    write_trace(out_dir, trace)
+    log.info("trace_id=%s artifacts written: replies=%d pre_rtc=%s", trace_id, len(probe_block["replies"]), bool(agent_block))
     return trace

@@ -52,6 +52,7 @@ class RunOptions:
     perceptual: bool = False
     via: Literal["bots", "browser"] = "bots"
     timeouts: TurnTimeouts = field(default_factory=TurnTimeouts)
+    token_url: str | None = None  # the token server that serves the web page (--via browser)
     progress: bool = True
 
 
@@ -147,7 +148,8 @@ class SuiteRunner:
         for attempt in range(1, self.opts.max_attempts + 1):
             room = check_id("room", f"{self.run_id}-{case.id}-a{attempt}")
             try:
-                turn_dirs = await self._case_attempt(case, case_dir, room)
+                attempt_fn = self._case_attempt_browser if self.opts.via == "browser" else self._case_attempt
+                turn_dirs = await attempt_fn(case, case_dir, room)
                 break
             except (BarrierTimeout, TurnError, RetryableCaseError, ConnectionError, TimeoutError, Exception) as exc:
                 if isinstance(exc, asyncio.CancelledError):
@@ -189,6 +191,56 @@ class SuiteRunner:
                 return [turn_dir]
             finally:
                 await asyncio.gather(user.aclose(), probe.aclose(), return_exceptions=True)
+
+    async def _case_attempt_browser(self, case: Case, case_dir: Path, room: str) -> list[Path]:
+        """The user is headless Chromium on the product page; the probe records beside it."""
+        from autobrowser.harness import BrowserTurnError, arun_browser_case, script_from_case
+        from autortc.runner.conversation import case_block, probe_artifacts, settle, write_trace
+
+        if not self.opts.token_url:
+            raise ValueError("--via browser needs the token server URL (the bundled stack serves it)")
+        async with CaseRoom(self.opts.target, room, metadata={"case_id": case.id}):
+            probe = ProbeBot(self.opts.target, room=room)
+            try:
+                await probe.connect()
+                await probe.ready()  # agent_ready before the browser user exists
+                trace_id = new_trace_id(case.id, 0)
+                turn_dir = child(case_dir, trace_id)
+                tr = probe.begin_trace(trace_id)
+                full_start = probe.samples
+                try:
+                    res = await arun_browser_case(script_from_case(case), room, self.opts.token_url, turn_dir,
+                                                  trace_id=trace_id)
+                except BrowserTurnError as exc:
+                    raise RetryableCaseError(f"browser: {exc}") from exc
+                await settle(probe, tr, case, self.opts.timeouts)
+                probe_block, agent_block = probe_artifacts(probe, tr, turn_dir, full_start=full_start,
+                                                           timeouts=self.opts.timeouts)
+                kpi = res.kpi
+                seg0 = case.segments[0]
+                t_onset = None
+                if kpi.t_user_onset_ms is not None:
+                    t_onset = kpi.t_user_onset_ms / 1000.0 - res.clock_sync.page_minus_monotonic_s
+                write_trace(turn_dir, {
+                    "v": 1, "run_id": self.run_id, "case_id": case.id, "trace_id": trace_id, "turn_index": 0,
+                    "wall_offset_s": time.time() - time.monotonic(),
+                    "user": {
+                        "source": "browser", "wav": None, "t_user_eot": res.t_user_eot_mono,
+                        "segments": [{"index": 0, "expect": seg0.expect, "t_onset": t_onset, "t_end": res.t_user_eot_mono}],
+                    },
+                    "browser": {
+                        "trace": res.trace_path.name, "webm": res.webm_path.name if res.webm_path else None,
+                        "user_kpi_raw_ms": kpi.raw_ms, "user_kpi_ms": kpi.clamped_ms, "is_talk_over": kpi.is_talk_over,
+                        "eot_source": kpi.eot_source, "t_first_playout": res.t_first_playout_mono,
+                        "clock_sync_rtt_ms": res.clock_sync.rtt_ms, "reply_complete": res.reply_complete,
+                    },
+                    "probe": probe_block, "agent": agent_block, "case": case_block(case),
+                })
+                if not probe_block["replies"] and any(s.expect != "ignore" for s in case.segments):
+                    raise RetryableCaseError(f"REPLY_EVENTS_MISSING: no reply_start for trace_id={trace_id}")
+                return [turn_dir]
+            finally:
+                await probe.aclose()
 
     # -- conversation suites (nightly) ----------------------------------------------------
 

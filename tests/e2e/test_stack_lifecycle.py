@@ -20,7 +20,9 @@ def test_up_status_down_leaves_nothing(tmp_path):
         server=ServerOptions(port=17880, rtc_udp_port=17882, rtc_tcp_port=17881),
         token_port=17890,
         agent_http_port=18081,
-        agent_env={"AUTORTC_AGENT_IDLE_PROCESSES": "1"},
+        # one process per job here (the default runs jobs as threads), so the test proves that
+        # down also kills the worker's children
+        agent_env={"AUTORTC_AGENT_IDLE_PROCESSES": "1", "AUTORTC_AGENT_EXECUTOR": "process"},
     )
     stack = Stack(opts, state_dir=tmp_path / "stack")
     try:

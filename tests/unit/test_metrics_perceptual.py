@@ -1,8 +1,8 @@
 """ViSQOL MOS-LQO: one batch of short clips through the process pool.
 
-Without the optional lattice runtime (ai-edge-litert) visqol-python maps with a polynomial
-that over-predicts noisy speech (6 dB SNR white noise: 4.2 here, 2.5 with the lattice), so
-the assertion is only an ordering with a margin.
+The project installs visqol-python's lattice mapping (ai-edge-litert): measured here, identical
+real speech 4.56 and 6 dB SNR white noise 1.38 (the fallback polynomial gave 4.2 for the noise).
+Identical audio does not reach 5.0 with the lattice; the bounds below come from those figures.
 """
 
 import numpy as np
@@ -20,6 +20,6 @@ def test_identical_scores_high_and_noise_scores_low():
     p_sig = float(np.mean(s ** 2))
     noisy = s + rng.normal(0, np.sqrt(p_sig / 10 ** (6 / 10)), s.shape).astype(np.float32)  # 6 dB SNR
     res = score_many([(s, s, 16000), (s, noisy, 16000), (s[:4000], s[:4000], 16000)], max_workers=2)
-    assert res[0].mos_lqo is not None and res[0].mos_lqo > 4.5, res[0]
-    assert res[1].mos_lqo is not None and res[1].mos_lqo < res[0].mos_lqo - 0.5, res[1]
+    assert res[0].mos_lqo is not None and res[0].mos_lqo > 4.0, res[0]
+    assert res[1].mos_lqo is not None and res[1].mos_lqo < 2.5 and res[1].mos_lqo < res[0].mos_lqo - 1.5, res[1]
     assert res[2].mos_lqo is None and "too short" in res[2].error
