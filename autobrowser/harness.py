@@ -58,6 +58,7 @@ class BrowserFailure(str, enum.Enum):
     TOKEN_REJECTED = "token_rejected"
     CONNECT_FAILED = "connect_failed"
     NO_AGENT = "no_agent"  # no participant of kind AGENT (or the named agent) joined the room
+    NO_AGENT_READY = "no_agent_ready"  # ?wait_ready=1 and the agent never answered the probe's probe_ready
     NO_MICROPHONE = "no_microphone"
     NO_AUDIO_TRACK = "no_audio_track"  # the agent never published audio we could subscribe to
     NO_USER_EOT = "no_user_eot"  # the page saw no end of speech on the mic

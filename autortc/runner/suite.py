@@ -194,23 +194,30 @@ class SuiteRunner:
 
     async def _case_attempt_browser(self, case: Case, case_dir: Path, room: str) -> list[Path]:
         """The user is headless Chromium on the product page; the probe records beside it."""
-        from autobrowser.harness import BrowserTurnError, arun_browser_case, script_from_case
+        from autobrowser.harness import BrowserTurnError, BrowserTurnOptions, arun_browser_case, script_from_case
         from autortc.runner.conversation import case_block, probe_artifacts, settle, write_trace
 
         if not self.opts.token_url:
             raise ValueError("--via browser needs the token server URL (the bundled stack serves it)")
         async with CaseRoom(self.opts.target, room, metadata={"case_id": case.id}):
             probe = ProbeBot(self.opts.target, room=room)
+            browser = None
             try:
-                await probe.connect()
-                await probe.ready()  # agent_ready before the browser user exists
                 trace_id = new_trace_id(case.id, 0)
                 turn_dir = child(case_dir, trace_id)
+                # The agent publishes its track once its user (the page) has joined, so the page
+                # joins first and waits (?wait_ready=1) for the agent_ready that answers the
+                # probe's probe_ready: the same double ACK as with the user bot.
+                opts = BrowserTurnOptions(extra_query={"wait_ready": "1"})
+                browser = asyncio.create_task(
+                    arun_browser_case(script_from_case(case), room, self.opts.token_url, turn_dir,
+                                      trace_id=trace_id, options=opts), name=f"browser.{case.id}")
+                await probe.connect()
                 tr = probe.begin_trace(trace_id)
-                full_start = probe.samples
+                await probe.ready()
+                full_start = 0  # the probe records from its first frame, before the page's mic opens
                 try:
-                    res = await arun_browser_case(script_from_case(case), room, self.opts.token_url, turn_dir,
-                                                  trace_id=trace_id)
+                    res = await browser
                 except BrowserTurnError as exc:
                     raise RetryableCaseError(f"browser: {exc}") from exc
                 await settle(probe, tr, case, self.opts.timeouts)
@@ -240,6 +247,9 @@ class SuiteRunner:
                     raise RetryableCaseError(f"REPLY_EVENTS_MISSING: no reply_start for trace_id={trace_id}")
                 return [turn_dir]
             finally:
+                if browser is not None and not browser.done():
+                    browser.cancel()
+                    await asyncio.gather(browser, return_exceptions=True)
                 await probe.aclose()
 
     # -- conversation suites (nightly) ----------------------------------------------------

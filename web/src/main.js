@@ -15,6 +15,9 @@
 //   speech_ms              length of the case's speech (first onset to last end) in the file;
 //                          bounds which mic segments are the user's turn (fake capture loops)
 //   wait_agent=1           publish the mic only once a remote participant is in the room
+//   wait_ready=0           AutoRTC double ACK: with 1, open the mic only after the agent's
+//                          `agent_ready` (its answer to the probe's `probe_ready`), so the probe
+//                          records before the user speaks; ready_timeout_ms=30000
 //   agent_timeout_ms=20000
 //   agent_kind=agent       whose audio is "the agent": participants of LiveKit kind AGENT
 //                          (`any`: any remote participant); agent_identity=ID picks one by name
@@ -61,6 +64,8 @@ const config = {
   playout_silence_ms: num('playout_silence_ms', 400),
   speech_ms: num('speech_ms', null),
   wait_agent: flag('wait_agent', true),
+  wait_ready: flag('wait_ready', false),
+  ready_timeout_ms: num('ready_timeout_ms', 30000),
   agent_timeout_ms: num('agent_timeout_ms', 20000),
   audio_processing: flag('aproc', false),
   stats_ms: num('stats_ms', 1000),
@@ -285,12 +290,16 @@ async function sendProtocol(type, fields) {
   trace.protocol.sent.push({ ...msg, t: nowMs() });
 }
 
+let agentReadyResolve = null;
+const agentReady = new Promise((resolve) => { agentReadyResolve = resolve; });
+
 function onData(payload, participant, kind, topic) {
   if (topic !== PROTOCOL_TOPIC) return;
   let msg;
   try { msg = JSON.parse(new TextDecoder().decode(payload)); } catch (e) { log(`bad protocol packet: ${e}`); return; }
   if (!msg || msg.v !== 1 || typeof msg.type !== 'string') return;
   trace.protocol.received.push({ t: nowMs(), from: participant ? participant.identity : null, msg });
+  if (msg.type === 'agent_ready' && agentReadyResolve) { trace.events.t_agent_ready = nowMs(); agentReadyResolve(); }
   if (msg.type === 'reply_start' || msg.type === 'reply_end') log(`agent ${msg.type} ${msg.trace_id} #${msg.reply_index}`);
 }
 
@@ -426,6 +435,11 @@ async function join() {
   if ([...room.remoteParticipants.values()].some(isAgent) && !trace.events.t_agent_joined) trace.events.t_agent_joined = nowMs();
   if (config.wait_agent) {
     try { await waitForAgent(config.agent_timeout_ms); } catch (e) { fail('no_agent', e.message); return; }
+  }
+  if (config.wait_ready) {
+    const timeout = new Promise((_, reject) => setTimeout(
+      () => reject(new Error(`no agent_ready within ${config.ready_timeout_ms} ms (is the probe in the room?)`)), config.ready_timeout_ms));
+    try { await Promise.race([agentReady, timeout]); } catch (e) { fail('no_agent_ready', e.message); return; }
   }
   // Capture (and so the fake-capture file) starts here, after the agent is in the room.
   let mic;
