@@ -21,6 +21,7 @@ _COMMAND_MODULES = (
     "system.cli",
     "autortc.commands.run",
     "autortc.commands.stages",
+    "autortc.commands.calibrate",
     "autortc.commands.analyze",
     "autortc.commands.tts_bench",
     "autortc.network.cli",
@@ -38,6 +39,10 @@ def main() -> None:
         level=os.environ.get("AUTORTC_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # LiveKit Agents streams its session events to every participant on this topic; the bots do
+    # not read them, and the SDK logs each unread stream at INFO on the root logger.
+    logging.getLogger().addFilter(
+        lambda r: not str(r.msg).startswith("ignoring byte stream with topic 'lk.agent.session'"))
     _register_all()
     app()
 

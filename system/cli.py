@@ -14,8 +14,10 @@ def register(app: typer.Typer) -> None:
     @stack_app.command("up")
     def up(
         agent_env: list[str] = typer.Option([], "--agent-env", help="AUTORTC_AGENT_FIELD=value override (repeatable)"),
+        net: bool = typer.Option(False, "--net", help="advertise the impairment relay's address so `autortc run --profile` can degrade the user side's media (docs/network.md)"),
     ) -> None:
         """Build/reuse the SFU, start SFU, agent worker and token server; wait until each is ready."""
+        from system.livekit_server import NET_NODE_IP, ServerOptions
         from system.stack import Stack, StackError, StackOptions
 
         env = {}
@@ -24,7 +26,8 @@ def register(app: typer.Typer) -> None:
             if not sep or not key.startswith("AUTORTC_AGENT_"):
                 raise typer.BadParameter(f"--agent-env {item!r}: expected AUTORTC_AGENT_<FIELD>=value")
             env[key] = value
-        stack = Stack(StackOptions(agent_env=env))
+        server = ServerOptions(node_ip=NET_NODE_IP, rtc_tcp_port=0) if net else ServerOptions()
+        stack = Stack(StackOptions(agent_env=env, server=server))
         try:
             timings = stack.up()
         except StackError as exc:

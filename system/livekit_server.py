@@ -17,6 +17,9 @@ log = logging.getLogger("autortc.stack.livekit")
 
 LIVEKIT_MODULE = "github.com/livekit/livekit-server/cmd/server"
 LIVEKIT_VERSION = "v1.13.5"  # that tag has no replace directives, so `go install` builds it
+# With `stack up --net` the SFU advertises the impairment relay's address (docs/network.md):
+# every peer's media then crosses the relay, which degrades only the user side's flows.
+NET_NODE_IP = "198.18.0.1"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,7 +29,7 @@ class ServerOptions:
     host: str = "127.0.0.1"
     port: int = 7880  # HTTP + WebSocket signaling
     rtc_udp_port: int = 7882  # the single UDP port all media uses (one port makes impairment possible)
-    rtc_tcp_port: int = 7881  # ICE/TCP fallback
+    rtc_tcp_port: int = 7881  # ICE/TCP fallback; 0 = none (it would listen on all addresses and bypass the relay)
     node_ip: str = "127.0.0.1"  # the address advertised in ICE candidates
     # Short timeouts so a per-case room disappears soon after its participants leave.
     empty_timeout_s: int = 10

@@ -82,6 +82,8 @@ def _save_state(p: Path, state: dict[str, ComponentState], opts: StackOptions | 
     if opts is not None:
         payload["livekit_url"] = opts.server.url
         payload["token_url"] = opts.token_url
+        payload["node_ip"] = opts.server.node_ip
+        payload["rtc_udp_port"] = opts.server.rtc_udp_port
     tmp.write_text(json.dumps(payload, indent=2))
     tmp.replace(p)
 

@@ -247,6 +247,8 @@ def write_report(run_dir: Path) -> dict:
             md.append(f"### {f['case_id']} / {f['trace_id']}: {f['gates']}")
             md.append(f"![pre vs post]({ASSETS}/{f['file']})" if f["file"] else f["note"])
             md.append("")
+    details = _details_md(summary, cases)
+    md += details
     if notes:
         md += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     md_path = run_dir / "report.md"
@@ -256,7 +258,8 @@ def write_report(run_dir: Path) -> dict:
                       autoescape=select_autoescape(["html", "j2"]))
     html = env.get_template("report.html.j2").render(
         s=summary, counts=dict(counts), gates=gates_rows, case_header=header, case_rows=rows,
-        cdf=base64.b64encode(cdf).decode() if cdf else None, fixes=fix_list, failed=failed, notes=notes)
+        cdf=base64.b64encode(cdf).decode() if cdf else None, fixes=fix_list, failed=failed, notes=notes,
+        details_md="\n".join(details))
     html_path = run_dir / "report.html"
     html_path.write_text(html, encoding="utf-8")
 
@@ -264,6 +267,52 @@ def write_report(run_dir: Path) -> dict:
     log.info("report run=%s verdict=%s cases=%d failed_turns=%d", summary.run_id, verdict, len(cases), len(failed))
     return {"report_md": md_path, "report_html": html_path, "junit": junit_path, "verdict": verdict,
             "failed_cases": [e.case_id for e in summary.cases if e.verdict == "FAIL"]}
+
+
+def _details_md(summary: RunSummary, cases: list[CaseResult]) -> list[str]:
+    """Turn-taking, USER_KPI, reported-vs-heard, retries and network sections (markdown lines)."""
+    out: list[str] = []
+    tt = [(c, t) for c in cases for t in c.turns
+          if t.turntaking.stop_time_ms is not None or t.turntaking.false_yields is not None]
+    if tt:
+        out += ["", "## Turn-taking", "", "| Case / turn | stop time ms (barge-in) | false yields (backchannel) | talk-over ms |",
+                "|---|---|---|---|"]
+        out += [f"| {c.case_id} / {t.trace_id} | {_fmt(t.turntaking.stop_time_ms)} | {_fmt(t.turntaking.false_yields)} | "
+                f"{_fmt(t.turntaking.talk_over_ms)} |" for c, t in tt]
+    rv = [(c, t) for c in cases for t in c.turns if t.latency.reported_vs_heard_ms is not None]
+    if rv:
+        out += ["", "## What the agent reports vs what the user hears", "",
+                "Agent-reported = LiveKit Agents' end-of-utterance delay + TTFT + TTFB (else its stages); heard = "
+                "user EoT → first audible sample at the probe.", "",
+                "| Case / turn | agent-reported ms | heard ms | difference ms | USER_KPI ms (browser) |", "|---|---|---|---|---|"]
+        out += [f"| {c.case_id} / {t.trace_id} | {_fmt(t.latency.agent_reported_ms)} | {_fmt(t.latency.eot_to_first_audio_ms)} | "
+                f"{_fmt(t.latency.reported_vs_heard_ms)} | {_fmt(t.latency.user_kpi_ms)} |" for c, t in rv]
+    ex = summary.extra or {}
+    if ex.get("retry_reasons") or ex.get("harness_errors") or ex.get("cut"):
+        out += ["", "## Retries and harness problems", "", f"Retries: {ex.get('retries', 0)} (rate {ex.get('retry_rate', 0)})", ""]
+        for cid, reasons in (ex.get("retry_reasons") or {}).items():
+            out += [f"- {cid}: {r}" for r in reasons]
+        out += [f"- HARNESS {e}" for e in ex.get("harness_errors") or []]
+        if ex.get("cut"):
+            out += [f"- cut by Ctrl-C: {', '.join(ex['cut'])}"]
+    net = ex.get("network")
+    if net:
+        out += ["", f"## Network profile `{net.get('profile')}` — {'applied' if net.get('applied') else 'NOT verified as applied'}", ""]
+        conf = net.get("configured") or {}
+        out += ["| direction | configured delay / jitter / loss | measured before (delay ms, std ms, loss %) | measured after |", "|---|---|---|---|"]
+        for d in ("uplink", "downlink"):
+            c = conf.get(d) or {}
+            b = (((net.get("measured_before") or {}).get(d) or {}).get("measured") or {})
+            a = (((net.get("measured_after") or {}).get(d) or {}).get("measured") or {})
+            out.append(f"| {d} | {c.get('delay_ms')} ms / {c.get('jitter_ms')} ms / {c.get('loss_pct')} % | "
+                       f"{_fmt(b.get('delay_mean_ms'), 2)}, {_fmt(b.get('delay_std_ms'), 2)}, {_fmt(b.get('loss_pct'), 2)} | "
+                       f"{_fmt(a.get('delay_mean_ms'), 2)}, {_fmt(a.get('delay_std_ms'), 2)}, {_fmt(a.get('loss_pct'), 2)} |")
+        mb, ma = net.get("measured_before") or {}, net.get("measured_after") or {}
+        out += ["", f"Probe RTT: before {_fmt(mb.get('rtt_mean_ms'), 1)} ms ({mb.get('verdict')}), "
+                f"after {_fmt(ma.get('rtt_mean_ms'), 1)} ms ({ma.get('verdict')})"]
+        out += ["", f"Path: {((net.get('path') or {}).get('mode'))} / {((net.get('path') or {}).get('backend'))} "
+                f"(agent exempt: {((net.get('path') or {}).get('agent_exempt'))})"]
+    return out
 
 
 def _write_junit(path: Path, summary: RunSummary, cases: list[CaseResult], run_gates) -> Path:
