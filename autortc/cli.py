@@ -42,7 +42,7 @@ def main() -> None:
     # LiveKit Agents streams its session events to every participant on this topic; the bots do
     # not read them, and the SDK logs each unread stream at INFO on the root logger.
     logging.getLogger().addFilter(
-        lambda r: not str(r.msg).startswith("ignoring byte stream with topic 'lk.agent.session'"))
+        lambda r: not r.getMessage().startswith("ignoring byte stream with topic 'lk.agent.session'"))
     _register_all()
     app()
 

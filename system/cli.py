@@ -14,6 +14,7 @@ def register(app: typer.Typer) -> None:
     @stack_app.command("up")
     def up(
         agent_env: list[str] = typer.Option([], "--agent-env", help="AUTORTC_AGENT_FIELD=value override (repeatable)"),
+        port_offset: int = typer.Option(0, "--port-offset", help="add this to every port (a second stack beside the first)"),
         net: bool = typer.Option(False, "--net", help="advertise the impairment relay's address so `autortc run --profile` can degrade the user side's media (docs/network.md)"),
     ) -> None:
         """Build/reuse the SFU, start SFU, agent worker and token server; wait until each is ready."""
@@ -26,8 +27,13 @@ def register(app: typer.Typer) -> None:
             if not sep or not key.startswith("AUTORTC_AGENT_"):
                 raise typer.BadParameter(f"--agent-env {item!r}: expected AUTORTC_AGENT_<FIELD>=value")
             env[key] = value
-        server = ServerOptions(node_ip=NET_NODE_IP, rtc_tcp_port=0) if net else ServerOptions()
-        stack = Stack(StackOptions(agent_env=env, server=server))
+        d = ServerOptions()
+        server = ServerOptions(port=d.port + port_offset, rtc_udp_port=d.rtc_udp_port + port_offset,
+                               rtc_tcp_port=0 if net else d.rtc_tcp_port + port_offset,
+                               node_ip=NET_NODE_IP if net else d.node_ip)
+        so = StackOptions()
+        stack = Stack(StackOptions(agent_env=env, server=server, token_port=so.token_port + port_offset,
+                                   agent_http_port=so.agent_http_port + port_offset))
         try:
             timings = stack.up()
         except StackError as exc:

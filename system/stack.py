@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from system import livekit_server
+from system.procs import group_members
 from system.credentials import ApiCredentials, load_or_create
 from system.paths import REPO_ROOT, stack_dir
 
@@ -86,23 +87,6 @@ def _save_state(p: Path, state: dict[str, ComponentState], opts: StackOptions | 
         payload["rtc_udp_port"] = opts.server.rtc_udp_port
     tmp.write_text(json.dumps(payload, indent=2))
     tmp.replace(p)
-
-
-def group_members(pgid: int) -> list[int]:
-    """PIDs whose process group is ``pgid`` (zombies excluded)."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # fields after the ')' of the command: state ppid pgrp ...
-        rest = stat.rsplit(")", 1)[1].split()
-        if rest[0] != "Z" and int(rest[2]) == pgid:
-            members.append(int(entry.name))
-    return members
 
 
 def _port_open(host: str, port: int) -> bool:

@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
+from system.procs import group_members  # noqa: F401  (re-exported)
+
 __all__ = ["ProcessGroup", "group_members", "wait_pid_exit"]
 
 logger = logging.getLogger("autortc.tts_bench")
@@ -37,23 +39,6 @@ def wait_pid_exit(pid: int, timeout_s: float) -> bool:
         return bool(ready)
     finally:
         os.close(fd)
-
-
-def group_members(pgid: int) -> list[int]:
-    """Pids of live (non-zombie) processes whose process group is ``pgid`` (Linux ``/proc``)."""
-    members: list[int] = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # fields after the parenthesised command: state ppid pgrp ...
-        fields = stat.rsplit(")", 1)[1].split()
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            members.append(int(entry.name))
-    return members
 
 
 class ProcessGroup:

@@ -33,6 +33,8 @@ class AgentConfig:
     preemptive_generation: bool = True
     turn_detector: str = "vad"  # "vad" or "v1-mini" (LiveKit's local audio end-of-turn model)
     rules_path: str = str(Path(__file__).with_name("rules.json"))
+    llm: str = "scripted"  # "scripted" (rules.json) or "transformers" (needs the `llm` extra and llm_model)
+    llm_model: str = ""  # a local folder with a causal LM and its tokenizer (nothing is downloaded)
     tts_length_scale: float = 1.0
     whisper_threads: int = 2
 

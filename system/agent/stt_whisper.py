@@ -74,47 +74,6 @@ class WhisperTranscriber:
         return text
 
 
-class WhisperSTT(stt.STT):
-    """Non-streaming ``stt.STT``: wrap it in ``stt.StreamAdapter`` with a VAD for a session."""
-
-    def __init__(self, *, transcriber: WhisperTranscriber | None = None) -> None:
-        super().__init__(capabilities=stt.STTCapabilities(streaming=False, interim_results=False))
-        self._transcriber = transcriber or WhisperTranscriber()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper")
-        self.last_final_monotonic: float | None = None
-
-    @property
-    def model(self) -> str:
-        return "whisper-tiny.en"
-
-    @property
-    def provider(self) -> str:
-        return "faster-whisper"
-
-    async def _recognize_impl(
-        self,
-        buffer: utils.AudioBuffer,
-        *,
-        language: NotGivenOr[str] = NOT_GIVEN,
-        conn_options: APIConnectOptions,
-    ) -> stt.SpeechEvent:
-        frame = rtc.combine_audio_frames(buffer)
-        pcm = np.frombuffer(frame.data, dtype=np.int16).reshape(-1, frame.num_channels)
-        mono = pcm.mean(axis=1).astype(np.float32) / 32768.0
-        loop = asyncio.get_running_loop()
-        text = await loop.run_in_executor(
-            self._executor, self._transcriber.transcribe, mono, frame.sample_rate
-        )
-        self.last_final_monotonic = time.monotonic()
-        return stt.SpeechEvent(
-            type=stt.SpeechEventType.FINAL_TRANSCRIPT,
-            alternatives=[stt.SpeechData(language="en", text=text)],
-        )
-
-    async def aclose(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
-
-
 class WhisperStreamingSTT(stt.STT):
     """Streaming STT over whisper: VAD-segmented finals plus interim transcripts while the user speaks.
 

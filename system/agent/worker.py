@@ -58,6 +58,7 @@ class Models:
     whisper: WhisperTranscriber
     tts: Any
     rules: Any
+    hf_llm: Any = None  # TransformersLLM when AUTORTC_AGENT_LLM=transformers
 
     @classmethod
     def load(cls) -> Models:
@@ -74,6 +75,14 @@ class Models:
             tts=PiperTTS(PiperOptions(length_scale=CONFIG.tts_length_scale)),
             rules=load_rules(Path(CONFIG.rules_path)),
         )
+        if CONFIG.llm == "transformers":
+            from system.agent.hf_llm import TransformersLLM
+
+            if not CONFIG.llm_model:
+                raise ValueError("AUTORTC_AGENT_LLM=transformers needs AUTORTC_AGENT_LLM_MODEL=<local model folder>")
+            m.hf_llm = TransformersLLM.from_pretrained(CONFIG.llm_model)
+        elif CONFIG.llm != "scripted":
+            raise ValueError(f"AUTORTC_AGENT_LLM={CONFIG.llm!r}: expected scripted or transformers")
         log.info("loaded models in %.2f s", time.monotonic() - t0)
         return m
 
@@ -147,7 +156,7 @@ async def entrypoint(ctx: JobContext) -> None:
     session = AgentSession(
         vad=vad,
         stt=WhisperStreamingSTT(transcriber=models.whisper, vad=vad, interims_when=agent_speaking),
-        llm=ScriptedLLM(rules=models.rules, on_event=stage),
+        llm=models.hf_llm if models.hf_llm is not None else ScriptedLLM(rules=models.rules, on_event=stage),
         tts=LocalTTS(engine=models.tts, on_event=stage),
         turn_handling={
             "turn_detection": turn_detection,
