@@ -225,9 +225,7 @@ class SuiteRunner:
                                                            timeouts=self.opts.timeouts)
                 kpi = res.kpi
                 seg0 = case.segments[0]
-                t_onset = None
-                if kpi.t_user_onset_ms is not None:
-                    t_onset = kpi.t_user_onset_ms / 1000.0 - res.clock_sync.page_minus_monotonic_s
+                t_onset = res.clock_sync.to_monotonic(kpi.t_user_onset_ms)
                 write_trace(turn_dir, {
                     "v": 1, "run_id": self.run_id, "case_id": case.id, "trace_id": trace_id, "turn_index": 0,
                     "wall_offset_s": time.time() - time.monotonic(),
