@@ -28,7 +28,7 @@ def bundled_target():
     return Target(livekit_url=state["livekit_url"], api_key=creds.api_key, api_secret=creds.api_secret, agent_name=AGENT_NAME)
 
 
-async def _run_with_profile(opts, profile_name: str, extra_files: list[Path], measure_s: float):
+async def _run_with_profile(opts, profile_name: str, extra_files: list[Path], measure_s: float, measure_pps: float):
     """Run the suite with the user side behind the impairment path; record configured vs measured.
 
     The bots' LiveKit FFI starts inside the path's namespace (its media and signaling cross the
@@ -56,10 +56,10 @@ async def _run_with_profile(opts, profile_name: str, extra_files: list[Path], me
     async with ImpairedPath(prof, server_udp=("127.0.0.1", udp), server_tcp=("127.0.0.1", http_port),
                             node_ip=node_ip or None) as path:
         path.attach_livekit_ffi()
-        before = await path.measure(duration_s=measure_s)
+        before = await path.measure(duration_s=measure_s, rate_pps=measure_pps)
         target = dataclasses.replace(opts.target, livekit_url=path.livekit_url)
         outcome = await run_suite(dataclasses.replace(opts, target=target))
-        after = await path.measure(duration_s=measure_s)
+        after = await path.measure(duration_s=measure_s, rate_pps=measure_pps)
         network = {
             "profile": prof.name,
             "configured": {"uplink": prof.uplink.model_dump(), "downlink": prof.downlink.model_dump()},
@@ -105,7 +105,8 @@ def register(app: typer.Typer) -> None:
         perceptual: bool = typer.Option(False, "--perceptual/--no-perceptual", help="score ViSQOL MOS-LQO per turn (~4.5 s CPU each)"),
         profile: str = typer.Option(None, help="network profile for the user side's media (autortc net profiles); needs `autortc stack up --net`"),
         profiles_file: list[Path] = typer.Option([], "--profiles-file", help="extra TOML profiles (repeatable)"),
-        measure_s: float = typer.Option(15.0, help="--profile: seconds of probe train before and after the suite"),
+        measure_s: float = typer.Option(30.0, help="--profile: seconds of probe train before and after the suite"),
+        measure_pps: float = typer.Option(200.0, help="--profile: probe packets per second (loss within ±0.5 point needs thousands)"),
         progress: bool = typer.Option(True, "--progress/--no-progress"),
     ) -> None:
         """Run a suite; exit 0 when all gates pass, 1 when a gate fails, 2 when the harness failed."""
@@ -126,7 +127,7 @@ def register(app: typer.Typer) -> None:
                               max_attempts=max_attempts, turns=turns, gates_path=gates, only=tuple(only),
                               perceptual=perceptual, via=via, progress=progress, token_url=token_url)  # type: ignore[arg-type]
             if profile:
-                outcome = asyncio.run(_run_with_profile(opts, profile, profiles_file, measure_s))
+                outcome = asyncio.run(_run_with_profile(opts, profile, profiles_file, measure_s, measure_pps))
             else:
                 outcome = asyncio.run(run_suite(opts))
         except (CaseFileError, ValueError, RuntimeError) as exc:

@@ -28,11 +28,12 @@ def _cli(*args: str, env: dict[str, str], timeout: float) -> subprocess.Complete
 
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None, reason="needs root and iproute2 for the user-side namespace")
 def test_bad_wifi_profile_is_applied_and_measured(tmp_path):
+    """The case runs behind bad_wifi, the probe train agrees with the profile, the agent is exempt."""
     env = {**os.environ, "AUTORTC_OUTPUT": str(tmp_path), "AUTORTC_LOG_LEVEL": "WARNING"}
     up = _cli("stack", "up", "--net", "--port-offset", "20000", env=env, timeout=300)
     assert up.returncode == 0, up.stderr[-2000:]
     try:
-        run = _cli("run", "--profile", "bad_wifi", "--only", "content_weather", "--no-progress", "--measure-s", "10",
+        run = _cli("run", "--profile", "bad_wifi", "--only", "content_weather", "--no-progress", "--measure-s", "20",
                    "--out", str(tmp_path / "runs"), "--run-id", "net-e2e", env=env, timeout=600)
         print(run.stdout[-3000:], run.stderr[-3000:])
         assert run.returncode in (0, 1), run.stderr[-3000:]  # gates may fail on a bad network; the harness must not
@@ -43,9 +44,14 @@ def test_bad_wifi_profile_is_applied_and_measured(tmp_path):
     print(json.dumps({k: net[k] for k in ("profile", "applied")}, indent=1))
     assert net["path"]["agent_exempt"] is True and net["path"]["mode"] == "netns"
     relay = net["path"]["relay"]
-    assert net["applied"], net["measured_before"]
-    up_m = net["measured_before"]["uplink"]["measured"]
-    assert abs(up_m["delay_mean_ms"] - 50.0) <= 5.0 and up_m["loss_pct"] < 6.0
+    # a 20 s train pins loss and jitter; the mean delay of bad_wifi's slowly drifting jitter may stay
+    # "inconclusive" against the +-2 ms tolerance (longer --measure-s settles it). Nothing may disagree.
+    for when in ("measured_before", "measured_after"):
+        m = net[when]
+        assert m["verdict"] in ("applied", "inconclusive"), json.dumps(m)[:3000]
+        for d in ("uplink", "downlink"):
+            got = m[d]["measured"]
+            assert abs(got["delay_mean_ms"] - 50.0) <= 5.0 and abs(got["loss_pct"] - 2.0) <= 1.0, (when, d, got)
     res = json.loads((tmp_path / "runs" / "net-e2e" / "content_weather" / "result.json").read_text())
     assert res["turns"] and res["turns"][0]["capture_status"] == "OK", res
     print("relay counters:", json.dumps(relay)[:600])
