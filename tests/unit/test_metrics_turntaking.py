@@ -34,3 +34,20 @@ def test_false_yield():
 def test_talk_over():
     assert talk_over_ms([(1.0, 2.0)], [(1.5, 3.0)]) == pytest.approx(500.0)
     assert talk_over_ms([(1.0, 2.0)], [(2.0, 3.0)]) == 0.0
+
+
+def test_a_pause_the_agent_meant_is_not_a_false_yield():
+    from autortc.metrics.turntaking import false_yield
+
+    agent = [(0.0, 2.0), (2.35, 5.0)]  # a 350 ms sentence pause 0.5 s after the backchannel
+    assert false_yield(agent, 1.5) is True  # without the agent's own copy it looks like a yield
+    assert false_yield(agent, 1.5, intended=[(2.02, 2.33)]) is False  # its pre-RTC copy has that pause
+    assert false_yield(agent, 1.5, intended=[(3.0, 3.3)]) is True  # a pause elsewhere excuses nothing
+
+
+def test_barge_in_between_two_words_still_lands_on_speech():
+    from autortc.metrics.turntaking import stop_time_ms
+
+    agent = [(0.0, 1.0), (1.12, 1.8)]  # the user starts in a 120 ms gap between words
+    assert stop_time_ms(agent, 1.05) == pytest.approx(750.0)
+    assert stop_time_ms([(0.0, 1.0), (1.6, 2.0)], 1.3) is None  # a 600 ms silence: the agent was not speaking
