@@ -11,6 +11,7 @@ every case; Ctrl-C keeps what finished and names what was cut.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import logging
 import time
@@ -23,6 +24,7 @@ from autortc.bots.probe_bot import ProbeBot
 from autortc.bots.target import CaseRoom, Target
 from autortc.bots.user_bot import UserBot
 from autortc.cases import Case, load_case_file
+from autortc.gates import case_verdict
 from autortc.results import CaseResult, TurnResult, write_json
 from autortc.runner import analysis
 from autortc.runner.conversation import TurnError, TurnTimeouts, run_turn
@@ -35,6 +37,12 @@ EXIT_PASS, EXIT_GATE_FAIL, EXIT_HARNESS = 0, 1, 2
 
 class RetryableCaseError(RuntimeError):
     """A capture problem that a fresh room may not have (no reply events at all)."""
+
+
+def _require_replies(trace: dict[str, Any], case: Case) -> None:
+    """A turn that expected an answer and saw no ``reply_start`` is a capture failure, retried."""
+    if not trace["probe"]["replies"] and any(s.expect != "ignore" for s in case.segments):
+        raise RetryableCaseError(f"REPLY_EVENTS_MISSING: no reply_start for trace_id={trace['trace_id']}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -151,9 +159,7 @@ class SuiteRunner:
                 attempt_fn = self._case_attempt_browser if self.opts.via == "browser" else self._case_attempt
                 turn_dirs = await attempt_fn(case, case_dir, room)
                 break
-            except (BarrierTimeout, TurnError, RetryableCaseError, ConnectionError, TimeoutError, Exception) as exc:
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
+            except Exception as exc:  # barrier timeouts, anchors that never came, no reply, SDK errors
                 reason = f"attempt {attempt} (room {room}): {type(exc).__name__}: {exc}"
                 log.warning("case=%s %s", case.id, reason)
                 reasons.append(reason)
@@ -165,32 +171,35 @@ class SuiteRunner:
         turns = [await self._analyze(case, d) for d in turn_dirs]
         result = CaseResult(case_id=case.id, p_level=case.p_level, turns=turns, attempts=len(reasons) + (0 if error else 1),
                             error=error, duration_s=round(time.monotonic() - t0, 2), tags=list(case.tags))
-        from autortc.gates import case_verdict
-
         result.verdict = case_verdict(result)  # type: ignore[assignment]
         write_json(case_dir / "result.json", result)
         self.results[case.id] = result
         await self._write_summary()
         log.info("case=%s verdict=%s attempts=%d (%.1f s)", case.id, result.verdict, result.attempts, result.duration_s)
 
+    @contextlib.asynccontextmanager
+    async def _bots(self, room: str):
+        """User bot (joins first: agents link to the first standard participant), then the probe;
+        yields once both have seen ``agent_ready`` (the double ACK)."""
+        user = UserBot(self.opts.target, room=room)
+        probe = ProbeBot(self.opts.target, room=room)
+        try:
+            await user.connect()
+            await probe.connect()
+            await probe.ready()
+            await user.wait_agent_ready()
+            yield user, probe
+        finally:
+            await asyncio.gather(user.aclose(), probe.aclose(), return_exceptions=True)
+
     async def _case_attempt(self, case: Case, case_dir: Path, room: str) -> list[Path]:
-        async with CaseRoom(self.opts.target, room, metadata={"case_id": case.id}):
-            user = UserBot(self.opts.target, room=room)
-            probe = ProbeBot(self.opts.target, room=room)
-            try:
-                await user.connect()
-                await probe.connect()
-                await probe.ready()
-                await user.wait_agent_ready()
-                trace_id = new_trace_id(case.id, 0)
-                turn_dir = child(case_dir, trace_id)
-                trace = await run_turn(user=user, probe=probe, case=case, trace_id=trace_id, turn_index=0,
-                                       run_id=self.run_id, out_dir=turn_dir, timeouts=self.opts.timeouts)
-                if not trace["probe"]["replies"] and any(s.expect != "ignore" for s in case.segments):
-                    raise RetryableCaseError(f"REPLY_EVENTS_MISSING: no reply_start for trace_id={trace_id}")
-                return [turn_dir]
-            finally:
-                await asyncio.gather(user.aclose(), probe.aclose(), return_exceptions=True)
+        async with CaseRoom(self.opts.target, room, metadata={"case_id": case.id}), self._bots(room) as (user, probe):
+            trace_id = new_trace_id(case.id, 0)
+            turn_dir = child(case_dir, trace_id)
+            trace = await run_turn(user=user, probe=probe, case=case, trace_id=trace_id, turn_index=0,
+                                   run_id=self.run_id, out_dir=turn_dir, timeouts=self.opts.timeouts)
+            _require_replies(trace, case)
+            return [turn_dir]
 
     async def _case_attempt_browser(self, case: Case, case_dir: Path, room: str) -> list[Path]:
         """The user is headless Chromium on the product page; the probe records beside it."""
@@ -241,8 +250,7 @@ class SuiteRunner:
                     },
                     "probe": probe_block, "agent": agent_block, "case": case_block(case),
                 })
-                if not probe_block["replies"] and any(s.expect != "ignore" for s in case.segments):
-                    raise RetryableCaseError(f"REPLY_EVENTS_MISSING: no reply_start for trace_id={trace_id}")
+                _require_replies({"trace_id": trace_id, "probe": probe_block}, case)
                 return [turn_dir]
             finally:
                 if browser is not None and not browser.done():
@@ -256,60 +264,45 @@ class SuiteRunner:
         ids = self.suite.turn_case_ids(self.opts.turns)
         room = check_id("room", f"{self.run_id}-conversation")
         progress = _Progress(len(ids), enabled=self.opts.progress, label=f"{self.opts.suite} conversation")
-        retries = 0
         done = 0
         try:
-            async with CaseRoom(self.opts.target, room, metadata={"suite": self.opts.suite}):
-                user = UserBot(self.opts.target, room=room)
-                probe = ProbeBot(self.opts.target, room=room)
-                try:
-                    await user.connect()
-                    await probe.connect()
-                    await probe.ready()
-                    await user.wait_agent_ready()
-                    for i, cid in enumerate(ids):
-                        case = self.case_file.case(cid)
-                        entry_id = check_id("case", f"turn{i:02d}-{cid}")
-                        t0 = time.monotonic()
-                        reasons: list[str] = []
-                        turn_dir = None
-                        for attempt in range(1, self.opts.max_attempts + 1):
-                            trace_id = new_trace_id(cid, i)
-                            d = child(self.run_dir, entry_id, trace_id)
-                            try:
-                                tr = await run_turn(user=user, probe=probe, case=case, trace_id=trace_id, turn_index=i,
-                                                    run_id=self.run_id, out_dir=d, timeouts=self.opts.timeouts)
-                                if not tr["probe"]["replies"] and any(s.expect != "ignore" for s in case.segments):
-                                    raise RetryableCaseError(f"REPLY_EVENTS_MISSING for trace_id={trace_id}")
-                                turn_dir = d
-                                break
-                            except (TurnError, RetryableCaseError) as exc:
-                                reasons.append(f"attempt {attempt}: {exc}")
-                                retries += 1
-                        self.retry_reasons[entry_id] = reasons
-                        turns = [await self._analyze(case, turn_dir)] if turn_dir else []
-                        res = CaseResult(case_id=entry_id, p_level=case.p_level, turns=turns, attempts=len(reasons) + (1 if turn_dir else 0),
-                                         error=None if turn_dir else f"harness: {reasons[-1]}", duration_s=round(time.monotonic() - t0, 2),
-                                         tags=list(case.tags))
-                        from autortc.gates import case_verdict
-
-                        res.verdict = case_verdict(res)  # type: ignore[assignment]
-                        write_json(child(self.run_dir, entry_id) / "result.json", res)
-                        self.results[entry_id] = res
-                        if not turn_dir:
-                            self.harness_errors.append(f"{entry_id}: {reasons[-1]}")
-                        done += 1
-                        progress.advance(entry_id, res.verdict)
-                        await self._write_summary()
-                finally:
-                    await asyncio.gather(user.aclose(), probe.aclose(), return_exceptions=True)
+            async with CaseRoom(self.opts.target, room, metadata={"suite": self.opts.suite}), self._bots(room) as (user, probe):
+                for i, cid in enumerate(ids):
+                    case = self.case_file.case(cid)
+                    entry_id = check_id("case", f"turn{i:02d}-{cid}")
+                    t0 = time.monotonic()
+                    reasons: list[str] = []
+                    turn_dir = None
+                    for attempt in range(1, self.opts.max_attempts + 1):
+                        trace_id = new_trace_id(cid, i)
+                        d = child(self.run_dir, entry_id, trace_id)
+                        try:
+                            tr = await run_turn(user=user, probe=probe, case=case, trace_id=trace_id, turn_index=i,
+                                                run_id=self.run_id, out_dir=d, timeouts=self.opts.timeouts)
+                            _require_replies(tr, case)
+                            turn_dir = d
+                            break
+                        except (TurnError, RetryableCaseError) as exc:
+                            reasons.append(f"attempt {attempt}: {exc}")
+                    self.retry_reasons[entry_id] = reasons
+                    turns = [await self._analyze(case, turn_dir)] if turn_dir else []
+                    res = CaseResult(case_id=entry_id, p_level=case.p_level, turns=turns, attempts=len(reasons) + (1 if turn_dir else 0),
+                                     error=None if turn_dir else f"harness: {reasons[-1]}", duration_s=round(time.monotonic() - t0, 2),
+                                     tags=list(case.tags))
+                    res.verdict = case_verdict(res)  # type: ignore[assignment]
+                    write_json(child(self.run_dir, entry_id) / "result.json", res)
+                    self.results[entry_id] = res
+                    if not turn_dir:
+                        self.harness_errors.append(f"{entry_id}: {reasons[-1]}")
+                    done += 1
+                    progress.advance(entry_id, res.verdict)
+                    await self._write_summary()
         except asyncio.CancelledError:
             return [f"turn{i:02d}-{cid}" for i, cid in enumerate(ids)][done:]
         except BarrierTimeout as exc:
             self.harness_errors.append(f"conversation room {room}: {exc}")
         finally:
             progress.close()
-            self._retry_rate = retries / max(1, len(ids))
         return []
 
     # -- metrics and summary ----------------------------------------------------------------
