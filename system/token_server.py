@@ -8,14 +8,13 @@ Run: ``python -m system.token_server --port 7890 --livekit-url ws://127.0.0.1:78
 from __future__ import annotations
 
 import argparse
-import datetime
 import logging
 import re
 from pathlib import Path
 
 from aiohttp import web
-from livekit import api
 
+from autortc.bots.target import join_token
 from system.credentials import ApiCredentials, load_or_create
 from system.paths import REPO_ROOT
 
@@ -35,16 +34,8 @@ def mint_token(
     for field, value in (("room", room), ("identity", identity)):
         if not _NAME.match(value) or ".." in value:
             raise ValueError(f"{field}: {value!r} is not a valid name (letters, digits, _ . : -)")
-    tok = (
-        api.AccessToken(creds.api_key, creds.api_secret)
-        .with_identity(identity)
-        .with_name(identity)
-        .with_ttl(datetime.timedelta(seconds=min(max(ttl_s, 30), MAX_TTL_S)))
-        .with_grants(api.VideoGrants(room_join=True, room=room, can_publish=True, can_subscribe=True, can_publish_data=True))
-    )
-    if kind:
-        tok = tok.with_kind(kind)  # type: ignore[arg-type]
-    return tok.to_jwt()
+    return join_token(creds.api_key, creds.api_secret, room=room, identity=identity, kind=kind,
+                      ttl_s=min(max(ttl_s, 30), MAX_TTL_S))
 
 
 def make_app(creds: ApiCredentials, livekit_url: str, web_root: Path) -> web.Application:

@@ -8,7 +8,6 @@ it is started for the session and stopped, process groups and all, at the end.
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass
 
 import pytest
@@ -23,9 +22,7 @@ class RunningStack:
 
 @pytest.fixture(scope="session")
 def stack():
-    from autortc.bots.target import Target
-    from system.agent.config import AGENT_NAME
-    from system.credentials import load_or_create
+    from autortc.commands.run import bundled_target, bundled_token_url
     from system.stack import Stack, StackOptions
 
     s = Stack(StackOptions())
@@ -33,11 +30,9 @@ def stack():
     if not s.is_up():
         s.up()
         started = True
-    state = json.loads(s.state_path.read_text())
-    creds = load_or_create()
-    target = Target(livekit_url=state["livekit_url"], api_key=creds.api_key, api_secret=creds.api_secret, agent_name=AGENT_NAME)
+    target = bundled_target()
     try:
-        yield RunningStack(livekit_url=state["livekit_url"], token_url=state["token_url"], target=target)
+        yield RunningStack(livekit_url=target.livekit_url, token_url=bundled_token_url(), target=target)
     finally:
         if started:
             s.down()

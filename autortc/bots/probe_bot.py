@@ -10,6 +10,7 @@ stale ``reply_seq``).
 from __future__ import annotations
 
 import asyncio
+import bisect
 import io
 import logging
 import time
@@ -67,8 +68,6 @@ class ProbeBot:
         self._trace: TraceEvents | None = None
         self._record_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._audible = False
-        self.onset_waiters: list[tuple[int, asyncio.Future[int]]] = []
 
     # -- connection and barriers ----------------------------------------------------------
 
@@ -131,31 +130,16 @@ class ProbeBot:
 
     def _track_onset(self, pcm: np.ndarray, start: int) -> None:
         rms = float(np.sqrt(np.mean((pcm.astype(np.float32) / 32768.0) ** 2))) if pcm.size else 0.0
-        audible = rms >= AUDIBLE_RMS
-        if audible:
-            for i, (after, fut) in enumerate(list(self.onset_waiters)):
-                if start + pcm.size > after and not fut.done():
-                    fut.set_result(max(start, after))
-            self.onset_waiters = [(a, f) for a, f in self.onset_waiters if not f.done()]
-            tr = self._trace
-            if tr is not None:
-                for r in tr.replies.values():
-                    if r.onset_sample is None and r.start_sample is not None and start + pcm.size > r.start_sample:
-                        r.onset_sample = max(start, r.start_sample)
-                        tr.changed.set()
-        self._audible = audible
-
-    def wait_audible_after(self, sample: int) -> asyncio.Future[int]:
-        """Future of the first audible sample index (10 ms grid) at or after ``sample``."""
-        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self.onset_waiters.append((sample, fut))
-        return fut
+        tr = self._trace
+        if rms >= AUDIBLE_RMS and tr is not None:
+            for r in tr.replies.values():
+                if r.onset_sample is None and r.start_sample is not None and start + pcm.size > r.start_sample:
+                    r.onset_sample = max(start, r.start_sample)
+                    tr.changed.set()
 
     def time_of_sample(self, sample: int) -> float:
         """Arrival-clock time of probe sample ``sample`` (frame arrival + offset in frame)."""
-        import bisect
-
-        i = bisect.bisect_right([s for _, s in self.arrivals], sample) - 1
+        i = bisect.bisect_right(self.arrivals, sample, key=lambda a: a[1]) - 1
         if i < 0:
             return self.arrivals[0][0]
         t, s0 = self.arrivals[i]

@@ -47,16 +47,25 @@ class Target:
         )
 
     def token(self, *, room: str, identity: str, kind: str | None = None, ttl_s: int = 900) -> str:
-        tok = (
-            api.AccessToken(self.api_key, self.api_secret)
-            .with_identity(identity)
-            .with_name(identity)
-            .with_ttl(datetime.timedelta(seconds=ttl_s))
-            .with_grants(api.VideoGrants(room_join=True, room=room, can_publish=True, can_subscribe=True, can_publish_data=True))
-        )
-        if kind:
-            tok = tok.with_kind(kind)  # type: ignore[arg-type]
-        return tok.to_jwt()
+        return join_token(self.api_key, self.api_secret, room=room, identity=identity, kind=kind, ttl_s=ttl_s)
+
+
+def join_token(api_key: str, api_secret: str, *, room: str, identity: str, kind: str | None = None,
+               ttl_s: int = 900) -> str:
+    """A JWT that lets ``identity`` join ``room`` to publish, subscribe and send data for ``ttl_s`` s.
+
+    ``kind``: LiveKit participant kind (``"agent"`` for the probe, an observer).
+    """
+    tok = (
+        api.AccessToken(api_key, api_secret)
+        .with_identity(identity)
+        .with_name(identity)
+        .with_ttl(datetime.timedelta(seconds=ttl_s))
+        .with_grants(api.VideoGrants(room_join=True, room=room, can_publish=True, can_subscribe=True, can_publish_data=True))
+    )
+    if kind:
+        tok = tok.with_kind(kind)  # type: ignore[arg-type]
+    return tok.to_jwt()
 
 
 class CaseRoom:

@@ -11,21 +11,27 @@ import typer
 DEFAULT_CASES = Path(__file__).resolve().parents[2] / "cases" / "all_cases.json"
 
 
-def bundled_target():
-    """The bundled stack's target; raises ``RuntimeError`` when it is not running."""
+def bundled_state() -> dict:
+    """``state.json`` of the running bundled stack; raises ``RuntimeError`` when it is not running."""
     import json
 
+    from system.stack import Stack
+
+    stack = Stack()
+    if not stack.is_up():
+        raise RuntimeError("the bundled stack is not running: start it with `autortc stack up`")
+    return json.loads(stack.state_path.read_text())
+
+
+def bundled_target():
+    """The bundled stack's target; raises ``RuntimeError`` when it is not running."""
     from autortc.bots.target import Target
     from system.agent.config import AGENT_NAME
     from system.credentials import load_or_create
-    from system.paths import stack_dir
-    from system.stack import Stack
 
-    if not Stack().is_up():
-        raise RuntimeError("the bundled stack is not running: start it with `autortc stack up`")
-    state = json.loads((stack_dir() / "state.json").read_text())
     creds = load_or_create()
-    return Target(livekit_url=state["livekit_url"], api_key=creds.api_key, api_secret=creds.api_secret, agent_name=AGENT_NAME)
+    return Target(livekit_url=bundled_state()["livekit_url"], api_key=creds.api_key, api_secret=creds.api_secret,
+                  agent_name=AGENT_NAME)
 
 
 async def _run_with_profile(opts, profile_name: str, extra_files: list[Path], measure_s: float, measure_pps: float):
@@ -42,9 +48,8 @@ async def _run_with_profile(opts, profile_name: str, extra_files: list[Path], me
     from autortc.network.profiles import get_profile
     from autortc.results import RunSummary, read_json, write_json
     from autortc.runner.suite import run_suite
-    from system.paths import stack_dir
 
-    state = json.loads((stack_dir() / "state.json").read_text()) if opts.target.agent_name else {}
+    state = bundled_state() if opts.target.agent_name else {}
     node_ip = state.get("node_ip")
     if state and node_ip in (None, "127.0.0.1"):
         raise RuntimeError("--profile needs the stack's SFU to advertise the relay: restart it with `autortc stack up --net`")
@@ -81,11 +86,7 @@ async def _run_with_profile(opts, profile_name: str, extra_files: list[Path], me
 
 
 def bundled_token_url() -> str:
-    import json
-
-    from system.paths import stack_dir
-
-    return json.loads((stack_dir() / "state.json").read_text())["token_url"]
+    return bundled_state()["token_url"]
 
 
 def register(app: typer.Typer) -> None:

@@ -12,6 +12,7 @@ spends several seconds in numba JIT.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Sequence
@@ -70,5 +71,7 @@ def score_many(pairs: Sequence[tuple[np.ndarray, np.ndarray, int]], *, max_worke
         return []
     if max_workers == 1 or len(pairs) == 1:
         return [_worker(p) for p in pairs]
-    with ProcessPoolExecutor(max_workers=max_workers) as pool:
+    # spawn, not fork: the caller often has threads (LiveKit's FFI runtime, onnxruntime), and a
+    # forked child can inherit one of their locks held -- the pool then hangs
+    with ProcessPoolExecutor(max_workers=max_workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         return list(pool.map(_worker, pairs))

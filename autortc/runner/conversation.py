@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from autortc.bots.probe_bot import PROBE_SR, ProbeBot, TraceEvents
+from autortc.bots.probe_bot import AUDIBLE_RMS, PROBE_SR, ProbeBot, TraceEvents
 from autortc.bots.user_bot import UserBot
 from autortc.cases import Case
+from autortc.metrics.latency import first_onset
 
 log = logging.getLogger("autortc.runner")
 
@@ -95,7 +96,7 @@ async def run_turn(
         elif seg.after == "previous_end":
             anchor = user.mic.time_of(placed[-1].end_sample)
         else:
-            anchor = await _agent_anchor(seg.after, probe, tr, after_sample=full_start, timeouts=timeouts, case=case)
+            anchor = await _agent_anchor(seg.after, probe, tr, timeouts=timeouts, case=case)
         p = user.place(
             index=seg.index,
             pcm=pcm,
@@ -142,8 +143,7 @@ async def settle(probe: ProbeBot, tr: TraceEvents, case: Case, timeouts: TurnTim
         await asyncio.sleep(0.01)  # the probe's own audio clock advancing, polled per 10 ms frame
 
 
-async def _agent_anchor(anchor: str, probe: ProbeBot, tr: TraceEvents, *, after_sample: int,
-                        timeouts: TurnTimeouts, case: Case) -> float:
+async def _agent_anchor(anchor: str, probe: ProbeBot, tr: TraceEvents, *, timeouts: TurnTimeouts, case: Case) -> float:
     deadline = time.monotonic() + timeouts.anchor_s
     while time.monotonic() < deadline:
         replies = sorted(tr.replies.values(), key=lambda r: r.reply_index)
@@ -153,22 +153,6 @@ async def _agent_anchor(anchor: str, probe: ProbeBot, tr: TraceEvents, *, after_
             return replies[0].t_end_recv
         await _wait_change(tr, max(0.01, deadline - time.monotonic()))
     raise TurnError(f"case {case.id}: anchor '{anchor}' never came within {timeouts.anchor_s:.0f} s (the agent did not speak)")
-
-
-def _onset(pcm: np.ndarray, start: int, sr: int, *, thresh: float = 0.01, win_ms: float = 5.0) -> int | None:
-    """First sample at/after ``start`` where the ``win_ms`` RMS envelope reaches ``thresh``."""
-    x = pcm[start:].astype(np.float32) / 32768.0
-    w = max(1, int(sr * win_ms / 1000))
-    if x.size < w:
-        return None
-    env = np.sqrt(np.convolve(x * x, np.ones(w) / w, mode="valid"))
-    idx = np.flatnonzero(env >= thresh)
-    if idx.size == 0:
-        return None
-    i = int(idx[0])
-    # the first sample inside the window that is itself non-silent
-    nz = np.flatnonzero(np.abs(x[i : i + w]) >= thresh)
-    return start + i + (int(nz[0]) if nz.size else 0)
 
 
 def probe_artifacts(probe: ProbeBot, tr: TraceEvents, out_dir: Path, *, full_start: int,
@@ -186,7 +170,8 @@ def probe_artifacts(probe: ProbeBot, tr: TraceEvents, out_dir: Path, *, full_sta
     first = replies[0] if replies else None
     if first is not None and first.start_sample is not None and full.size:
         start = first.start_sample - full_start
-        onset = _onset(full, start, PROBE_SR)
+        # the reply's first audible sample (sample-accurate, the metrics' own onset finder)
+        onset = first_onset(full.astype(np.float32) / 32768.0, PROBE_SR, start=start, threshold=AUDIBLE_RMS)
         if onset is not None:
             start = max(start, onset - int(0.01 * PROBE_SR))  # 10 ms pre-roll before the first audible sample
         end_evt = (first.end_sample - full_start) if first.end_sample is not None else full.size

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -151,7 +152,7 @@ def _bench_seed(args: tuple[int, int]) -> dict[str, list[int]]:
 
 def run(seeds: int = 6, sr: int = 16000, workers: int | None = None) -> dict[str, dict]:
     """Bench every detector over ``seeds`` corpora; returns per-detector figures."""
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         parts = list(pool.map(_bench_seed, [(s, sr) for s in range(seeds)]))
     tot: dict[str, list] = defaultdict(lambda: [0, 0, 0, 0, [], []])
     for p in parts:
