@@ -29,9 +29,7 @@ import json
 import logging
 import re
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -104,8 +102,9 @@ class BrowserTurnOptions:
     agent_identity: str | None = None
     audio_processing: bool = False
     extra_query: dict[str, str] = field(default_factory=dict)
-    chromium: str | None = None
+    chromium: str | None = None  # the executable (or a wrapper that starts it, e.g. in a network namespace)
     headless: bool = True
+    livekit_url: str | None = None  # the SFU URL the page uses, instead of the token server's
 
 
 @dataclass(frozen=True)
@@ -166,15 +165,20 @@ class BrowserTurnResult:
     t_first_playout_mono: float | None
 
 
-def fetch_token(token_url: str, room: str, identity: str, timeout_s: float = 10.0) -> tuple[str, str]:
-    """``(token, ws_url)`` from the token server; raises BrowserTurnError(TOKEN_SERVER)."""
-    q = urllib.parse.urlencode({"room": room, "identity": identity})
-    url = f"{token_url.rstrip('/')}/token?{q}"
+async def fetch_token(token_url: str, room: str, identity: str, timeout_s: float = 10.0) -> tuple[str, str]:
+    """``(token, ws_url)`` from the token server (aiohttp); raises BrowserTurnError(TOKEN_SERVER)."""
+    import aiohttp
+
+    url = f"{token_url.rstrip('/')}/token"
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as r:
-            body = json.loads(r.read().decode())
-    except (urllib.error.URLError, OSError, json.JSONDecodeError) as e:
-        raise BrowserTurnError(BrowserFailure.TOKEN_SERVER, f"GET {url} failed: {e}") from e
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as http:
+            async with http.get(url, params={"room": room, "identity": identity}) as r:
+                text = await r.text()
+                if r.status != 200:
+                    raise BrowserTurnError(BrowserFailure.TOKEN_SERVER, f"GET {url} answered HTTP {r.status}: {text[:200]}")
+                body = json.loads(text)
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError, json.JSONDecodeError) as e:
+        raise BrowserTurnError(BrowserFailure.TOKEN_SERVER, f"GET {url} (room={room}) failed: {type(e).__name__}: {e}") from e
     if not isinstance(body, dict) or not body.get("token") or not body.get("url"):
         raise BrowserTurnError(BrowserFailure.TOKEN_SERVER, f"GET {url}: expected JSON with 'token' and 'url', got {body!r}")
     return str(body["token"]), str(body["url"])
@@ -375,7 +379,9 @@ async def _run(
             for i, seg in enumerate(script)
         )
         capture = script_wavs[0]
-    token, ws_url = fetch_token(token_url, room, opts.identity)
+    token, ws_url = await fetch_token(token_url, room, opts.identity)
+    if opts.livekit_url:
+        ws_url = opts.livekit_url  # the page reaches the SFU another way (e.g. through the impairment path)
     query = page_query(opts, capture, room=room, token=token, ws_url=ws_url, trace_id=trace_id)
     if script is not None:
         query.update({"mic": "script", "script_lead_ms": f"{opts.lead_s * 1000:.0f}"})

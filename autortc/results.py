@@ -88,6 +88,10 @@ class ContinuityMetrics:
     dropout_method: Literal["reference", "signal", ""] = ""
     silence_threshold: float | None = None
     expected_silence_coverage: float | None = None
+    # the user's first segment (ms from its WAV's start), case.expected_silence_ms excused
+    user_max_gap_ms: float | None = None
+    user_gaps: list[Interval] = field(default_factory=list)
+    user_expected_silence_coverage: float | None = None
 
 
 @dataclass

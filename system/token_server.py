@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 from pathlib import Path
 
 from aiohttp import web
 
-from autortc.bots.target import join_token
+from autortc.protocol.tokens import MAX_TTL_S
+from autortc.protocol.tokens import mint_token as _mint
 from system.credentials import ApiCredentials, load_or_create
 from system.paths import REPO_ROOT
 
 log = logging.getLogger("autortc.stack.token")
 
-MAX_TTL_S = 900  # no longer than a case (plus its retries)
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+__all__ = ["MAX_TTL_S", "make_app", "mint_token"]
 
 
 def mint_token(
@@ -31,11 +30,7 @@ def mint_token(
 
     Raises ``ValueError`` naming the field when ``room``/``identity`` are not safe names.
     """
-    for field, value in (("room", room), ("identity", identity)):
-        if not _NAME.match(value) or ".." in value:
-            raise ValueError(f"{field}: {value!r} is not a valid name (letters, digits, _ . : -)")
-    return join_token(creds.api_key, creds.api_secret, room=room, identity=identity, kind=kind,
-                      ttl_s=min(max(ttl_s, 30), MAX_TTL_S))
+    return _mint(creds.api_key, creds.api_secret, room=room, identity=identity, ttl_s=ttl_s, kind=kind)
 
 
 def make_app(creds: ApiCredentials, livekit_url: str, web_root: Path) -> web.Application:

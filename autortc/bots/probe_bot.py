@@ -21,7 +21,7 @@ import numpy as np
 import soundfile as sf
 from livekit import rtc
 
-from autortc.bots.barrier import wait_for
+from autortc.bots.barrier import BarrierTimeout, raise_task_errors, wait_for
 from autortc.bots.target import Target
 from autortc.protocol.messages import PRE_RTC_TOPIC, TOPIC, ProtocolError, decode, encode, make
 
@@ -206,15 +206,21 @@ class ProbeBot:
         return full[start:end]
 
     async def aclose(self) -> None:
-        if self._record_task is not None:
+        """Stop recording, leave the room; raises the recorder's or a pre-RTC reader's error."""
+        rec_crashed = self._record_task is not None and self._record_task.done()
+        if self._record_task is not None and not rec_crashed:
             self._record_task.cancel()
-            await asyncio.gather(self._record_task, return_exceptions=True)
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=2)
-        await self.room.disconnect()
+        pending = list(self._tasks)
+        if pending:
+            await asyncio.wait(pending, timeout=2)
+            for t in pending:
+                if not t.done():
+                    t.cancel()
+        try:
+            await raise_task_errors([self._record_task, *pending], owner=f"probe in room {self.room_name}")
+        finally:
+            await self.room.disconnect()
 
 
 def await_barrier_error(name: str, timeout_s: float) -> Exception:
-    from autortc.bots.barrier import BarrierTimeout
-
     return BarrierTimeout(name, timeout_s, "the agent never answered probe_ready (does it speak the AutoRTC protocol?)")

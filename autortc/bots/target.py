@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import datetime
 import json
 import logging
 import os
 from dataclasses import dataclass
 
 from livekit import api
+
+from autortc.protocol.tokens import join_token
 
 log = logging.getLogger("autortc.bots")
 
@@ -50,26 +51,9 @@ class Target:
         return join_token(self.api_key, self.api_secret, room=room, identity=identity, kind=kind, ttl_s=ttl_s)
 
 
-def join_token(api_key: str, api_secret: str, *, room: str, identity: str, kind: str | None = None,
-               ttl_s: int = 900) -> str:
-    """A JWT that lets ``identity`` join ``room`` to publish, subscribe and send data for ``ttl_s`` s.
-
-    ``kind``: LiveKit participant kind (``"agent"`` for the probe, an observer).
-    """
-    tok = (
-        api.AccessToken(api_key, api_secret)
-        .with_identity(identity)
-        .with_name(identity)
-        .with_ttl(datetime.timedelta(seconds=ttl_s))
-        .with_grants(api.VideoGrants(room_join=True, room=room, can_publish=True, can_subscribe=True, can_publish_data=True))
-    )
-    if kind:
-        tok = tok.with_kind(kind)  # type: ignore[arg-type]
-    return tok.to_jwt()
-
-
 class CaseRoom:
-    """``async with CaseRoom(target, name):`` creates the room, dispatches the agent, deletes the room."""
+    """``async with CaseRoom(target, name, metadata={...}):`` creates the room (its metadata = the JSON
+    object, docs/protocol.md "Rooms"), dispatches the agent with the same metadata, deletes the room."""
 
     def __init__(self, target: Target, name: str, *, metadata: dict | None = None) -> None:
         self.target = target
@@ -79,7 +63,10 @@ class CaseRoom:
 
     async def __aenter__(self) -> CaseRoom:
         self._api = api.LiveKitAPI(self.target.http_url, self.target.api_key, self.target.api_secret)
-        await self._api.room.create_room(api.CreateRoomRequest(name=self.name, empty_timeout=10, departure_timeout=2))
+        # the case travels in the room's metadata (JSON) so an agent that watches for rooms
+        # needs no name parsing; the dispatch carries the same object
+        await self._api.room.create_room(api.CreateRoomRequest(name=self.name, empty_timeout=10, departure_timeout=2,
+                                                               metadata=json.dumps(self.metadata)))
         if self.target.agent_name:
             await self._api.agent_dispatch.create_dispatch(
                 api.CreateAgentDispatchRequest(

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from livekit import rtc
 
-from autortc.bots.barrier import wait_for
+from autortc.bots.barrier import BarrierTimeout, raise_task_errors, wait_for
 from autortc.bots.mic import MicTimeline, PlacedSegment, run_paced
 from autortc.bots.target import Target
 from autortc.protocol.messages import TOPIC, ProtocolError, decode, encode, make
@@ -47,8 +47,13 @@ class UserBot:
             track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
         )
         self._mic_task = asyncio.create_task(run_paced(self.mic, self._capture, stop=self._stop), name="user.mic")
+        deadline = time.monotonic() + timeout_s
         while self.mic.t0 is None:  # first frame handed to the SDK
-            await asyncio.sleep(0)
+            if self._mic_task.done():
+                await raise_task_errors([self._mic_task], owner=f"user bot in room {self.room_name}")
+            if time.monotonic() > deadline:
+                raise BarrierTimeout("mic_first_frame", timeout_s, "the paced mic never handed a frame to the SDK")
+            await asyncio.sleep(0.001)
 
     async def _capture(self, pcm: np.ndarray) -> None:
         frame = rtc.AudioFrame(pcm.tobytes(), self.mic.sr, 1, pcm.size)
@@ -82,15 +87,24 @@ class UserBot:
         return seg
 
     async def wait_published(self, sample: int, *, timeout_s: float) -> None:
-        """Until the mic has published up to ``sample`` (driven by the paced mic, polled per frame)."""
+        """Until the mic has published up to ``sample`` (driven by the paced mic, polled per frame).
+
+        Raises ``BarrierTimeout('mic_published')`` naming the sample when the mic stalls, and the
+        mic task's own error at once when it crashed (not a timeout later)."""
         deadline = time.monotonic() + timeout_s
         while self.mic.published_samples < sample:
+            if self._mic_task is not None and self._mic_task.done():
+                await raise_task_errors([self._mic_task], owner=f"user bot in room {self.room_name}")
+                raise BarrierTimeout("mic_published", timeout_s, f"the mic task ended at sample {self.mic.published_samples}")
             if time.monotonic() > deadline:
-                raise TimeoutError(f"mic did not reach sample {sample} within {timeout_s:.1f} s")
+                raise BarrierTimeout("mic_published", timeout_s,
+                                     f"the mic reached sample {self.mic.published_samples}, not {sample}")
             await asyncio.sleep(FRAME_MS / 1000)
 
     async def aclose(self) -> None:
+        """Stop the mic, leave the room; raises the mic task's error if it crashed."""
         self._stop.set()
-        if self._mic_task is not None:
-            await asyncio.gather(self._mic_task, return_exceptions=True)
-        await self.room.disconnect()
+        try:
+            await raise_task_errors([self._mic_task], owner=f"user bot in room {self.room_name}")
+        finally:
+            await self.room.disconnect()

@@ -46,74 +46,98 @@ def _r(v: float | None, nd: int = 2) -> float | None:
     return None if v is None else round(float(v), nd)
 
 
+def _intervals(items: list[Any]) -> list[dict[str, float | None]]:
+    return [{"start_ms": _r(i.start_ms), "end_ms": _r(i.end_ms)} for i in items]
+
+
 def analyze_file(path: Path, *, expected_silence_ms: list[tuple[float, float]] = ()) -> dict[str, Any]:
-    """Single-file metrics (the ``analyze --json`` object).  Raises ``AudioFileError``."""
+    """Single-file metrics (the ``analyze --json`` object), from the same :func:`autortc.metrics.turn.compute`
+    a run uses, with the file as the reply segment.  Raises ``AudioFileError``."""
+    from autortc.artifacts import TurnAudio
     from autortc.audio import load_audio
-    from autortc.metrics import continuity, fingerprints, level
+    from autortc.metrics.turn import compute
 
     a = load_audio(path)
-    rep = continuity.detect_gaps(a.samples, a.sr, expected_silence_ms=expected_silence_ms)
-    drops = continuity.audible_dropouts(a.samples, a.sr, gaps=rep)
-    spikes = fingerprints.detect_spikes(a.samples, a.sr)
-    reps = fingerprints.detect_repeats(a.samples, a.sr)
+    res = compute(None, TurnAudio(reply=a), reply_expected_silence_ms=expected_silence_ms)
+    C, F = res.continuity, res.fingerprints
     return {
         "file": str(path),
         "sample_rate": a.sr,
         "duration_ms": _r(a.duration_s * 1000.0),
-        "rms": _r(level.rms(a.samples), 6),
-        "clipping_ratio": _r(level.clipping_ratio(a.samples), 6),
-        "silence_threshold": _r(rep.threshold, 6),
-        "max_gap_ms": _r(rep.max_gap_ms),
-        "gaps": [{"start_ms": _r(g.start_ms), "end_ms": _r(g.end_ms)} for g in rep.gaps],
-        "excused_gaps": [{"start_ms": _r(g.start_ms), "end_ms": _r(g.end_ms)} for g in rep.excused],
-        "audible_dropouts": len(drops),
-        "dropouts": [{"start_ms": _r(g.start_ms), "end_ms": _r(g.end_ms)} for g in drops],
-        "peak_spike_count": len(spikes),
-        "spikes": [{"start_ms": _r(s.start_ms), "end_ms": _r(s.end_ms), "peak": _r(s.peak, 4)} for s in spikes],
-        "peak_derivative_max": _r(fingerprints.peak_derivative_max(a.samples), 6),
-        "hf_energy_ratio": _r(fingerprints.hf_energy_ratio(a.samples, a.sr), 6),
-        "repeats": [{"start_ms": _r(r.start_ms), "end_ms": _r(r.end_ms), "period_ms": _r(r.period_ms)} for r in reps],
-        "expected_silence_coverage": _r(continuity.expected_silence_coverage(rep, a.sr, expected_silence_ms), 4),
+        "rms": _r(res.level.reply_rms, 6),
+        "clipping_ratio": _r(res.level.clipping_ratio, 6),
+        "silence_threshold": _r(C.silence_threshold, 6),
+        "max_gap_ms": _r(C.max_gap_ms),
+        "gaps": _intervals(C.gaps),
+        "excused_gaps": _intervals(C.excused_gaps),
+        "audible_dropouts": C.audible_dropouts,
+        "dropouts": _intervals(C.dropouts),
+        "peak_spike_count": F.peak_spike_count,
+        "spikes": _intervals(F.spikes),
+        "peak_derivative_max": _r(F.peak_derivative_max, 6),
+        "hf_energy_ratio": _r(F.hf_energy_ratio_post, 6),
+        "repeats": _intervals(F.repeats),
+        "expected_silence_coverage": _r(C.expected_silence_coverage, 4),
     }
+
+
+# result.json fields that depend only on (pre_rtc.wav, post_rtc_reply.wav): compare emits exactly these
+TURN_FIELDS = {
+    "level": ("reply_rms", "pre_rms", "clipping_ratio", "pre_clipping_ratio"),
+    "fidelity": ("lag_ms", "mel_distance", "align_corr"),
+    "continuity": ("max_gap_ms", "gaps", "excused_gaps", "audible_dropouts", "dropouts", "dropout_method",
+                   "silence_threshold", "expected_silence_coverage"),
+    "fingerprints": ("peak_spike_count", "spikes", "peak_derivative_max", "drift_ratio", "hf_energy_ratio_pre",
+                     "hf_energy_ratio_post", "hf_ratio_drop", "repeat_count", "repeats"),
+}
 
 
 def compare_files(ref_path: Path, deg_path: Path, *, mos: bool = False,
                   expected_silence_ms: list[tuple[float, float]] = ()) -> dict[str, Any]:
-    """Reference vs degraded metrics (the ``compare --json`` object).  Raises ``AudioFileError``."""
-    from autortc.audio import load_audio, resample
-    from autortc.metrics import continuity, fidelity, fingerprints
+    """Reference vs degraded metrics (the ``compare --json`` object).  Raises ``AudioFileError``.
+
+    The same :func:`autortc.metrics.turn.compute` as a run, with REF as the agent's pre-RTC copy
+    and DEGRADED as the reply: ``compare pre_rtc.wav post_rtc_reply.wav`` gives the turn's
+    ``result.json`` values (``turn`` holds them under result.json's names, unrounded; the flat
+    keys are the same values rounded for reading).
+    """
+    from autortc.artifacts import TurnAudio
+    from autortc.audio import load_audio
+    from autortc.metrics.turn import compute
+    from autortc.results import to_dict
 
     ref = load_audio(ref_path)
     deg = load_audio(deg_path)
-    sr = deg.sr
-    r = resample(ref.samples, ref.sr, sr)
-    al = fidelity.align(r, deg.samples, sr)
-    rep = continuity.detect_gaps(deg.samples, sr, expected_silence_ms=expected_silence_ms)
-    drops = continuity.audible_dropouts(deg.samples, sr, gaps=rep, reference=r, reference_lag=al.lag_samples)
+    res = compute(None, TurnAudio(pre=ref, reply=deg), perceptual=mos, reply_expected_silence_ms=expected_silence_ms)
+    d = to_dict(res)
+    turn = {sect: {k: d[sect][k] for k in keys} for sect, keys in TURN_FIELDS.items()}
+    turn["capture_status"] = d["capture_status"]
+    Fi, C, F = res.fidelity, res.continuity, res.fingerprints
     out = {
         "reference": str(ref_path),
         "degraded": str(deg_path),
-        "sample_rate": sr,
-        "lag_ms": _r(al.lag_ms),
-        "align_corr": _r(al.peak_corr, 4),
-        "mel_distance": _r(fidelity.mel_distance(r, deg.samples, sr, lag_samples=al.lag_samples), 4),
-        "drift_ratio": _r(fingerprints.drift_ratio(r, deg.samples, sr), 5),
-        "hf_energy_ratio_ref": _r(fingerprints.hf_energy_ratio(ref.samples, ref.sr), 6),
-        "hf_energy_ratio_degraded": _r(fingerprints.hf_energy_ratio(deg.samples, sr), 6),
-        "hf_ratio_drop": _r(fingerprints.hf_ratio_drop(ref.samples, deg.samples, ref.sr, sr), 4),
-        "max_gap_ms": _r(rep.max_gap_ms),
-        "gaps": [{"start_ms": _r(g.start_ms), "end_ms": _r(g.end_ms)} for g in rep.gaps],
-        "audible_dropouts": len(drops),
-        "dropouts": [{"start_ms": _r(g.start_ms), "end_ms": _r(g.end_ms)} for g in drops],
-        "peak_spike_count": len(fingerprints.detect_spikes(deg.samples, sr)),
-        "repeats": [{"start_ms": _r(x.start_ms), "end_ms": _r(x.end_ms), "period_ms": _r(x.period_ms)}
-                    for x in fingerprints.detect_repeats(deg.samples, sr)],
+        "sample_rate": deg.sr,
+        "capture_status": res.capture_status,
+        "lag_ms": _r(Fi.lag_ms),
+        "align_corr": _r(Fi.align_corr, 4),
+        "mel_distance": _r(Fi.mel_distance, 4),
+        "drift_ratio": _r(F.drift_ratio, 5),
+        "hf_energy_ratio_ref": _r(F.hf_energy_ratio_pre, 6),
+        "hf_energy_ratio_degraded": _r(F.hf_energy_ratio_post, 6),
+        "hf_ratio_drop": _r(F.hf_ratio_drop, 4),
+        "max_gap_ms": _r(C.max_gap_ms),
+        "gaps": _intervals(C.gaps),
+        "excused_gaps": _intervals(C.excused_gaps),
+        "audible_dropouts": C.audible_dropouts,
+        "dropouts": _intervals(C.dropouts),
+        "peak_spike_count": F.peak_spike_count,
+        "repeats": _intervals(F.repeats),
+        "turn": turn,
     }
     if mos:
-        from autortc.metrics.perceptual import visqol_mos
-
-        a, b = fidelity._overlap(r, deg.samples, al.lag_samples)
-        out["mos_lqo"] = _r(visqol_mos(a, b, sr), 3)
+        out["mos_lqo"] = _r(res.perceptual.mos_lqo, 3)
+        if not res.perceptual.scored:
+            out["mos_error"] = res.perceptual.reason
     return out
 
 
@@ -128,6 +152,8 @@ def _emit(data: dict[str, Any], as_json: bool) -> None:
     t.add_column("metric")
     t.add_column("value")
     for k, v in data.items():
+        if isinstance(v, dict):
+            continue  # the nested result.json view (--json only)
         if isinstance(v, list):
             v = ", ".join(f"{x.get('start_ms')}-{x.get('end_ms')}" for x in v) or "-"
         t.add_row(k, str(v))

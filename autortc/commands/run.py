@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from pathlib import Path
 
 import typer
 
 DEFAULT_CASES = Path(__file__).resolve().parents[2] / "cases" / "all_cases.json"
+
+
+BUNDLED_TRANSCRIBER = "autortc.commands.run:bundled_whisper"
+"""The content check's default STT: the bundled agent's faster-whisper, loaded in the analysis
+worker by this spec (the runner itself never imports the agent under test)."""
+
+
+def bundled_whisper():
+    """Factory for :data:`BUNDLED_TRANSCRIBER`: faster-whisper tiny.en on one CPU thread."""
+    from autortc.metrics.turn import FunctionTranscriber
+    from system.agent.stt_whisper import WhisperOptions, WhisperTranscriber
+
+    return FunctionTranscriber(WhisperTranscriber(WhisperOptions(cpu_threads=1)).transcribe)
 
 
 def bundled_state() -> dict:
@@ -34,54 +48,96 @@ def bundled_target():
                   agent_name=AGENT_NAME)
 
 
-async def _run_with_profile(opts, profile_name: str, extra_files: list[Path], measure_s: float, measure_pps: float):
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class StackPorts:
+    """Where the path must forward to: the SFU's UDP media port, the address it advertises
+    (``None``: the path's default) and, for ``--via browser``, the token server URL."""
+
+    rtc_udp_port: int = 7882
+    node_ip: str | None = None
+    token_url: str | None = None
+
+
+def stack_ports(target_kind: str, token_url: str | None) -> StackPorts:
+    """Bundled: from the running stack's state; env: ``AUTORTC_RTC_UDP_PORT`` / ``AUTORTC_NODE_IP``
+    (the env target's SFU must be started advertising the path's address, docs/network.md)."""
+    if target_kind == "bundled":
+        state = bundled_state()
+        node_ip = state.get("node_ip")
+        if node_ip in (None, "127.0.0.1"):
+            raise RuntimeError("--profile needs the stack's SFU to advertise the relay: restart it with `autortc stack up --net`")
+        return StackPorts(rtc_udp_port=int(state.get("rtc_udp_port", 7882)), node_ip=node_ip, token_url=token_url)
+    try:
+        port = int(os.environ.get("AUTORTC_RTC_UDP_PORT", "7882"))
+    except ValueError as exc:
+        raise ValueError(f"environment: AUTORTC_RTC_UDP_PORT={os.environ['AUTORTC_RTC_UDP_PORT']!r} is not a port") from exc
+    return StackPorts(rtc_udp_port=port, node_ip=os.environ.get("AUTORTC_NODE_IP") or None, token_url=token_url)
+
+
+async def _run_with_profile(opts, ports: StackPorts, profile_name: str, extra_files: list[Path], measure_s: float,
+                            measure_pps: float):
     """Run the suite with the user side behind the impairment path; record configured vs measured.
 
-    The bots' LiveKit FFI starts inside the path's namespace (its media and signaling cross the
-    relay); the agent stays outside, unimpaired. The path is measured with a probe train before
-    and after the suite and the verification goes into ``summary.json`` (``extra.network``).
+    The user side's LiveKit FFI (bots, probe) starts inside the path's namespace (its media and
+    signaling cross the relay); with ``--via browser`` Chromium runs there too, loading the page
+    through a forwarder of the token server; the agent stays outside, unimpaired.  The path is
+    measured with a probe train before the suite and after the last case; both go into the one
+    ``summary.json`` (``extra.network``) the runner writes, and ``network.json``.
     """
-    import dataclasses
     import json
+    import shlex
+    from urllib.parse import urlsplit
 
     from autortc.network.path import ImpairedPath
     from autortc.network.profiles import get_profile
-    from autortc.results import RunSummary, read_json, write_json
+    from autortc.network.relay import TcpForwarder
     from autortc.runner.suite import run_suite
+    from autortc.runner.users import BrowserPath
 
-    state = bundled_state() if opts.target.agent_name else {}
-    node_ip = state.get("node_ip")
-    if state and node_ip in (None, "127.0.0.1"):
-        raise RuntimeError("--profile needs the stack's SFU to advertise the relay: restart it with `autortc stack up --net`")
-    if opts.via == "browser":
-        raise RuntimeError("--profile with --via browser is not wired yet (the browser must run through the path's namespace)")
     prof = get_profile(profile_name, [str(p) for p in extra_files])
-    udp = int(state.get("rtc_udp_port", 7882))
-    http_port = int(opts.target.http_url.rsplit(":", 1)[1].split("/")[0])
-    async with ImpairedPath(prof, server_udp=("127.0.0.1", udp), server_tcp=("127.0.0.1", http_port),
-                            node_ip=node_ip or None) as path:
+    http = urlsplit(opts.target.http_url)
+    async with ImpairedPath(prof, server_udp=("127.0.0.1", ports.rtc_udp_port),
+                            server_tcp=(http.hostname or "127.0.0.1", http.port or 80),
+                            node_ip=ports.node_ip) as path:
         path.attach_livekit_ffi()
         before = await path.measure(duration_s=measure_s, rate_pps=measure_pps)
         target = dataclasses.replace(opts.target, livekit_url=path.livekit_url)
-        outcome = await run_suite(dataclasses.replace(opts, target=target))
-        after = await path.measure(duration_s=measure_s, rate_pps=measure_pps)
-        network = {
-            "profile": prof.name,
-            "configured": {"uplink": prof.uplink.model_dump(), "downlink": prof.downlink.model_dump()},
-            "measured_before": before.to_dict(),
-            "measured_after": after.to_dict(),
-            "applied": bool(before.applied and after.applied),
-            "path": path.stats(),
-        }
-    summary_path = outcome.run_dir / "summary.json"
-    summary = read_json(summary_path, RunSummary)
-    summary.extra["network"] = network
-    write_json(summary_path, summary)
-    (outcome.run_dir / "network.json").write_text(json.dumps(network, indent=2, default=str))
-    from autortc.report import write_report
+        fwd = None
+        browser_path = None
+        if opts.via == "browser":
+            from autobrowser.chromium import find_chromium
 
-    write_report(outcome.run_dir)  # again, now with the network section
-    outcome.summary = summary
+            tok = urlsplit(ports.token_url or "")
+            if not tok.hostname:
+                raise RuntimeError("--via browser --profile needs the token server URL")
+            page_url = ports.token_url
+            if path.netns:
+                # the page in the namespace cannot reach the host's loopback: forward the token
+                # server (plain TCP, not impaired: it serves the page, not media)
+                fwd = await TcpForwarder(listen=(path.node_ip, tok.port or 80), upstream=(tok.hostname, tok.port or 80)).start()
+                page_url = f"http://{path.node_ip}:{tok.port or 80}"
+            wrapper = opts.out_root / f".chromium-{prof.name}.sh"
+            wrapper.parent.mkdir(parents=True, exist_ok=True)
+            wrapper.write_text("#!/bin/sh\nexec " + shlex.join(path.wrap_argv([str(find_chromium())])) + ' "$@"\n')
+            wrapper.chmod(0o755)
+            browser_path = BrowserPath(page_url=page_url, livekit_url=path.livekit_url, chromium=str(wrapper.resolve()))
+        network: dict = {"profile": prof.name,
+                         "configured": {"uplink": prof.uplink.model_dump(), "downlink": prof.downlink.model_dump()},
+                         "measured_before": before.to_dict(), "via": opts.via}
+
+        async def finalize() -> dict:
+            after = await path.measure(duration_s=measure_s, rate_pps=measure_pps)
+            network.update({"measured_after": after.to_dict(), "applied": bool(before.applied and after.applied),
+                            "path": path.stats()})
+            return {"network": network}
+
+        try:
+            outcome = await run_suite(dataclasses.replace(opts, target=target, finalize=finalize,
+                                                          browser_path=browser_path))
+        finally:
+            if fwd is not None:
+                await fwd.aclose()
+    (outcome.run_dir / "network.json").write_text(json.dumps(network, indent=2, default=str))
     return outcome
 
 
@@ -109,6 +165,8 @@ def register(app: typer.Typer) -> None:
         measure_s: float = typer.Option(30.0, help="--profile: seconds of probe train before and after the suite"),
         measure_pps: float = typer.Option(200.0, help="--profile: probe packets per second (loss within ±0.5 point needs thousands)"),
         progress: bool = typer.Option(True, "--progress/--no-progress"),
+        transcriber: str = typer.Option(BUNDLED_TRANSCRIBER, help="content check's STT: 'module:factory' returning a "
+                                        "Transcriber (autortc.metrics.turn); '' skips the content check"),
     ) -> None:
         """Run a suite; exit 0 when all gates pass, 1 when a gate fails, 2 when the harness failed."""
         from autortc.bots.target import Target
@@ -117,18 +175,23 @@ def register(app: typer.Typer) -> None:
 
         if via not in ("bots", "browser"):
             raise typer.BadParameter(f"--via {via!r}: expected bots or browser")
+        if target not in ("bundled", "env"):
+            raise typer.BadParameter(f"--target {target!r}: expected bundled or env")
         try:
+            # --target env never touches the bundled stack's state
             tgt = bundled_target() if target == "bundled" else Target.from_env()
             token_url = bundled_token_url() if target == "bundled" else os.environ.get("AUTORTC_TOKEN_URL")
+            ports = stack_ports(target, token_url) if profile else None
         except (RuntimeError, ValueError) as exc:
             typer.echo(f"target: {exc}", err=True)
             raise typer.Exit(2) from exc
         try:
             opts = RunOptions(target=tgt, cases_path=cases, suite=suite, out_root=out, run_id=run_id, jobs=jobs,
                               max_attempts=max_attempts, turns=turns, gates_path=gates, only=tuple(only),
-                              perceptual=perceptual, via=via, progress=progress, token_url=token_url)  # type: ignore[arg-type]
+                              perceptual=perceptual, via=via, progress=progress, token_url=token_url,  # type: ignore[arg-type]
+                              transcriber=transcriber or None)
             if profile:
-                outcome = asyncio.run(_run_with_profile(opts, profile, profiles_file, measure_s, measure_pps))
+                outcome = asyncio.run(_run_with_profile(opts, ports, profile, profiles_file, measure_s, measure_pps))
             else:
                 outcome = asyncio.run(run_suite(opts))
         except (CaseFileError, ValueError, RuntimeError) as exc:

@@ -9,6 +9,7 @@ import typer
 
 # (label, from, to): stage names of the protocol's trace, plus the bots' own timestamps
 SPANS = (
+    ("user EoT -> agent's user_speech_end", "user_eot", "user_speech_end"),
     ("user EoT -> VAD end of speech", "user_eot", "vad_end_of_speech"),
     ("VAD end of speech -> STT final", "vad_end_of_speech", "stt_final"),
     ("STT final -> end of turn", "stt_final", "end_of_turn"),
@@ -23,21 +24,26 @@ SPANS = (
 
 
 def collect(run_dir: Path) -> list[dict[str, float]]:
-    """Per single-segment turn, the stage times (s) merged from the agent's stages and the bots' timestamps."""
+    """Per single-segment turn, the stage times (s) merged from the agent's stages and the bots' timestamps.
+
+    Traces are read through :mod:`autortc.artifacts`; a bad one raises ``TraceFileError`` naming it.
+    """
+    from autortc.artifacts import read_trace
+
     rows = []
     for tf in sorted(run_dir.glob("*/*/trace.json")):
-        t = json.loads(tf.read_text())
-        if len(t.get("user", {}).get("segments") or []) != 1:
+        t = read_trace(tf)
+        if len(t.user.segments) != 1:
             continue  # barge-in/backchannel turns: the agent's stages mix two user utterances
-        stages = dict((t.get("agent") or {}).get("stages") or {})
-        if t.get("user", {}).get("t_user_eot") is not None:
-            stages["user_eot"] = t["user"]["t_user_eot"]
+        stages: dict = dict(t.agent.stages) if t.agent is not None else {}
+        if t.user.t_user_eot is not None:
+            stages["user_eot"] = t.user.t_user_eot  # the user side's EoT (the agent's own estimate: user_speech_end)
         res = tf.parent / "result.json"
         if res.exists():
             lat = json.loads(res.read_text()).get("latency", {})
             if lat.get("first_audio_t") is not None:
                 stages["probe_first_audio"] = lat["first_audio_t"]
-        stages["_case"] = t.get("case_id")  # type: ignore[assignment]
+        stages["_case"] = t.case_id
         rows.append(stages)
     return rows
 
@@ -48,7 +54,13 @@ def register(app: typer.Typer) -> None:
         """Print P50/P95 (ms) of each stage of the agent's turns in a run."""
         import numpy as np
 
-        rows = collect(run_dir)
+        from autortc.artifacts import TraceFileError
+
+        try:
+            rows = collect(run_dir)
+        except TraceFileError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from exc
         if not rows:
             typer.echo(f"{run_dir}: no */*/trace.json found", err=True)
             raise typer.Exit(2)

@@ -10,7 +10,7 @@
   the agent's LiveKit metric ``llm_ttft_ms``.
 * ``inter_arrival_p95_ms``: P95 of the differences of the frame arrival times.
 * reported vs heard: the agent's own delay (LiveKit ``end_of_utterance_delay +
-  llm_ttft + tts_ttfb``, else ``first_frame_published - user_eot``) against the
+  llm_ttft + tts_ttfb``, else ``first_frame_published - user_speech_end``) against the
   EoT-to-first-audio heard at the probe.
 """
 
@@ -142,7 +142,8 @@ def agent_reported_delay_ms(agent: Mapping[str, Any] | None) -> float | None:
     """The delay the agent believes the user waited.
 
     LiveKit Agents metrics ``end_of_utterance_delay_ms + llm_ttft_ms + tts_ttfb_ms`` when
-    all three are there, else stages ``user_eot -> first_frame_published``.
+    all three are there, else the protocol's stages ``user_speech_end -> first_frame_published``
+    (the agent's own estimate of the user's end of speech; docs/protocol.md).
     """
     if not agent:
         return None
@@ -150,4 +151,4 @@ def agent_reported_delay_ms(agent: Mapping[str, Any] | None) -> float | None:
     keys = ("end_of_utterance_delay_ms", "llm_ttft_ms", "tts_ttfb_ms")
     if all(lk.get(k) is not None for k in keys):
         return float(sum(float(lk[k]) for k in keys))
-    return stage_delta_ms(agent.get("stages"), "user_eot", "first_frame_published")
+    return stage_delta_ms(agent.get("stages"), "user_speech_end", "first_frame_published")

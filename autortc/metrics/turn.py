@@ -1,121 +1,88 @@
-"""All metrics of one turn folder (layout and ``trace.json`` in docs/artifacts.md).
+"""All metrics of one turn, from the turn contract and the turn's audio (docs/artifacts.md).
 
-Entry point for the runner::
+``compute(artifacts, audio)`` is pure: no file I/O, no gating.  The runner reads a turn
+folder through :func:`autortc.artifacts.load_turn`, calls :func:`compute` in a worker
+process, and hands the result to the gates stage; ``autortc compare`` calls the same
+:func:`compute` on two files (so its figures equal the turn's ``result.json``)::
 
-    result = compute_turn_metrics(turn_dir, gates=case_gates, transcribe=stt_fn)
-    write_json(turn_dir / "result.json", result)
-
-``load_turn`` does the I/O (WAVs via :mod:`autortc.audio`, ``trace.json``);
-``metrics_from_inputs`` is pure over the loaded arrays, so tests drive it directly.
+    turn = load_turn(turn_dir)
+    res = compute(turn.artifacts, turn.audio, transcriber=whisper, errors=turn.errors)
 """
 
 from __future__ import annotations
 
-import json
+import abc
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from autortc.audio import Audio, AudioFileError, load_audio, resample
+from autortc.artifacts import CaseBlock, Span, TurnArtifacts, TurnAudio, UserBlock, load_turn
+from autortc.audio import Audio, resample
 from autortc.metrics import content, continuity, fidelity, fingerprints, latency, level, turntaking
 from autortc.results import Interval, TurnResult, worst
 
 log = logging.getLogger("autortc.metrics")
 
-Transcriber = Callable[[np.ndarray, int], str]
-"""``transcribe(samples_float32_mono, sr) -> text``; STT is the caller's (e.g. faster-whisper)."""
 
-WAV_NAMES = {"user": "user.wav", "pre": "pre_rtc.wav", "full": "post_rtc_full.wav", "reply": "post_rtc_reply.wav"}
+class Transcriber(abc.ABC):
+    """STT for the content checks: ``transcribe(samples_float32_mono, sr) -> text``.
 
+    The agent's STT is never reached from here: the caller passes an implementation
+    (the runner's default is the bundled faster-whisper, ``system.agent.stt_whisper``).
+    """
 
-class TraceFileError(ValueError):
-    """``trace.json`` is missing, not JSON, or lacks a field the metrics need."""
-
-
-@dataclass
-class TurnInputs:
-    """What :func:`load_turn` read: audio (``None`` when the file is missing) and the trace dict."""
-
-    trace: dict[str, Any]
-    user: Audio | None = None
-    pre: Audio | None = None
-    full: Audio | None = None
-    reply: Audio | None = None
-    errors: list[str] = field(default_factory=list)
-    case_id: str = ""
-    trace_id: str = ""
+    @abc.abstractmethod
+    def transcribe(self, samples: np.ndarray, sr: int) -> str: ...
 
 
-def load_trace(path: Path) -> dict[str, Any]:
-    """Read and sanity-check ``trace.json`` (v1).  Raises :class:`TraceFileError` naming the file/field."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise TraceFileError(f"{path}: file not found") from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise TraceFileError(f"{path}: not readable JSON ({exc})") from exc
-    if not isinstance(data, dict):
-        raise TraceFileError(f"{path}: expected a JSON object")
-    if data.get("v", 1) != 1:
-        raise TraceFileError(f"{path}: field 'v': expected 1, got {data.get('v')!r}")
-    for sect in ("user", "probe"):
-        if sect in data and data[sect] is not None and not isinstance(data[sect], dict):
-            raise TraceFileError(f"{path}: field '{sect}': expected an object")
-    frames = (data.get("probe") or {}).get("frames")
-    if frames is not None:
-        try:
-            arr = np.asarray(frames, dtype=np.float64)
-            if arr.size and (arr.ndim != 2 or arr.shape[1] != 2):
-                raise ValueError
-        except (TypeError, ValueError) as exc:
-            raise TraceFileError(f"{path}: field 'probe.frames': expected [[arrival_s, first_sample], ...]") from exc
-    return data
+class FunctionTranscriber(Transcriber):
+    """Wraps a ``(samples, sr) -> text`` callable (tests, simple STTs)."""
 
+    def __init__(self, fn: Any) -> None:
+        self._fn = fn
 
-def load_turn(turn_dir: Path) -> TurnInputs:
-    """Read a turn folder.  Missing WAVs are ``None``; unreadable ones are ``None`` plus an error line."""
-    turn_dir = Path(turn_dir)
-    errors: list[str] = []
-    try:
-        trace = load_trace(turn_dir / "trace.json")
-    except TraceFileError as exc:
-        errors.append(str(exc))
-        trace = {}
-    audio: dict[str, Audio | None] = {}
-    for key, name in WAV_NAMES.items():
-        sect = trace.get("user" if key == "user" else "probe") or {}
-        fname = sect.get("wav") if key == "user" else sect.get("full_wav") if key == "full" else None
-        p = turn_dir / (fname or name)
-        if not p.exists():
-            audio[key] = None
-            continue
-        try:
-            audio[key] = load_audio(p)
-        except AudioFileError as exc:
-            errors.append(str(exc))
-            audio[key] = None
-    return TurnInputs(trace=trace, errors=errors, case_id=str(trace.get("case_id") or turn_dir.parent.name),
-                      trace_id=str(trace.get("trace_id") or turn_dir.name), **audio)
+    def transcribe(self, samples: np.ndarray, sr: int) -> str:
+        return self._fn(samples, sr)
 
 
 def _iv(gs: list[continuity.Gap]) -> list[Interval]:
     return [Interval(round(g.start_ms, 2), round(g.end_ms, 2)) for g in gs]
 
 
-def metrics_from_inputs(inp: TurnInputs, *, transcribe: Transcriber | None = None,
-                        perceptual: bool = False, detect_repeats: bool = True) -> TurnResult:
-    """Compute every metric family from loaded inputs (no gates).  See :func:`compute_turn_metrics`."""
-    tr = inp.trace
-    user_t = tr.get("user") or {}
-    probe = tr.get("probe") or {}
-    agent = tr.get("agent") or None
-    case = tr.get("case") or {}
-    res = TurnResult(case_id=inp.case_id, trace_id=inp.trace_id, turn_index=int(tr.get("turn_index") or 0),
-                     p_level=str(case.get("p_level") or "P0"), errors=list(inp.errors))
-    reply, full, pre, user = inp.reply, inp.full, inp.pre, inp.user
+def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: Transcriber | None = None,
+            perceptual: bool = False, detect_repeats: bool = True,
+            reply_expected_silence_ms: Sequence[Span] = (), errors: Sequence[str] = ()) -> TurnResult:
+    """Every metric family of one turn, from its contract and its audio; no I/O, no verdicts.
+
+    Args:
+        artifacts: the turn's :class:`~autortc.artifacts.TurnArtifacts`; ``None`` when
+            trace.json was unusable (only the audio-only metrics are then measured).
+        audio: the turn's recordings (``None`` entries = absent; they set ``capture_status``).
+        transcriber: STT for the content metrics (keyword hit rate against
+            ``case.expect_keywords``, WER against ``case.reference_reply`` else
+            ``agent.reply_text``); ``None`` skips them.
+        perceptual: score ViSQOL MOS-LQO here (~4.5 s CPU per 4 s of reply).
+        reply_expected_silence_ms: extra intended pauses, ms in the reply segment itself
+            (``autortc compare --expected-silence``); the agent's are in ``agent.expected_silence_ms``.
+        errors: problems met while loading (carried into ``TurnResult.errors``).
+
+    Returns:
+        :class:`autortc.results.TurnResult` with ``verdicts`` empty (the gates stage fills them).
+    """
+    art = artifacts
+    user_t = art.user if art is not None else UserBlock(source="bot")
+    probe = art.probe if art is not None else None
+    agent = art.agent if art is not None else None
+    case = art.case if art is not None else CaseBlock()
+    res = TurnResult(case_id=art.case_id if art else "", trace_id=art.trace_id if art else "",
+                     turn_index=art.turn_index if art else 0, p_level=case.p_level, errors=list(errors))
+    reply, full, pre, user = audio.reply, audio.full, audio.pre, audio.user
+    agent_d = agent.model_dump() if agent is not None else None
+    frames = list(probe.frames) if probe is not None else []
+    sl = probe.reply_slice if probe is not None else None
 
     # level, capture status
     L = res.level
@@ -128,8 +95,7 @@ def metrics_from_inputs(inp: TurnInputs, *, transcribe: Transcriber | None = Non
     # the reply segment: post_rtc_reply.wav, else the reply_slice of the full capture; never
     # the whole capture (its silences before/after the reply made false max_gap, seed D9 R5)
     seg = reply
-    sl = probe.get("reply_slice")
-    if seg is None and full is not None and sl and len(sl) == 2 and 0 <= sl[0] < sl[1] <= full.samples.shape[0]:
+    if seg is None and full is not None and sl and 0 <= sl[0] < sl[1] <= full.samples.shape[0]:
         seg = Audio(full.samples[int(sl[0]):int(sl[1])], full.sr)
     if seg is None and full is not None:
         res.errors.append("post_rtc_reply.wav missing and no probe.reply_slice: reply metrics not measured")
@@ -151,7 +117,7 @@ def metrics_from_inputs(inp: TurnInputs, *, transcribe: Transcriber | None = Non
 
     # continuity on the reply segment
     if seg is not None:
-        declared = list((agent or {}).get("expected_silence_ms") or []) + list(case.get("expected_silence_ms") or [])
+        declared = list(agent.expected_silence_ms) if agent is not None else []
         if lag is not None:
             shift_ms = lag / seg.sr * 1000.0  # pre sample 0 = first published sample
         else:
@@ -164,6 +130,7 @@ def metrics_from_inputs(inp: TurnInputs, *, transcribe: Transcriber | None = Non
             intended = continuity.detect_gaps(pre_at, seg.sr)
             declared += [(g.start_ms - 20.0, g.end_ms + 20.0) for g in intended.gaps]
         spans = [(float(a) + shift_ms, float(b) + shift_ms) for a, b in declared]
+        spans += [(float(a), float(b)) for a, b in reply_expected_silence_ms]
         rep = continuity.detect_gaps(seg.samples, seg.sr, expected_silence_ms=spans)
         C = res.continuity
         C.silence_threshold = rep.threshold
@@ -202,32 +169,41 @@ def metrics_from_inputs(inp: TurnInputs, *, transcribe: Transcriber | None = Non
             F.hf_energy_ratio_pre = fingerprints.hf_energy_ratio(pre.samples, pre.sr)
             F.hf_ratio_drop = fingerprints.hf_ratio_drop(pre.samples, seg.samples, pre.sr, seg.sr)
     if user is not None:
+        # the user's first segment as published: pauses outside the case's declared ones
+        # (case.expected_silence_ms, ms from the start of the segment's WAV) are gaps of the
+        # user side; the declared ones must really be silent (coverage)
+        s0 = user_t.segments[0] if user_t.segments else None
+        if s0 is not None and s0.start_sample is not None and s0.eot_sample is not None:
+            useg = user.samples[s0.start_sample:s0.eot_sample]
+            urep = continuity.detect_gaps(useg, user.sr, expected_silence_ms=case.expected_silence_ms)
+            res.continuity.user_max_gap_ms = urep.max_gap_ms
+            res.continuity.user_gaps = _iv(urep.gaps)
+            res.continuity.user_expected_silence_coverage = continuity.expected_silence_coverage(
+                urep, user.sr, case.expected_silence_ms)
         usp = fingerprints.detect_spikes(user.samples, user.sr)
         res.fingerprints.input_spike_count = len(usp)
         res.fingerprints.input_peak = float(np.max(np.abs(user.samples))) if user.samples.size else None
 
     # latency
     Lt = res.latency
-    stages = (agent or {}).get("stages") or {}
+    stages = agent.stages if agent is not None else {}
     Lt.tts_first_to_publish_ms = latency.stage_delta_ms(stages, "tts_first_chunk", "first_frame_published")
-    Lt.llm_ttft_ms = latency.llm_ttft_ms(agent)
-    Lt.agent_reported_ms = latency.agent_reported_delay_ms(agent)
-    browser = inp.trace.get("browser") or {}
-    if browser.get("user_kpi_ms") is not None:
+    Lt.llm_ttft_ms = latency.llm_ttft_ms(agent_d)
+    Lt.agent_reported_ms = latency.agent_reported_delay_ms(agent_d)
+    browser = art.browser if art is not None else None
+    if browser is not None and browser.user_kpi_ms is not None:
         # USER_KPI, measured on the page (AudioWorklets): EoT on the mic -> first playout
-        Lt.user_kpi_ms = float(browser["user_kpi_ms"])
-    frames = probe.get("frames") or []
+        Lt.user_kpi_ms = float(browser.user_kpi_ms)
     if frames and full is not None:
-        sl = probe.get("reply_slice")
         fr = np.asarray(frames, dtype=np.float64)
-        if sl and len(sl) == 2:
+        if sl:
             sel = fr[(fr[:, 1] >= sl[0]) & (fr[:, 1] < sl[1])]
             fr = sel if sel.shape[0] >= 2 else fr
         ia = latency.inter_arrival_ms(fr)
         if ia.size:
             Lt.inter_arrival_p95_ms = float(np.percentile(ia, 95))
             Lt.inter_arrival_max_ms = float(ia.max())
-        t_eot = user_t.get("t_user_eot")
+        t_eot = user_t.t_user_eot
         if t_eot is not None:
             start = latency.time_to_sample(frames, float(t_eot), full.sr)
             on = latency.first_onset(full.samples, full.sr, start=start)
@@ -238,34 +214,34 @@ def metrics_from_inputs(inp: TurnInputs, *, transcribe: Transcriber | None = Non
                     Lt.reported_vs_heard_ms = Lt.eot_to_first_audio_ms - Lt.agent_reported_ms
 
     # content
-    if transcribe is not None and seg is not None and res.audio_valid:
+    if transcriber is not None and seg is not None and res.audio_valid:
         try:
-            text = transcribe(seg.samples, seg.sr)
+            text = transcriber.transcribe(seg.samples, seg.sr)
         except Exception as exc:  # STT is the caller's; its failure is a turn error, not a crash
             res.errors.append(f"transcribe failed: {type(exc).__name__}: {exc}")
             text = None
         if text is not None:
             res.content.transcript = text
-            rate, missing = content.keyword_hit_rate(text, case.get("expect_keywords") or [])
+            rate, missing = content.keyword_hit_rate(text, list(case.expect_keywords))
             res.content.keyword_hit_rate = rate
             res.content.missing_keywords = missing
-            ref_text = case.get("reference_reply") or (agent or {}).get("reply_text")
+            ref_text = case.reference_reply or (agent.reply_text if agent is not None else None)
             if ref_text:
                 res.content.wer = content.word_error_rate(ref_text, text)
 
     # turn-taking
-    segs = [s for s in (user_t.get("segments") or []) if s.get("expect") in ("stop", "ignore")]
-    if segs and full is not None and frames and user is not None and user_t.get("t_audio_start") is not None:
-        t0 = float(user_t["t_audio_start"])
+    segs = [s for s in user_t.segments if s.expect in ("stop", "ignore") and s.t_onset is not None]
+    if segs and full is not None and frames and user is not None and user_t.t_audio_start is not None:
+        t0 = float(user_t.t_audio_start)
         to_t = lambda i: latency.sample_arrival_time(frames, i, full.sr)  # noqa: E731
         agent_iv = turntaking.activity_intervals(full.samples, full.sr, to_t)
         # the reply that was speaking ends where the agent's next reply (its answer to the
         # barge-in) begins; without this cut the answer would count as "still talking"
-        probe_replies = (inp.trace.get("probe") or {}).get("replies") or []
-        cut = probe_replies[1].get("start_sample") if len(probe_replies) > 1 else None
+        probe_replies = probe.replies if probe is not None else []
+        cut = probe_replies[1].start_sample if len(probe_replies) > 1 else None
         first_iv = turntaking.activity_intervals(full.samples[:cut], full.sr, to_t) if cut else agent_iv
         user_iv = turntaking.activity_intervals(user.samples, user.sr, lambda i: t0 + i / user.sr)
-        stops = [turntaking.stop_time_ms(first_iv, float(s["t_onset"])) for s in segs if s["expect"] == "stop"]
+        stops = [turntaking.stop_time_ms(first_iv, float(s.t_onset)) for s in segs if s.expect == "stop"]
         stops = [v for v in stops if v is not None]
         res.turntaking.stop_time_ms = max(stops) if stops else None
         # pauses the agent meant: the silences of its own copy, placed on the probe clock
@@ -276,8 +252,8 @@ def metrics_from_inputs(inp: TurnInputs, *, transcribe: Transcriber | None = Non
             if pre_iv:
                 base = Lt.first_audio_t - pre_iv[0][0]
                 intended = [(a + base, b + base) for a, b in turntaking.silences_between(pre_iv)]
-        ys = [turntaking.false_yield(agent_iv, float(s["t_onset"]), intended=intended)
-              for s in segs if s["expect"] == "ignore"]
+        ys = [turntaking.false_yield(agent_iv, float(s.t_onset), intended=intended)
+              for s in segs if s.expect == "ignore"]
         res.turntaking.false_yields = sum(1 for y in ys if y)
         res.turntaking.talk_over_ms = turntaking.talk_over_ms(user_iv, agent_iv)
 
@@ -299,36 +275,24 @@ def metrics_from_inputs(inp: TurnInputs, *, transcribe: Transcriber | None = Non
     return res
 
 
-def compute_turn_metrics(turn_dir: Path, *, gates: Any = None, transcribe: Transcriber | None = None,
+def compute_turn_metrics(turn_dir: Path, *, gates: Any = None, transcribe: Any = None,
                          perceptual: bool = False) -> TurnResult:
-    """Compute all metrics and gate verdicts of one turn folder.
+    """Read a turn folder, :func:`compute` it and evaluate ``gates`` (tests and tools).
 
-    Args:
-        turn_dir: ``output/runs/<run>/<case>/<trace_id>/`` holding ``trace.json`` and
-            the WAVs of docs/artifacts.md; missing WAVs are allowed (they set
-            ``capture_status``), unreadable ones are recorded in ``errors``.
-        gates: an :class:`autortc.gates.GateSet` with the case's overrides applied;
-            ``None`` = ``defaults.toml``.
-        transcribe: ``(samples, sr) -> text`` STT for the content metrics (keyword hit
-            rate against ``case.expect_keywords``, WER against ``case.reference_reply``
-            or else ``agent.reply_text``); ``None`` skips them.
-        perceptual: score ViSQOL MOS-LQO in this process (~4.5 s CPU per 4 s); for many
-            turns use :func:`autortc.metrics.perceptual.score_many` instead.
-
-    Returns:
-        :class:`autortc.results.TurnResult` with ``verdicts`` (per gate) and ``verdict``
-        (worst of them; FAIL when the trace was unreadable).  Never raises for bad
-        artifacts; the reasons are in ``errors``.
+    ``transcribe``: a :class:`Transcriber` or a ``(samples, sr) -> text`` callable.
+    Never raises for bad artifacts; the reasons are in ``errors`` (an unusable trace FAILs).
     """
     from autortc.gates import evaluate_turn, load_gates
 
-    turn_dir = Path(turn_dir)
-    inp = load_turn(turn_dir)
-    res = metrics_from_inputs(inp, transcribe=transcribe, perceptual=perceptual)
+    turn = load_turn(Path(turn_dir))
+    tx = transcribe if (transcribe is None or isinstance(transcribe, Transcriber)) else FunctionTranscriber(transcribe)
+    res = compute(turn.artifacts, turn.audio, transcriber=tx, perceptual=perceptual, errors=turn.errors)
+    if turn.artifacts is None:
+        res.case_id, res.trace_id = Path(turn_dir).parent.name, Path(turn_dir).name
     gs = gates if gates is not None else load_gates()
     res.verdicts = evaluate_turn(res, gs)
     statuses = [v.status for v in res.verdicts]
-    if not inp.trace:
+    if turn.artifacts is None:
         statuses.append("FAIL")
     res.verdict = worst(statuses)
     log.info("turn metrics case=%s trace_id=%s capture=%s verdict=%s eot_to_first_audio_ms=%s max_gap_ms=%s",
@@ -341,11 +305,9 @@ def add_perceptual_scores(items: list[tuple[Path, TurnResult]], *, max_workers: 
                           gates: Any = None) -> list[str]:
     """Fill ``perceptual`` of several turns with ViSQOL MOS-LQO, scored in a process pool.
 
-    ``items`` are ``(turn_dir, result)`` pairs from :func:`compute_turn_metrics`; only
-    turns with ``capture_status == "OK"`` are scored (pre-RTC vs the aligned reply).
-    Returns the trace_ids that were scored; the others get ``perceptual.reason``.
-    With ``gates`` (a GateSet) the verdicts of every turn are evaluated again so a
-    suite that enables the ``mos_lqo`` gate sees it.
+    ``items`` are ``(turn_dir, result)`` pairs; only turns with ``capture_status == "OK"``
+    are scored (pre-RTC vs the aligned reply).  Returns the trace_ids that were scored.
+    With ``gates`` (a GateSet) the verdicts of every turn are evaluated again.
     """
     from autortc.metrics.perceptual import score_many
 
@@ -355,15 +317,15 @@ def add_perceptual_scores(items: list[tuple[Path, TurnResult]], *, max_workers: 
         if res.capture_status != "OK":
             res.perceptual.reason = f"capture_status {res.capture_status}"
             continue
-        inp = load_turn(Path(turn_dir))
-        seg = inp.reply or inp.full
-        if inp.pre is None or seg is None:
+        a = load_turn(Path(turn_dir)).audio
+        seg = a.reply or a.full
+        if a.pre is None or seg is None:
             res.perceptual.reason = "pre or post audio unreadable"
             continue
-        pre_at = resample(inp.pre.samples, inp.pre.sr, seg.sr)
+        pre_at = resample(a.pre.samples, a.pre.sr, seg.sr)
         lag = int(round((res.fidelity.lag_ms or 0.0) * seg.sr / 1000.0))
-        a, b = fidelity._overlap(pre_at, seg.samples, lag)
-        jobs.append((a, b, seg.sr))
+        x, y = fidelity._overlap(pre_at, seg.samples, lag)
+        jobs.append((x, y, seg.sr))
         owners.append(res)
     scored: list[str] = []
     for res, mos in zip(owners, score_many(jobs, max_workers=max_workers)):

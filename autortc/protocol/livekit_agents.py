@@ -229,6 +229,9 @@ class AutoRTCAgentProtocol:
             trace.lk_metrics.setdefault("end_of_utterance_delay_ms", m.end_of_utterance_delay * 1000)
             trace.lk_metrics.setdefault("transcription_delay_ms", m.transcription_delay * 1000)
             trace.stage("end_of_turn", _wall_to_mono(m.timestamp))
+            # the agent's own estimate of when the user stopped speaking: the EoU decision
+            # minus LiveKit's end_of_utterance_delay (measured from the VAD's last speech)
+            trace.stage("user_speech_end", _wall_to_mono(m.timestamp) - m.end_of_utterance_delay)
         elif isinstance(m, lk_metrics.LLMMetrics):
             trace.lk_metrics.setdefault("llm_ttft_ms", m.ttft * 1000)
         elif isinstance(m, lk_metrics.TTSMetrics):

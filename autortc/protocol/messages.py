@@ -25,6 +25,26 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "trace": ("trace_id", "stages"),
 }
 
+# type -> optional fields the receiver understands (docs/protocol.md's message table; a test
+# reads the table against REQUIRED and OPTIONAL)
+OPTIONAL: dict[str, tuple[str, ...]] = {
+    "probe_ready": (),
+    "agent_ready": ("agent",),
+    "turn_start": ("case_id", "turn_index"),
+    "reply_start": ("t_first_frame_published",),
+    "reply_end": ("playback_position_s", "t_end"),
+    "trace": ("lk_metrics", "transcript", "reply_text", "replies", "expected_silence_ms"),
+}
+
+# stage names of the ``trace`` message (all optional, the sender's CLOCK_MONOTONIC seconds).
+# ``user_speech_end`` is the agent's own estimate of the user's end of speech: AutoRTC reports
+# ``first_frame_published - user_speech_end`` as what the agent believes the user waited.
+STAGES: tuple[str, ...] = (
+    "turn_start_received", "vad_speech_start", "user_speech_end", "vad_end_of_speech", "stt_final", "end_of_turn",
+    "llm_request", "llm_first_token", "llm_done", "tts_request", "tts_first_chunk", "first_frame_published",
+    "reply_end",
+)
+
 _TRACE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 
 Message = dict[str, Any]

@@ -1,39 +1,89 @@
-"""Metrics for finished turns, in a worker process so analysis never stalls the bots' audio pacing."""
+"""Metrics of finished turns, in a worker process so analysis never stalls the bots' audio pacing.
+
+The worker reads a turn folder through the contract (:func:`autortc.artifacts.load_turn`),
+runs the pure :func:`autortc.metrics.turn.compute`, then the gates stage evaluates it.
+The content check's STT is given as an import spec (``"package.module:factory"``, the
+factory returning a :class:`~autortc.metrics.turn.Transcriber`), so the runner never
+imports the agent under test; ``autortc run`` passes the bundled whisper by default.
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from autortc.metrics.turn import FunctionTranscriber, Transcriber
+
 log = logging.getLogger("autortc.runner")
 
-_TRANSCRIBER: Any = None
+_TRANSCRIBER: Transcriber | None = None
 
 
-def _init_worker() -> None:
+def load_transcriber(spec: str | None) -> Transcriber | None:
+    """``"module:factory"`` -> the factory's :class:`Transcriber` (a plain callable is wrapped).
+
+    Raises ``ValueError`` naming the spec when it cannot be imported or called.
+    """
+    if not spec:
+        return None
+    mod_name, _, attr = spec.partition(":")
+    try:
+        factory = getattr(importlib.import_module(mod_name), attr)
+        obj = factory()
+    except (ImportError, AttributeError, TypeError) as exc:
+        raise ValueError(f"transcriber {spec!r}: cannot load ({type(exc).__name__}: {exc}); "
+                         "expected 'package.module:factory' returning a Transcriber") from exc
+    return obj if isinstance(obj, Transcriber) else FunctionTranscriber(obj.transcribe if hasattr(obj, "transcribe") else obj)
+
+
+def _init_worker(transcriber_spec: str | None) -> None:
     global _TRANSCRIBER
-    from system.agent.stt_whisper import WhisperOptions, WhisperTranscriber
+    _TRANSCRIBER = load_transcriber(transcriber_spec)
 
-    _TRANSCRIBER = WhisperTranscriber(WhisperOptions(cpu_threads=1))
+
+def analyze_turn(turn_dir: Path | str, gates: Any, *, transcriber: Transcriber | None = None,
+                 perceptual: bool = False):
+    """One turn folder -> :class:`autortc.results.TurnResult` with verdicts.
+
+    ``gates``: the :class:`autortc.gates.GateSet` for this case (run file + case overrides
+    applied).  An unusable trace.json is a FAIL with the reason in ``errors``.
+    """
+    from autortc.artifacts import load_turn
+    from autortc.gates import evaluate_turn
+    from autortc.metrics.turn import compute
+    from autortc.results import worst
+
+    d = Path(turn_dir)
+    turn = load_turn(d)
+    res = compute(turn.artifacts, turn.audio, transcriber=transcriber, perceptual=perceptual, errors=turn.errors)
+    if turn.artifacts is None:
+        res.case_id, res.trace_id = d.parent.name, d.name
+    res.verdicts = evaluate_turn(res, gates)
+    res.verdict = worst([v.status for v in res.verdicts] + (["FAIL"] if turn.artifacts is None else []))
+    log.info("turn metrics case=%s trace_id=%s capture=%s verdict=%s eot_to_first_audio_ms=%s max_gap_ms=%s",
+             res.case_id, res.trace_id, res.capture_status, res.verdict, res.latency.eot_to_first_audio_ms,
+             res.continuity.max_gap_ms)
+    return res
 
 
 def _analyze(turn_dir: str, gate_overrides: dict[str, float], gate_source: str, gates_path: str | None, perceptual: bool):
     from autortc.gates import load_gates
-    from autortc.metrics.turn import compute_turn_metrics
 
     gates = load_gates(gates_path)
     if gate_overrides:
         gates = gates.override(gate_overrides, source=gate_source)
-    return compute_turn_metrics(Path(turn_dir), gates=gates, transcribe=_TRANSCRIBER.transcribe, perceptual=perceptual)
+    return analyze_turn(turn_dir, gates, transcriber=_TRANSCRIBER, perceptual=perceptual)
 
 
-def new_pool() -> ProcessPoolExecutor:
-    """One worker: it holds a whisper model for the content check (STT of what arrived)."""
+def new_pool(transcriber_spec: str | None) -> ProcessPoolExecutor:
+    """One worker; it holds the content check's STT model (e.g. whisper) once loaded."""
     import multiprocessing as mp
 
-    return ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn"), initializer=_init_worker)
+    return ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                               initargs=(transcriber_spec,))
 
 
 def analyze_args(turn_dir: Path, gate_overrides: dict[str, float], gate_source: str, gates_path: Path | None,

@@ -6,7 +6,6 @@ agent has answered and gone quiet, and write the turn's artifacts under its trac
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -16,6 +15,17 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
+from autortc.artifacts import (
+    AgentBlock,
+    AgentReply,
+    CaseBlock,
+    ProbeBlock,
+    ProbeReply,
+    TurnArtifacts,
+    UserBlock,
+    UserSegment,
+    write_trace,
+)
 from autortc.bots.probe_bot import AUDIBLE_RMS, PROBE_SR, ProbeBot, TraceEvents
 from autortc.bots.user_bot import UserBot
 from autortc.cases import Case
@@ -75,9 +85,9 @@ async def run_turn(
     run_id: str,
     out_dir: Path,
     timeouts: TurnTimeouts = TurnTimeouts(),
-) -> dict[str, Any]:
+) -> TurnArtifacts:
     """Drive one turn and write ``user.wav``, ``pre_rtc.wav``, ``post_rtc_full.wav``,
-    ``post_rtc_reply.wav`` and ``trace.json`` into ``out_dir``. Returns the trace dict.
+    ``post_rtc_reply.wav`` and ``trace.json`` into ``out_dir``. Returns the turn's contract.
 
     Raises ``TurnError`` when an anchor (the agent's speech) never came, so the
     anchored segment could not be placed.
@@ -156,14 +166,14 @@ async def _agent_anchor(anchor: str, probe: ProbeBot, tr: TraceEvents, *, timeou
 
 
 def probe_artifacts(probe: ProbeBot, tr: TraceEvents, out_dir: Path, *, full_start: int,
-                    timeouts: TurnTimeouts) -> tuple[dict[str, Any], dict[str, Any] | None]:
+                    timeouts: TurnTimeouts) -> tuple[ProbeBlock, AgentBlock | None]:
     """Write the probe's WAVs (``post_rtc_full``, ``post_rtc_reply``, ``pre_rtc``) for this trace;
-    returns the ``probe`` and ``agent`` blocks of trace.json."""
+    returns the ``probe`` and ``agent`` blocks of the turn's contract."""
     out_dir.mkdir(parents=True, exist_ok=True)
     full = probe.pcm(full_start)
     if full.size:
         sf.write(out_dir / "post_rtc_full.wav", full, PROBE_SR, subtype="PCM_16")
-    frames = [[t, s - full_start] for t, s in probe.arrivals if s >= full_start]
+    frames = [(t, s - full_start) for t, s in probe.arrivals if s >= full_start]
 
     replies = sorted(tr.replies.values(), key=lambda r: r.reply_index)
     reply_slice = None
@@ -186,89 +196,107 @@ def probe_artifacts(probe: ProbeBot, tr: TraceEvents, out_dir: Path, *, full_sta
             pre, pre_sr = tr.pre_rtc[first.reply_index]
             end = min(end, start + int(pre.size * PROBE_SR / pre_sr) + int(timeouts.reply_tail_ms * PROBE_SR / 1000))
         if end > start:
-            reply_slice = [int(start), int(end)]
+            reply_slice = (int(start), int(end))
             sf.write(out_dir / "post_rtc_reply.wav", full[start:end], PROBE_SR, subtype="PCM_16")
     if first is not None and first.reply_index in tr.pre_rtc:
         pre, pre_sr = tr.pre_rtc[first.reply_index]
         if pre.size:
             sf.write(out_dir / "pre_rtc.wav", pre, pre_sr, subtype="PCM_16")
 
-    msg = tr.trace_msg or {}
-    probe_block = {
-        "sr": PROBE_SR, "full_wav": "post_rtc_full.wav",
-        "t_full_start": frames[0][0] if frames else None,
-        "frames": frames,
-        "t_reply_start_evt": first.t_start_recv if first else None,
-        "t_reply_end_evt": first.t_end_recv if first else None,
-        "reply_slice": reply_slice,
-        "replies": [
-            {"reply_index": r.reply_index, "start_sample": None if r.start_sample is None else r.start_sample - full_start,
-             "end_sample": None if r.end_sample is None else r.end_sample - full_start,
-             "t_start_recv": r.t_start_recv, "t_end_recv": r.t_end_recv,
-             "interrupted": bool(r.end_msg and r.end_msg.get("interrupted"))}
+    probe_block = ProbeBlock(
+        sr=PROBE_SR, full_wav="post_rtc_full.wav",
+        t_full_start=frames[0][0] if frames else None,
+        frames=frames,
+        t_reply_start_evt=first.t_start_recv if first else None,
+        t_reply_end_evt=first.t_end_recv if first else None,
+        reply_slice=reply_slice,
+        replies=[
+            ProbeReply(reply_index=r.reply_index,
+                       start_sample=None if r.start_sample is None else r.start_sample - full_start,
+                       end_sample=None if r.end_sample is None else r.end_sample - full_start,
+                       t_start_recv=r.t_start_recv, t_end_recv=r.t_end_recv,
+                       interrupted=bool(r.end_msg and r.end_msg.get("interrupted")))
             for r in replies
         ],
-    }
-    agent_block = None if not msg else {
-        "stages": msg.get("stages", {}),
-        "lk_metrics": msg.get("lk_metrics", {}),
-        "transcript": msg.get("transcript", ""),
-        "reply_text": msg.get("reply_text", ""),
-        "replies": msg.get("replies", []),
-        "pre_rtc_sr": tr.pre_rtc[first.reply_index][1] if first and first.reply_index in tr.pre_rtc else None,
-    }
-    return probe_block, agent_block
+    )
+    pre_sr = tr.pre_rtc[first.reply_index][1] if first and first.reply_index in tr.pre_rtc else None
+    return probe_block, agent_block(tr.trace_msg, pre_rtc_sr=pre_sr)
 
 
-def case_block(case: Case) -> dict[str, Any]:
-    return {
-        "p_level": case.p_level, "expect_keywords": list(case.expect_keywords),
-        # pauses the case put in the *user's* audio (ms in user.wav); the reply's intended
-        # pauses are the agent's and come from pre_rtc.wav, never from the case
-        "user_expected_silence_ms": [list(x) for x in case.expected_silence_ms],
-        "reference_reply": case.reference_reply, "gates": dict(case.gates), "tags": list(case.tags),
-    }
+def agent_block(msg: dict[str, Any] | None, *, pre_rtc_sr: int | None,
+                runner_wall_offset_s: float | None = None) -> AgentBlock | None:
+    """The agent's ``trace`` message as the contract's agent block, its times re-based.
+
+    The agent stamps every message with ``t_mono`` and ``t_wall`` (docs/protocol.md, Clocks):
+    its stages are moved onto the runner's monotonic clock by the difference of the two
+    sides' ``t_wall − t_mono`` (≈0 on one host; the hosts' clock offset otherwise).
+    """
+    if not msg:
+        return None
+    ours = (time.time() - time.monotonic()) if runner_wall_offset_s is None else runner_wall_offset_s
+    theirs = float(msg["t_wall"]) - float(msg["t_mono"]) if "t_wall" in msg and "t_mono" in msg else ours
+    off = theirs - ours
+    shift = (lambda t: None if t is None else float(t) + off)  # noqa: E731
+    replies = []
+    for r in msg.get("replies") or []:
+        r = dict(r)
+        for k in ("t_first_frame_published", "t_first_capture", "t_end"):
+            if r.get(k) is not None:
+                r[k] = shift(r[k])
+        replies.append(AgentReply.model_validate(r))
+    return AgentBlock(
+        stages={k: shift(v) for k, v in (msg.get("stages") or {}).items() if isinstance(v, (int, float))},
+        lk_metrics={k: float(v) for k, v in (msg.get("lk_metrics") or {}).items() if isinstance(v, (int, float))},
+        transcript=str(msg.get("transcript") or ""),
+        reply_text=str(msg.get("reply_text") or ""),
+        replies=replies,
+        pre_rtc_sr=pre_rtc_sr,
+        expected_silence_ms=[(float(a), float(b)) for a, b in (msg.get("expected_silence_ms") or [])],
+        clock_offset_s=off,
+    )
 
 
-def write_trace(out_dir: Path, trace: dict[str, Any]) -> dict[str, Any]:
-    tmp = out_dir / "trace.json.tmp"
-    tmp.write_text(json.dumps(trace, indent=1))
-    tmp.replace(out_dir / "trace.json")
-    return trace
+def case_block(case: Case) -> CaseBlock:
+    """The case's part of the contract: ``expected_silence_ms`` are the case file's pauses of the
+    first segment (ms from its WAV's start), measured on the user side; the reply's intended
+    pauses are the agent's (pre_rtc.wav, ``agent.expected_silence_ms``), never the case's."""
+    return CaseBlock(
+        p_level=case.p_level, expect_keywords=list(case.expect_keywords),
+        expected_silence_ms=[(float(a), float(b)) for a, b in case.expected_silence_ms],
+        reference_reply=case.reference_reply, gates=dict(case.gates), tags=list(case.tags),
+    )
 
 
 def _write_artifacts(user: UserBot, probe: ProbeBot, case: Case, tr: TraceEvents, placed, trace_id: str,
                      turn_index: int, run_id: str, out_dir: Path, *, full_start: int, mic_start: int,
-                     timeouts: TurnTimeouts) -> dict[str, Any]:
-    probe_block, agent_block = probe_artifacts(probe, tr, out_dir, full_start=full_start, timeouts=timeouts)
+                     timeouts: TurnTimeouts) -> TurnArtifacts:
+    probe_block, agent_blk = probe_artifacts(probe, tr, out_dir, full_start=full_start, timeouts=timeouts)
     sr = user.mic.sr
     sf.write(out_dir / "user.wav", user.mic.pcm()[mic_start:], sr, subtype="PCM_16")
     t0 = user.mic.time_of(mic_start)
     segs = []
     for p, spec in zip(placed, case.segments):
-        segs.append({
-            "index": p.index, "expect": spec.expect, "after": spec.after, "offset_ms": spec.offset_ms,
-            "start_sample": p.start_sample - mic_start,
-            "speech_start_sample": p.start_sample - mic_start + p.speech_start,
-            "eot_sample": p.start_sample - mic_start + p.speech_end,
-            "t_onset": user.mic.time_of(p.start_sample + p.speech_start),
-            "t_end": user.mic.time_of(p.start_sample + p.speech_end),
-        })
+        segs.append(UserSegment(
+            index=p.index, expect=spec.expect, after=spec.after, offset_ms=spec.offset_ms,
+            start_sample=p.start_sample - mic_start,
+            speech_start_sample=p.start_sample - mic_start + p.speech_start,
+            eot_sample=p.start_sample - mic_start + p.speech_end,
+            t_onset=user.mic.time_of(p.start_sample + p.speech_start),
+            t_end=user.mic.time_of(p.start_sample + p.speech_end),
+        ))
     first_seg = segs[0] if segs else None
-    trace = {
-        "v": 1, "run_id": run_id, "case_id": case.id, "trace_id": trace_id, "turn_index": turn_index,
-        "wall_offset_s": time.time() - time.monotonic(),
-        "user": {
-            "source": "bot", "wav": "user.wav", "sr": sr, "t_audio_start": t0,
-            "speech_start_sample": first_seg["speech_start_sample"] if first_seg else None,
-            "eot_sample": first_seg["eot_sample"] if first_seg else None,
-            "t_user_eot": first_seg["t_end"] if first_seg else None,
-            "segments": segs,
-        },
-        "probe": probe_block,
-        "agent": agent_block,
-        "case": case_block(case),
-    }
-    write_trace(out_dir, trace)
-    log.info("trace_id=%s artifacts written: replies=%d pre_rtc=%s", trace_id, len(probe_block["replies"]), bool(agent_block))
-    return trace
+    art = TurnArtifacts(
+        run_id=run_id, case_id=case.id, trace_id=trace_id, turn_index=turn_index,
+        wall_offset_s=time.time() - time.monotonic(),
+        user=UserBlock(
+            source="bot", wav="user.wav", sr=sr, t_audio_start=t0,
+            speech_start_sample=first_seg.speech_start_sample if first_seg else None,
+            eot_sample=first_seg.eot_sample if first_seg else None,
+            t_user_eot=first_seg.t_end if first_seg else None,
+            segments=segs,
+        ),
+        probe=probe_block, agent=agent_blk, case=case_block(case),
+    )
+    write_trace(out_dir, art)
+    log.info("trace_id=%s artifacts written: replies=%d pre_rtc=%s", trace_id, len(probe_block.replies), agent_blk is not None)
+    return art

@@ -1,48 +1,49 @@
-"""``autortc run``: cases → bots in rooms → artifacts → metrics → gates → report.
+"""``autortc run``: cases → user side in rooms → turn contract → metrics → gates → report.
 
-``per_case`` suites run one room per case (created and deleted through ``livekit-api``),
-``--jobs`` cases at a time; ``conversation`` suites (nightly) keep one room for all turns.
-A case attempt that hits a harness problem (a barrier timeout, an anchor that never came,
-no reply events) is retried in a fresh room up to ``max_attempts``, each reason kept.
-Each case's ``result.json`` is written atomically when it ends, ``summary.json`` after
-every case; Ctrl-C keeps what finished and names what was cut.
+``per_case`` suites run one room per case (created and deleted through ``livekit-api``, the
+case in the room's metadata), ``--jobs`` cases at a time; ``conversation`` suites (nightly) keep
+one room for all turns when the user side can (bots), else open one per turn (the browser page
+plays one turn per load).  Both run through the :class:`~autortc.runner.users.UserSide` seam
+(``--via bots|browser``).  Only the errors in :data:`RETRYABLE` (the harness could not set the
+turn up: a barrier, an anchor or the reply never came, the room could not be joined) are retried
+in a fresh room, up to ``max_attempts``, each reason kept; any other exception fails the case
+with its traceback in ``result.json`` (exit 2) and the run goes on.  Each case's
+``result.json`` is written atomically when it ends, ``summary.json`` after every case;
+Ctrl-C keeps what finished and names what was cut.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 import logging
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from autortc.bots.barrier import BarrierTimeout
-from autortc.bots.probe_bot import ProbeBot
+import aiohttp
+from livekit import api, rtc
+
+from autortc.bots.barrier import HarnessSetupError
 from autortc.bots.target import CaseRoom, Target
-from autortc.bots.user_bot import UserBot
 from autortc.cases import Case, load_case_file
 from autortc.gates import case_verdict
 from autortc.results import CaseResult, TurnResult, write_json
 from autortc.runner import analysis
-from autortc.runner.conversation import TurnError, TurnTimeouts, run_turn
+from autortc.runner.conversation import TurnTimeouts
 from autortc.runner.paths import check_id, child, new_run_id, new_trace_id
+from autortc.runner.users import BotUser, BrowserPath, BrowserUser, UserSide
 
 log = logging.getLogger("autortc.runner")
 
 EXIT_PASS, EXIT_GATE_FAIL, EXIT_HARNESS = 0, 1, 2
 
 
-class RetryableCaseError(RuntimeError):
-    """A capture problem that a fresh room may not have (no reply events at all)."""
-
-
-def _require_replies(trace: dict[str, Any], case: Case) -> None:
-    """A turn that expected an answer and saw no ``reply_start`` is a capture failure, retried."""
-    if not trace["probe"]["replies"] and any(s.expect != "ignore" for s in case.segments):
-        raise RetryableCaseError(f"REPLY_EVENTS_MISSING: no reply_start for trace_id={trace['trace_id']}")
+RETRYABLE: tuple[type[BaseException], ...] = (HarnessSetupError, rtc.ConnectError, api.TwirpError, aiohttp.ClientError)
+""""The harness could not set the turn up": barrier timeouts, anchors that never came, no reply
+events (``HarnessSetupError`` and its subclasses), and the SDK's / API's connection errors."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,6 +63,11 @@ class RunOptions:
     timeouts: TurnTimeouts = field(default_factory=TurnTimeouts)
     token_url: str | None = None  # the token server that serves the web page (--via browser)
     progress: bool = True
+    transcriber: str | None = None  # "module:factory" of the content check's STT (None: no content check)
+    browser_path: BrowserPath | None = None  # --via browser --profile: how the page reaches the stack
+    # awaited once after the last case, before the final summary.json and the report (--profile:
+    # the path's configured vs measured figures); its dict goes into summary.extra
+    finalize: Any = None
 
 
 @dataclass
@@ -90,6 +96,7 @@ class SuiteRunner:
         self.results: dict[str, CaseResult] = {}
         self.retry_reasons: dict[str, list[str]] = {}
         self.harness_errors: list[str] = []
+        self.extra: dict[str, Any] = {}
         self.started_at = _now()
         self._pool = None
         self._summary_lock = asyncio.Lock()
@@ -98,7 +105,7 @@ class SuiteRunner:
 
     async def run(self) -> RunOutcome:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._pool = analysis.new_pool()
+        self._pool = analysis.new_pool(self.opts.transcriber)
         cut: list[str] = []
         try:
             if self.suite.mode == "per_case":
@@ -108,6 +115,12 @@ class SuiteRunner:
                 cut = await self._run_conversation()
         finally:
             self._pool.shutdown(wait=True, cancel_futures=True)
+        if self.opts.finalize is not None:
+            try:
+                self.extra.update(await self.opts.finalize())
+            except Exception as exc:
+                log.exception("finalize failed")
+                self.harness_errors.append(f"finalize: {type(exc).__name__}: {exc}")
         summary = await self._write_summary(final=True, cut=cut)
         from autortc.report import write_report
 
@@ -132,7 +145,16 @@ class SuiteRunner:
 
         async def one(case: Case) -> None:
             async with sem:
-                await self._run_case(case)
+                try:
+                    await self._run_case(case)
+                except Exception as exc:  # a bug in the runner itself: this case fails, the others go on
+                    tb = traceback.format_exc()
+                    log.error("case=%s: runner error: %s", case.id, tb)
+                    self.harness_errors.append(f"{case.id}: runner: {type(exc).__name__}: {exc}")
+                    res = CaseResult(case_id=case.id, p_level=case.p_level, verdict="FAIL",
+                                     error=f"error: {type(exc).__name__}: {exc}\n{tb}", tags=list(case.tags))
+                    self.results[case.id] = res
+                    write_json(child(self.run_dir, case.id) / "result.json", res)
                 progress.advance(case.id, self.results[case.id].verdict)
 
         tasks = {asyncio.create_task(one(c), name=f"case.{c.id}"): c.id for c in cases}
@@ -147,29 +169,55 @@ class SuiteRunner:
             progress.close()
         return []
 
+    def _user_side(self, room: str) -> UserSide:
+        o = self.opts
+        if o.via == "browser":
+            return BrowserUser(o.target, room=room, run_id=self.run_id, token_url=o.token_url or "",
+                               timeouts=o.timeouts, path=o.browser_path)
+        return BotUser(o.target, room=room, run_id=self.run_id, timeouts=o.timeouts)
+
+    async def _attempt_turns(self, label: str, play) -> tuple[Any, list[str], str | None]:
+        """Run ``play(attempt)`` until it returns, retrying only :data:`RETRYABLE`.
+
+        Returns ``(value, retry_reasons, error)``; ``error`` is ``None`` on success, else the
+        last reason (all attempts hit a harness problem) or ``error: <traceback>`` of an
+        unexpected exception (not retried: a bug or a real failure must not look like flakiness).
+        """
+        reasons: list[str] = []
+        for attempt in range(1, self.opts.max_attempts + 1):
+            try:
+                return await play(attempt), reasons, None
+            except RETRYABLE as exc:
+                reason = f"attempt {attempt}: {type(exc).__name__}: {exc}"
+                log.warning("%s %s", label, reason)
+                reasons.append(reason)
+            except Exception as exc:
+                tb = traceback.format_exc()
+                log.error("%s failed (not retried): %s", label, tb)
+                self.harness_errors.append(f"{label}: {type(exc).__name__}: {exc}")
+                return None, reasons, f"error: {type(exc).__name__}: {exc}\n{tb}"
+        err = f"harness: all {self.opts.max_attempts} attempts failed; last: {reasons[-1]}"
+        self.harness_errors.append(f"{label}: {reasons[-1]}")
+        return None, reasons, err
+
     async def _run_case(self, case: Case) -> None:
         t0 = time.monotonic()
         case_dir = child(self.run_dir, case.id)
-        reasons: list[str] = []
-        turn_dirs: list[Path] = []
-        error: str | None = None
-        for attempt in range(1, self.opts.max_attempts + 1):
+
+        async def play(attempt: int) -> list[Path]:
             room = check_id("room", f"{self.run_id}-{case.id}-a{attempt}")
-            try:
-                attempt_fn = self._case_attempt_browser if self.opts.via == "browser" else self._case_attempt
-                turn_dirs = await attempt_fn(case, case_dir, room)
-                break
-            except Exception as exc:  # barrier timeouts, anchors that never came, no reply, SDK errors
-                reason = f"attempt {attempt} (room {room}): {type(exc).__name__}: {exc}"
-                log.warning("case=%s %s", case.id, reason)
-                reasons.append(reason)
-                turn_dirs = []
-        else:
-            error = f"harness: all {self.opts.max_attempts} attempts failed; last: {reasons[-1]}"
-            self.harness_errors.append(f"{case.id}: {reasons[-1]}")
+            meta = {"run_id": self.run_id, "case_id": case.id, "suite": self.opts.suite, "attempt": attempt}
+            async with CaseRoom(self.opts.target, room, metadata=meta), self._user_side(room) as user:
+                trace_id = new_trace_id(case.id, 0)
+                turn_dir = child(case_dir, trace_id)
+                await user.play_turn(case, trace_id=trace_id, turn_index=0, out_dir=turn_dir)
+                return [turn_dir]
+
+        turn_dirs, reasons, error = await self._attempt_turns(f"case={case.id}", play)
         self.retry_reasons[case.id] = reasons
-        turns = [await self._analyze(case, d) for d in turn_dirs]
-        result = CaseResult(case_id=case.id, p_level=case.p_level, turns=turns, attempts=len(reasons) + (0 if error else 1),
+        turns = [await self._analyze(case, d) for d in (turn_dirs or [])]
+        result = CaseResult(case_id=case.id, p_level=case.p_level, turns=turns,
+                            attempts=len(reasons) + (0 if error and error.startswith("harness") else 1),
                             error=error, duration_s=round(time.monotonic() - t0, 2), tags=list(case.tags))
         result.verdict = case_verdict(result)  # type: ignore[assignment]
         write_json(case_dir / "result.json", result)
@@ -177,141 +225,104 @@ class SuiteRunner:
         await self._write_summary()
         log.info("case=%s verdict=%s attempts=%d (%.1f s)", case.id, result.verdict, result.attempts, result.duration_s)
 
-    @contextlib.asynccontextmanager
-    async def _bots(self, room: str):
-        """User bot (joins first: agents link to the first standard participant), then the probe;
-        yields once both have seen ``agent_ready`` (the double ACK)."""
-        user = UserBot(self.opts.target, room=room)
-        probe = ProbeBot(self.opts.target, room=room)
-        try:
-            await user.connect()
-            await probe.connect()
-            await probe.ready()
-            await user.wait_agent_ready()
-            yield user, probe
-        finally:
-            await asyncio.gather(user.aclose(), probe.aclose(), return_exceptions=True)
-
-    async def _case_attempt(self, case: Case, case_dir: Path, room: str) -> list[Path]:
-        async with CaseRoom(self.opts.target, room, metadata={"case_id": case.id}), self._bots(room) as (user, probe):
-            trace_id = new_trace_id(case.id, 0)
-            turn_dir = child(case_dir, trace_id)
-            trace = await run_turn(user=user, probe=probe, case=case, trace_id=trace_id, turn_index=0,
-                                   run_id=self.run_id, out_dir=turn_dir, timeouts=self.opts.timeouts)
-            _require_replies(trace, case)
-            return [turn_dir]
-
-    async def _case_attempt_browser(self, case: Case, case_dir: Path, room: str) -> list[Path]:
-        """The user is headless Chromium on the product page; the probe records beside it."""
-        from autobrowser.harness import BrowserTurnError, BrowserTurnOptions, arun_browser_case, script_from_case
-        from autortc.runner.conversation import case_block, probe_artifacts, settle, write_trace
-
-        if not self.opts.token_url:
-            raise ValueError("--via browser needs the token server URL (the bundled stack serves it)")
-        async with CaseRoom(self.opts.target, room, metadata={"case_id": case.id}):
-            probe = ProbeBot(self.opts.target, room=room)
-            browser = None
-            try:
-                trace_id = new_trace_id(case.id, 0)
-                turn_dir = child(case_dir, trace_id)
-                # The agent publishes its track once its user (the page) has joined, so the page
-                # joins first and waits (?wait_ready=1) for the agent_ready that answers the
-                # probe's probe_ready: the same double ACK as with the user bot.
-                opts = BrowserTurnOptions(extra_query={"wait_ready": "1"})
-                browser = asyncio.create_task(
-                    arun_browser_case(script_from_case(case), room, self.opts.token_url, turn_dir,
-                                      trace_id=trace_id, options=opts), name=f"browser.{case.id}")
-                await probe.connect()
-                tr = probe.begin_trace(trace_id)
-                await probe.ready()
-                full_start = 0  # the probe records from its first frame, before the page's mic opens
-                try:
-                    res = await browser
-                except BrowserTurnError as exc:
-                    raise RetryableCaseError(f"browser: {exc}") from exc
-                await settle(probe, tr, case, self.opts.timeouts)
-                probe_block, agent_block = probe_artifacts(probe, tr, turn_dir, full_start=full_start,
-                                                           timeouts=self.opts.timeouts)
-                kpi = res.kpi
-                seg0 = case.segments[0]
-                t_onset = res.clock_sync.to_monotonic(kpi.t_user_onset_ms)
-                write_trace(turn_dir, {
-                    "v": 1, "run_id": self.run_id, "case_id": case.id, "trace_id": trace_id, "turn_index": 0,
-                    "wall_offset_s": time.time() - time.monotonic(),
-                    "user": {
-                        "source": "browser", "wav": None, "t_user_eot": res.t_user_eot_mono,
-                        "segments": [{"index": 0, "expect": seg0.expect, "t_onset": t_onset, "t_end": res.t_user_eot_mono}],
-                    },
-                    "browser": {
-                        "trace": res.trace_path.name, "webm": res.webm_path.name if res.webm_path else None,
-                        "user_kpi_raw_ms": kpi.raw_ms, "user_kpi_ms": kpi.clamped_ms, "is_talk_over": kpi.is_talk_over,
-                        "eot_source": kpi.eot_source, "t_first_playout": res.t_first_playout_mono,
-                        "clock_sync_rtt_ms": res.clock_sync.rtt_ms, "reply_complete": res.reply_complete,
-                    },
-                    "probe": probe_block, "agent": agent_block, "case": case_block(case),
-                })
-                _require_replies({"trace_id": trace_id, "probe": probe_block}, case)
-                return [turn_dir]
-            finally:
-                if browser is not None and not browser.done():
-                    browser.cancel()
-                    await asyncio.gather(browser, return_exceptions=True)
-                await probe.aclose()
-
     # -- conversation suites (nightly) ----------------------------------------------------
 
     async def _run_conversation(self) -> list[str]:
+        """All turns in one room while the user side can hold it; a retried turn or a user side
+        that plays one turn per room (the browser page) opens a fresh room for the next turn."""
         ids = self.suite.turn_case_ids(self.opts.turns)
-        room = check_id("room", f"{self.run_id}-conversation")
         progress = _Progress(len(ids), enabled=self.opts.progress, label=f"{self.opts.suite} conversation")
         done = 0
+        room_no = 0
+        held: tuple[CaseRoom, UserSide] | None = None
+
+        async def release() -> None:
+            nonlocal held
+            if held is not None:
+                room, user = held
+                held = None
+                try:
+                    await user.aclose()
+                finally:
+                    await room.__aexit__(None, None, None)
+
+        async def open_room() -> UserSide:
+            nonlocal held, room_no
+            name = check_id("room", f"{self.run_id}-conversation" + (f"-r{room_no}" if room_no else ""))
+            room_no += 1
+            meta = {"run_id": self.run_id, "suite": self.opts.suite, "case_ids": ids}
+            room = CaseRoom(self.opts.target, name, metadata=meta)
+            await room.__aenter__()
+            user = self._user_side(name)
+            try:
+                await user.join()
+            except BaseException:
+                try:
+                    await user.aclose()
+                except Exception:
+                    log.exception("closing the user side of %s", name)
+                await room.__aexit__(None, None, None)
+                raise
+            held = (room, user)
+            return user
+
         try:
-            async with CaseRoom(self.opts.target, room, metadata={"suite": self.opts.suite}), self._bots(room) as (user, probe):
-                for i, cid in enumerate(ids):
-                    case = self.case_file.case(cid)
-                    entry_id = check_id("case", f"turn{i:02d}-{cid}")
-                    t0 = time.monotonic()
-                    reasons: list[str] = []
-                    turn_dir = None
-                    for attempt in range(1, self.opts.max_attempts + 1):
-                        trace_id = new_trace_id(cid, i)
-                        d = child(self.run_dir, entry_id, trace_id)
-                        try:
-                            tr = await run_turn(user=user, probe=probe, case=case, trace_id=trace_id, turn_index=i,
-                                                run_id=self.run_id, out_dir=d, timeouts=self.opts.timeouts)
-                            _require_replies(tr, case)
-                            turn_dir = d
-                            break
-                        except (TurnError, RetryableCaseError) as exc:
-                            reasons.append(f"attempt {attempt}: {exc}")
-                    self.retry_reasons[entry_id] = reasons
-                    turns = [await self._analyze(case, turn_dir)] if turn_dir else []
-                    res = CaseResult(case_id=entry_id, p_level=case.p_level, turns=turns, attempts=len(reasons) + (1 if turn_dir else 0),
-                                     error=None if turn_dir else f"harness: {reasons[-1]}", duration_s=round(time.monotonic() - t0, 2),
-                                     tags=list(case.tags))
-                    res.verdict = case_verdict(res)  # type: ignore[assignment]
-                    write_json(child(self.run_dir, entry_id) / "result.json", res)
-                    self.results[entry_id] = res
-                    if not turn_dir:
-                        self.harness_errors.append(f"{entry_id}: {reasons[-1]}")
-                    done += 1
-                    progress.advance(entry_id, res.verdict)
-                    await self._write_summary()
+            for i, cid in enumerate(ids):
+                case = self.case_file.case(cid)
+                entry_id = check_id("case", f"turn{i:02d}-{cid}")
+                t0 = time.monotonic()
+
+                async def play(attempt: int, i=i, cid=cid, case=case, entry_id=entry_id) -> Path:
+                    user = held[1] if held is not None else await open_room()
+                    trace_id = new_trace_id(cid, i)
+                    d = child(self.run_dir, entry_id, trace_id)
+                    try:
+                        await user.play_turn(case, trace_id=trace_id, turn_index=i, out_dir=d)
+                    except BaseException:
+                        await release()  # a failed turn leaves the room in an unknown state
+                        raise
+                    if user.via == "browser":
+                        await release()  # the page plays one turn per load
+                    return d
+
+                turn_dir, reasons, error = await self._attempt_turns(f"conversation turn {entry_id}", play)
+                self.retry_reasons[entry_id] = reasons
+                turns = [await self._analyze(case, turn_dir)] if turn_dir else []
+                res = CaseResult(case_id=entry_id, p_level=case.p_level, turns=turns,
+                                 attempts=len(reasons) + (0 if error and error.startswith("harness") else 1),
+                                 error=error, duration_s=round(time.monotonic() - t0, 2), tags=list(case.tags))
+                res.verdict = case_verdict(res)  # type: ignore[assignment]
+                write_json(child(self.run_dir, entry_id) / "result.json", res)
+                self.results[entry_id] = res
+                done += 1
+                progress.advance(entry_id, res.verdict)
+                await self._write_summary()
         except asyncio.CancelledError:
             return [f"turn{i:02d}-{cid}" for i, cid in enumerate(ids)][done:]
-        except BarrierTimeout as exc:
-            self.harness_errors.append(f"conversation room {room}: {exc}")
         finally:
             progress.close()
+            try:
+                await release()
+            except Exception as exc:
+                self.harness_errors.append(f"conversation: closing the room: {type(exc).__name__}: {exc}")
         return []
 
     # -- metrics and summary ----------------------------------------------------------------
 
     async def _analyze(self, case: Case, turn_dir: Path) -> TurnResult:
+        """The turn's metrics and verdicts (worker process), written to its ``result.json``.
+        A crash of the analysis fails the turn with its traceback; the run goes on."""
         loop = asyncio.get_running_loop()
         args = analysis.analyze_args(turn_dir, dict(case.gates), f"{self.opts.cases_path}:{case.id}",
                                      self.opts.gates_path, self.opts.perceptual)
-        res: TurnResult = await loop.run_in_executor(self._pool, analysis.analyze, *args)
+        try:
+            res: TurnResult = await loop.run_in_executor(self._pool, analysis.analyze, *args)
+        except Exception as exc:
+            tb = traceback.format_exc()
+            log.error("case=%s turn %s: analysis failed: %s", case.id, turn_dir.name, tb)
+            self.harness_errors.append(f"{case.id}/{turn_dir.name}: analysis: {type(exc).__name__}: {exc}")
+            res = TurnResult(case_id=case.id, trace_id=turn_dir.name, p_level=case.p_level, verdict="FAIL",
+                             errors=[f"analysis error: {type(exc).__name__}: {exc}\n{tb}"])
         write_json(turn_dir / "result.json", res)
         return res
 
@@ -333,6 +344,7 @@ class SuiteRunner:
                 "harness_errors": list(self.harness_errors),
                 "cut": list(cut or []),
                 "target": repr(self.opts.target),
+                **self.extra,
             })
             if final:
                 summary.extra["complete"] = not cut

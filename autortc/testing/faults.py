@@ -344,6 +344,7 @@ def write_turn_folder(
     trace_id: str = "t0",
     p_level: str = "P0",
     expected_silence_ms: list | None = None,
+    user_expected_silence_ms: list | None = None,
     expect_keywords: list | None = None,
     reference_reply: str | None = None,
     stages_ms: dict | None = None,
@@ -352,7 +353,9 @@ def write_turn_folder(
     write_pre: bool = True,
     write_post: bool = True,
 ) -> dict:
-    """Write a synthetic turn folder per docs/artifacts.md and return the ground truth.
+    """Write a synthetic turn folder per docs/artifacts.md (through the contract's writer) and
+    return the ground truth.  ``expected_silence_ms``: the reply's intended pauses as the agent
+    declares them (ms from pre sample 0); ``user_expected_silence_ms``: the case's (ms in user.wav).
 
     ``post`` (default: ``pre``) is placed in ``post_rtc_full.wav`` so that its sample 0
     arrives ``delay_ms`` after the user's EoT; frames of ``frame_ms`` arrive every
@@ -397,24 +400,30 @@ def write_turn_folder(
         sf.write(str(d / "post_rtc_full.wav"), np.clip(full, -1, 1), sr, subtype="PCM_16")
         sf.write(str(d / "post_rtc_reply.wav"), np.clip(full[reply_start:reply_end], -1, 1), sr, subtype="PCM_16")
     t_pub = t_user_eot + (delay_ms - 20) / 1000
-    st = {"user_eot": t_user_eot + 0.01, "stt_final": t_user_eot + 0.1, "llm_first_token": t_user_eot + 0.15,
+    st = {"user_speech_end": t_user_eot + 0.01, "stt_final": t_user_eot + 0.1, "llm_first_token": t_user_eot + 0.15,
           "tts_first_chunk": t_pub - 0.05, "first_frame_published": t_pub}
     if stages_ms:
         st.update({k2: t_user_eot + v / 1000 for k2, v in stages_ms.items()})
-    trace = {
-        "v": 1, "run_id": "run", "case_id": case_id, "trace_id": trace_id, "turn_index": 0, "wall_offset_s": 1.7e9,
-        "user": {"wav": "user.wav", "sr": user_sr, "t_audio_start": t_audio_start,
-                 "speech_start_sample": int(u_on[0]) if u_on.size else 0, "eot_sample": eot_sample,
-                 "t_user_eot": t_user_eot,
-                 "segments": [{"index": 0, "expect": "respond", "t_onset": t_audio_start, "t_end": t_user_eot}]},
-        "probe": {"sr": sr, "full_wav": "post_rtc_full.wav", "t_full_start": t_full_start, "frames": frames,
-                  "t_reply_start_evt": t_pub, "t_reply_end_evt": t_pub + post.shape[0] / sr,
-                  "reply_slice": [reply_start, reply_end]},
-        "agent": {"stages": st, "lk_metrics": lk_metrics or {}, "transcript": "", "reply_text": reference_reply or "",
-                  "pre_rtc_sr": sr, "expected_silence_ms": []},
-        "case": {"p_level": p_level, "expect_keywords": expect_keywords or [],
-                 "expected_silence_ms": expected_silence_ms or [], "reference_reply": reference_reply},
-    }
-    (d / "trace.json").write_text(json.dumps(trace))
+    from autortc.artifacts import (
+        AgentBlock, CaseBlock, ProbeBlock, TurnArtifacts, UserBlock, UserSegment, write_trace,
+    )
+
+    art = TurnArtifacts(
+        run_id="run", case_id=case_id, trace_id=trace_id, turn_index=0, wall_offset_s=1.7e9,
+        user=UserBlock(source="bot", wav="user.wav", sr=user_sr, t_audio_start=t_audio_start,
+                       speech_start_sample=int(u_on[0]) if u_on.size else 0, eot_sample=eot_sample,
+                       t_user_eot=t_user_eot,
+                       segments=[UserSegment(index=0, expect="respond", start_sample=0,
+                                             speech_start_sample=int(u_on[0]) if u_on.size else 0,
+                                             eot_sample=eot_sample, t_onset=t_audio_start, t_end=t_user_eot)]),
+        probe=ProbeBlock(sr=sr, full_wav="post_rtc_full.wav", t_full_start=t_full_start, frames=frames,
+                         t_reply_start_evt=t_pub, t_reply_end_evt=t_pub + post.shape[0] / sr,
+                         reply_slice=(reply_start, reply_end)),
+        agent=AgentBlock(stages=st, lk_metrics=lk_metrics or {}, reply_text=reference_reply or "", pre_rtc_sr=sr,
+                         expected_silence_ms=[tuple(x) for x in (expected_silence_ms or [])]),
+        case=CaseBlock(p_level=p_level, expect_keywords=expect_keywords or [], reference_reply=reference_reply,
+                       expected_silence_ms=[tuple(x) for x in (user_expected_silence_ms or [])]),
+    )
+    write_trace(d, art)
     return {"eot_to_first_audio_ms": (t_onset - t_user_eot) * 1000.0, "t_user_eot": t_user_eot,
             "onset_sample": onset, "reply_start": reply_start}

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from autortc.runner.suite import RunOptions, SuiteRunner
+from autortc.artifacts import read_trace
 
 pytestmark = pytest.mark.e2e
 
@@ -23,7 +24,7 @@ def test_user_kpi_agrees_with_the_probe_for_a_p0_case(stack, tmp_path):
     assert res["turns"], res.get("error")
     turn = res["turns"][0]
     d = outcome.run_dir / "content_weather" / turn["trace_id"]
-    trace = json.loads((d / "trace.json").read_text())
+    trace = read_trace(d / "trace.json").model_dump(mode="json")
     kpi = trace["browser"]["user_kpi_ms"]
     probe_ms = turn["latency"]["eot_to_first_audio_ms"]
     print(f"USER_KPI {kpi:.1f} ms (raw {trace['browser']['user_kpi_raw_ms']:.1f}), probe EoT->first audio {probe_ms:.1f} ms, "

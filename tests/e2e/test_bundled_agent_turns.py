@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 
 from autortc.runner.suite import RunOptions, SuiteRunner
+from autortc.artifacts import read_trace
 
 pytestmark = pytest.mark.e2e
 
@@ -28,7 +29,7 @@ def _turn(run_dir: Path, case_id: str) -> tuple[dict, dict, Path]:
     assert res["turns"], f"{case_id}: no turn recorded ({res.get('error')})"
     turn = res["turns"][0]
     d = run_dir / case_id / turn["trace_id"]
-    return turn, json.loads((d / "trace.json").read_text()), d
+    return turn, read_trace(d / "trace.json").model_dump(mode="json"), d
 
 
 @pytest.fixture(scope="module")

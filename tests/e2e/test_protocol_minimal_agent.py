@@ -23,6 +23,7 @@ from livekit import api
 from autortc.results import CaseResult, read_json
 from autortc.runner.suite import RunOptions, SuiteRunner
 from minimal_agent import MinimalAgent, MinimalAgentOptions, synth_reply
+from autortc.artifacts import read_trace
 
 pytestmark = pytest.mark.e2e
 
@@ -76,7 +77,7 @@ async def test_runner_measures_a_protocol_only_agent(stack, tmp_path: Path, task
     assert not rec.interrupted and rec.samples_published == len(synth_reply(opts_agent))
 
     turn_dir = case_dir / turn.trace_id
-    trace = json.loads((turn_dir / "trace.json").read_text())
+    trace = read_trace(turn_dir / "trace.json").model_dump(mode="json")
     stages = (trace.get("agent") or {}).get("stages") or {}
     for name in ("turn_start_received", "vad_end_of_speech", "first_frame_published", "reply_end"):
         assert name in stages, f"trace.json agent.stages lacks {name!r}: {sorted(stages)}"

@@ -50,7 +50,7 @@ def test_inter_arrival_p95():
 
 
 def test_stage_metrics():
-    agent = {"stages": {"user_eot": 1.0, "stt_final": 1.2, "llm_request": 1.2, "llm_first_token": 1.26, "tts_first_chunk": 1.4,
+    agent = {"stages": {"user_speech_end": 1.0, "stt_final": 1.2, "llm_request": 1.2, "llm_first_token": 1.26, "tts_first_chunk": 1.4,
                         "first_frame_published": 1.43},
              "lk_metrics": {"llm_ttft_ms": 99.0}}
     assert stage_delta_ms(agent["stages"], "tts_first_chunk", "first_frame_published") == pytest.approx(30.0)

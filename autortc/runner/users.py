@@ -1,0 +1,213 @@
+"""The user side of a room, behind one small seam: bots (LiveKit SDK) or the browser page.
+
+A :class:`UserSide` is one user plus the probe beside it, in one room::
+
+    async with BotUser(target, room=room, run_id=run_id) as user:   # join() .. aclose()
+        art = await user.play_turn(case, trace_id=tid, turn_index=0, out_dir=d)
+
+``join`` connects and passes the double ACK (``probe_ready`` → ``agent_ready``);
+``play_turn`` speaks one case's segments, waits until the agent is done and writes the turn's
+artifacts (WAVs + ``trace.json`` through :mod:`autortc.artifacts`), returning the contract;
+``aclose`` leaves the room and raises the error of any owned task that crashed.
+The runner drives per-case and conversation suites through this seam only.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from autortc.artifacts import BrowserBlock, TurnArtifacts, UserBlock, UserSegment, write_trace
+from autortc.bots.barrier import HarnessSetupError
+from autortc.bots.probe_bot import ProbeBot
+from autortc.bots.target import Target
+from autortc.bots.user_bot import UserBot
+from autortc.cases import Case
+from autortc.runner.conversation import TurnTimeouts, case_block, probe_artifacts, run_turn, settle
+
+log = logging.getLogger("autortc.runner")
+
+
+class NoReplyError(HarnessSetupError):
+    """REPLY_EVENTS_MISSING: the turn expected an answer and no ``reply_start`` came (retried)."""
+
+
+def require_replies(art: TurnArtifacts, case: Case) -> None:
+    """A turn that expected an answer and saw no ``reply_start`` is a capture failure, retried."""
+    if (art.probe is None or not art.probe.replies) and any(s.expect != "ignore" for s in case.segments):
+        raise NoReplyError(f"REPLY_EVENTS_MISSING: no reply_start for trace_id={art.trace_id}")
+
+
+class UserSide(abc.ABC):
+    """One user and its probe in one room; ``async with`` = ``join()`` … ``aclose()``."""
+
+    via: str = ""
+
+    @abc.abstractmethod
+    async def join(self) -> None:
+        """Connect and pass the double ACK; raises :class:`HarnessSetupError` naming the barrier."""
+
+    @abc.abstractmethod
+    async def play_turn(self, case: Case, *, trace_id: str, turn_index: int, out_dir: Path) -> TurnArtifacts:
+        """Speak ``case``'s segments, wait for the agent to finish, write the turn folder."""
+
+    @abc.abstractmethod
+    async def aclose(self) -> None:
+        """Leave the room (idempotent); raises the first error of an owned task."""
+
+    async def __aenter__(self) -> UserSide:
+        try:
+            await self.join()
+        except BaseException:
+            await _close_quietly(self)
+            raise
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc is None:
+            await self.aclose()
+        else:
+            await _close_quietly(self)  # the body's error is the one to report
+
+
+async def _close_quietly(user: UserSide) -> None:
+    try:
+        await user.aclose()
+    except Exception:
+        log.exception("closing the %s user side after an error", user.via)
+
+
+class BotUser(UserSide):
+    """The user bot (paced mic timeline) and the probe bot, both LiveKit SDK participants."""
+
+    via = "bots"
+
+    def __init__(self, target: Target, *, room: str, run_id: str, timeouts: TurnTimeouts = TurnTimeouts()) -> None:
+        self.target, self.room, self.run_id, self.timeouts = target, room, run_id, timeouts
+        # the user joins first: agents link to the first standard participant
+        self.user = UserBot(target, room=room)
+        self.probe = ProbeBot(target, room=room)
+        self._closed = False
+
+    async def join(self) -> None:
+        await self.user.connect()
+        await self.probe.connect()
+        await self.probe.ready()
+        await self.user.wait_agent_ready()
+
+    async def play_turn(self, case: Case, *, trace_id: str, turn_index: int, out_dir: Path) -> TurnArtifacts:
+        art = await run_turn(user=self.user, probe=self.probe, case=case, trace_id=trace_id, turn_index=turn_index,
+                             run_id=self.run_id, out_dir=out_dir, timeouts=self.timeouts)
+        require_replies(art, case)
+        return art
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        results = await asyncio.gather(self.user.aclose(), self.probe.aclose(), return_exceptions=True)
+        for r in results:  # both closed; the first failure is raised
+            if isinstance(r, BaseException):
+                raise r
+
+
+@dataclass(frozen=True, kw_only=True)
+class BrowserPath:
+    """How the page reaches the stack when it is not the host's loopback (``--profile``).
+
+    ``page_url``: where Chromium loads the page (default: the token server URL);
+    ``livekit_url``: the SFU URL for the page (default: the token server's answer);
+    ``chromium``: the executable or a wrapper that starts it (e.g. ``ip netns exec NS chromium``).
+    """
+
+    page_url: str | None = None
+    livekit_url: str | None = None
+    chromium: str | None = None
+
+
+class BrowserUser(UserSide):
+    """Headless Chromium on the product page is the user; the probe bot records beside it.
+
+    One page per room: the page runs the case's whole script (``autobrowser.harness``), so a
+    :class:`BrowserUser` plays one turn; conversation suites open one per turn (see
+    :meth:`SuiteRunner`).  ``path`` says how the page reaches the stack (``--profile``: from
+    inside the impairment path's network namespace).
+    """
+
+    via = "browser"
+
+    def __init__(self, target: Target, *, room: str, run_id: str, token_url: str,
+                 timeouts: TurnTimeouts = TurnTimeouts(), path: BrowserPath | None = None) -> None:
+        if not token_url:
+            raise ValueError("--via browser needs the token server URL (the bundled stack serves it; "
+                             "--target env: set AUTORTC_TOKEN_URL)")
+        self.target, self.room, self.run_id, self.timeouts = target, room, run_id, timeouts
+        self.token_url, self.path = token_url, path or BrowserPath()
+        self.probe = ProbeBot(target, room=room)
+        self._closed = False
+        self._browser: asyncio.Task[Any] | None = None
+
+    async def join(self) -> None:
+        # The agent publishes its track once its user (the page) has joined, so the probe only
+        # connects here; the page joins in play_turn and waits (?wait_ready=1) for the
+        # agent_ready that answers the probe's probe_ready: the same double ACK as the bots'.
+        await self.probe.connect()
+
+    async def play_turn(self, case: Case, *, trace_id: str, turn_index: int, out_dir: Path) -> TurnArtifacts:
+        from autobrowser.harness import BrowserTurnError, BrowserTurnOptions, arun_browser_case, script_from_case
+
+        if self._browser is not None:
+            raise RuntimeError("BrowserUser plays one turn per page; open a new one per turn")
+        opts = BrowserTurnOptions(extra_query={"wait_ready": "1"}, livekit_url=self.path.livekit_url,
+                                  chromium=self.path.chromium)
+        self._browser = asyncio.create_task(
+            arun_browser_case(script_from_case(case), self.room, self.token_url, out_dir, trace_id=trace_id,
+                              options=opts, page_url=self.path.page_url), name=f"browser.{case.id}")
+        tr = self.probe.begin_trace(trace_id)
+        ready = asyncio.create_task(self.probe.ready(), name=f"probe.ready.{case.id}")
+        done, _ = await asyncio.wait({self._browser, ready}, return_when=asyncio.FIRST_EXCEPTION)
+        try:
+            if self._browser in done:
+                res = await self._browser  # the page's own error (named cause) comes first
+            await ready
+            res = await self._browser
+        except BrowserTurnError as exc:
+            raise HarnessSetupError(f"browser: {exc}") from exc
+        finally:
+            if not ready.done():
+                ready.cancel()
+        full_start = 0  # the probe records from its first frame, before the page's mic opens
+        await settle(self.probe, tr, case, self.timeouts)
+        probe_block, agent_blk = probe_artifacts(self.probe, tr, out_dir, full_start=full_start, timeouts=self.timeouts)
+        kpi = res.kpi
+        seg0 = case.segments[0]
+        art = TurnArtifacts(
+            run_id=self.run_id, case_id=case.id, trace_id=trace_id, turn_index=turn_index,
+            wall_offset_s=time.time() - time.monotonic(),
+            user=UserBlock(source="browser", wav=None, t_user_eot=res.t_user_eot_mono,
+                           segments=[UserSegment(index=0, expect=seg0.expect, after=seg0.after, offset_ms=seg0.offset_ms,
+                                                 t_onset=res.clock_sync.to_monotonic(kpi.t_user_onset_ms),
+                                                 t_end=res.t_user_eot_mono)]),
+            browser=BrowserBlock(trace=res.trace_path.name, webm=res.webm_path.name if res.webm_path else None,
+                                 user_kpi_raw_ms=kpi.raw_ms, user_kpi_ms=kpi.clamped_ms, is_talk_over=kpi.is_talk_over,
+                                 eot_source=kpi.eot_source, t_first_playout=res.t_first_playout_mono,
+                                 clock_sync_rtt_ms=res.clock_sync.rtt_ms, reply_complete=res.reply_complete),
+            probe=probe_block, agent=agent_blk, case=case_block(case),
+        )
+        write_trace(out_dir, art)
+        require_replies(art, case)
+        return art
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._browser is not None and not self._browser.done():
+            self._browser.cancel()
+            await asyncio.gather(self._browser, return_exceptions=True)
+        await self.probe.aclose()
