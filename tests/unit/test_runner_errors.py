@@ -1,0 +1,105 @@
+"""The runner retries only "the harness could not set the turn up" and lets every other error
+fail its case (traceback in result.json) while the run goes on; owned tasks' errors surface."""
+
+import asyncio
+import contextlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autortc.bots.barrier import BarrierTimeout, raise_task_errors
+from autortc.runner import suite as suite_mod
+from autortc.runner.suite import EXIT_HARNESS, RunOptions, SuiteRunner
+from autortc.runner.users import UserSide
+from autortc.testing.faults import make_speech, write_turn_folder
+
+pytestmark = pytest.mark.unit
+
+CASES = Path(__file__).resolve().parents[2] / "cases" / "all_cases.json"
+
+
+class ScriptedUser(UserSide):
+    """A user side whose turns follow a script per case id: an exception to raise or 'ok'."""
+
+    via = "fake"
+    script: dict[str, list] = {}
+    joined: list[str] = []
+
+    def __init__(self, room: str) -> None:
+        self.room = room
+
+    async def join(self) -> None:
+        ScriptedUser.joined.append(self.room)
+
+    async def play_turn(self, case, *, trace_id, turn_index, out_dir):
+        step = ScriptedUser.script[case.id].pop(0)
+        if isinstance(step, BaseException):
+            raise step
+        s = make_speech(48000, seed=1, sentences=1)
+        write_turn_folder(out_dir, pre=s.samples, sr=48000, case_id=case.id, trace_id=trace_id)
+
+    async def aclose(self) -> None:
+        pass
+
+
+@pytest.fixture()
+def runner(tmp_path, monkeypatch):
+    @contextlib.asynccontextmanager
+    async def no_room(target, name, *, metadata=None):
+        yield None
+
+    monkeypatch.setattr(suite_mod, "CaseRoom", no_room)
+    monkeypatch.setattr(SuiteRunner, "_user_side", lambda self, room: ScriptedUser(room))
+    ScriptedUser.joined = []
+    opts = RunOptions(target=None, cases_path=CASES, suite="fast", out_root=tmp_path, run_id="errs",  # type: ignore[arg-type]
+                      only=("endpoint_short_hello", "content_weather", "boom_trigger"), progress=False)
+    return SuiteRunner(opts)
+
+
+def test_only_setup_errors_are_retried_and_a_bug_fails_its_case_only(runner):
+    ScriptedUser.script = {
+        "endpoint_short_hello": [BarrierTimeout("agent_ready", 30.0), "ok"],  # retried, then passes
+        "content_weather": [KeyError("a bug in AutoRTC"), "ok"],              # not retried
+        "boom_trigger": ["ok"],
+    }
+    out = asyncio.run(runner.run())
+    res = {c: json.loads((out.run_dir / c / "result.json").read_text()) for c in ScriptedUser.script}
+    assert res["endpoint_short_hello"]["attempts"] == 2 and res["endpoint_short_hello"]["turns"]
+    assert "agent_ready" in runner.retry_reasons["endpoint_short_hello"][0]
+    bug = res["content_weather"]
+    assert bug["verdict"] == "FAIL" and bug["attempts"] == 1 and not bug["turns"]
+    assert "KeyError" in bug["error"] and "Traceback" in bug["error"] and "play_turn" in bug["error"]
+    assert ScriptedUser.script["content_weather"] == ["ok"]  # never retried
+    assert res["boom_trigger"]["turns"]  # the run went on
+    assert out.exit_code == EXIT_HARNESS and any("content_weather" in e for e in out.harness_errors)
+    # each attempt had its own room
+    assert [r for r in ScriptedUser.joined if "endpoint_short_hello" in r] == \
+        ["errs-endpoint_short_hello-a1", "errs-endpoint_short_hello-a2"]
+
+
+def test_task_errors_are_raised_on_close():
+    async def main():
+        async def crash():
+            raise ValueError("mic device gone")
+
+        async def fine():
+            await asyncio.sleep(0)
+
+        t1, t2 = asyncio.create_task(crash(), name="user.mic"), asyncio.create_task(fine(), name="other")
+        await asyncio.sleep(0.01)
+        with pytest.raises(RuntimeError, match="task 'user.mic' failed: ValueError: mic device gone"):
+            await raise_task_errors([t1, t2, None], owner="user bot")
+        t3 = asyncio.create_task(asyncio.sleep(10))
+        t3.cancel()
+        await raise_task_errors([t3], owner="x")  # a cancellation is not an error
+
+    asyncio.run(main())
+
+
+def test_barrier_timeout_is_a_setup_error_and_names_the_barrier():
+    e = BarrierTimeout("mic_published", 5.0, "the mic reached sample 10, not 20")
+    assert isinstance(e, suite_mod.HarnessSetupError) and isinstance(e, TimeoutError)
+    assert isinstance(e, suite_mod.RETRYABLE)
+    assert "mic_published" in str(e) and "sample 10" in str(e)
