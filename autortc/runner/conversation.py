@@ -142,15 +142,28 @@ async def settle(probe: ProbeBot, tr: TraceEvents, case: Case, timeouts: TurnTim
                 break
         else:
             await _wait_change(tr, max(0.01, deadline - time.monotonic()))
+    if tr.replies and not _ended(tr):
+        missing = sorted(i for i, r in tr.replies.items() if r.end_msg is None)
+        log.warning("trace_id=%s reply_end of reply %s did not come within %.0f s (max_turn_s); measuring what arrived",
+                    tr.trace_id, missing, timeouts.max_turn_s)
     t_limit = time.monotonic() + timeouts.trace_s
     ended = [i for i, r in tr.replies.items() if r.end_msg is not None]
     while time.monotonic() < t_limit and (tr.trace_msg is None or any(i not in tr.pre_rtc for i in ended)):
         await _wait_change(tr, t_limit - time.monotonic())
+    if tr.replies and tr.trace_msg is None:
+        log.warning("trace_id=%s the agent's 'trace' message did not come within %.0f s of the last reply_end "
+                    "(agent stages not measured)", tr.trace_id, timeouts.trace_s)
+    if any(i not in tr.pre_rtc for i in ended):
+        log.warning("trace_id=%s pre-RTC WAV of reply %s did not come within %.0f s (fidelity not measured)",
+                    tr.trace_id, sorted(i for i in ended if i not in tr.pre_rtc), timeouts.trace_s)
     tail = int(timeouts.reply_tail_ms * PROBE_SR / 1000)
     want = max([r.end_sample or 0 for r in tr.replies.values()] + [probe.samples]) + tail
     deadline = time.monotonic() + 5.0
     while probe.samples < want and time.monotonic() < deadline:
         await asyncio.sleep(0.01)  # the probe's own audio clock advancing, polled per 10 ms frame
+    if probe.samples < want:
+        log.warning("trace_id=%s the probe's audio stopped: %d of %d samples of the reply tail within 5 s",
+                    tr.trace_id, probe.samples, want)
 
 
 async def _agent_anchor(anchor: str, probe: ProbeBot, tr: TraceEvents, *, timeouts: TurnTimeouts, case: Case) -> float:
