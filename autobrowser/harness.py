@@ -291,11 +291,20 @@ async def arun_browser_turn(
     end of speech in ``case_wav``) makes USER_KPI's EoT that sample, aligned to the page by the
     detected onset; without it the detected EoT is used.
     """
-    return await asyncio.wait_for(
+    return await _bounded(
         _run(case_wav, room, token_url, out_dir, options or BrowserTurnOptions(), page_url, trace_id, timeout_s,
              speech_end_ms=speech_end_ms),
-        timeout=timeout_s,
+        timeout_s, out_dir,
     )
+
+
+async def _bounded(coro: Any, timeout_s: float, out_dir: Path) -> BrowserTurnResult:
+    """The whole turn within ``timeout_s``; a timeout is a BrowserTurnError saying so."""
+    try:
+        return await asyncio.wait_for(coro, timeout=timeout_s)
+    except asyncio.TimeoutError as e:
+        raise BrowserTurnError(BrowserFailure.PAGE_ERROR, f"the browser turn did not finish within {timeout_s:g} s "
+                               "(every stage had time left: the page or Playwright hung)", out_dir) from e
 
 
 async def arun_browser_case(
@@ -323,9 +332,9 @@ async def arun_browser_case(
         return await arun_browser_turn(segments[0].wav, room, token_url, out_dir, timeout_s=timeout_s,
                                        options=opts, page_url=page_url, trace_id=trace_id,
                                        speech_end_ms=segments[0].speech_end_ms)
-    return await asyncio.wait_for(
+    return await _bounded(
         _run(segments[0].wav, room, token_url, out_dir, opts, page_url, trace_id, timeout_s, tuple(segments)),
-        timeout=timeout_s,
+        timeout_s, out_dir,
     )
 
 

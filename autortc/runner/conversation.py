@@ -26,6 +26,7 @@ from autortc.artifacts import (
     UserSegment,
     write_trace,
 )
+from autortc.bots.barrier import HarnessSetupError
 from autortc.bots.probe_bot import AUDIBLE_RMS, PROBE_SR, ProbeBot, TraceEvents
 from autortc.bots.user_bot import UserBot
 from autortc.cases import Case
@@ -34,8 +35,8 @@ from autortc.metrics.latency import first_onset
 log = logging.getLogger("autortc.runner")
 
 
-class TurnError(RuntimeError):
-    """The turn could not be driven (an anchor never came); the message names what."""
+class TurnError(HarnessSetupError):
+    """The turn could not be driven (an anchor never came); the message names what (retried)."""
 
 
 @dataclass(frozen=True, kw_only=True)
