@@ -143,6 +143,7 @@ class SuiteSpec(_Strict):
     cases: list[str] = Field(min_length=1)
     turns: int | None = Field(default=None, ge=1, le=10_000)
     description: str | None = None
+    gates: dict[str, float] = Field(default_factory=dict, description="gate name -> threshold override for this suite")
 
 
 class CaseFileSpec(_Strict):
@@ -229,6 +230,7 @@ class Suite:
     case_ids: tuple[str, ...]
     turns: int | None = None
     description: str | None = None
+    gates: Mapping[str, float] = field(default_factory=dict)
 
     def turn_case_ids(self, turns: int | None = None) -> tuple[str, ...]:
         """Case id of every turn: ``case_ids`` cycled to ``turns`` (default: the suite's).
@@ -632,4 +634,5 @@ def _check_suite(name: str, ss: SuiteSpec, known: Mapping[str, int], problems: l
         problems.append(CaseProblem(None, f"suites.{name}.turns", "mode 'conversation' needs 'turns' (>= 1)"))
     if len(problems) > n_before:
         return None
-    return Suite(name=name, mode=ss.mode, case_ids=tuple(ss.cases), turns=ss.turns, description=ss.description)
+    return Suite(name=name, mode=ss.mode, case_ids=tuple(ss.cases), turns=ss.turns, description=ss.description,
+                 gates=dict(ss.gates))

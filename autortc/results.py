@@ -60,6 +60,27 @@ class GateVerdict:
 
 
 @dataclass
+class GateInfo:
+    """A gate as it applied in a run (``summary.json``): the report shows these, never the defaults.
+
+    Fields mirror :class:`autortc.gates.GateSpec` (see ``autortc/gates/defaults.toml``).
+    """
+
+    name: str
+    metric: str
+    op: str
+    scope: Literal["turn", "run"] = "turn"
+    aggregate: str = "p95"
+    fail: float | None = None
+    warn: float | None = None
+    p_levels: list[str] | None = None
+    enabled: bool = True
+    title: str = ""
+    source: str = ""
+    fix: str = ""
+
+
+@dataclass
 class Interval:
     start_ms: float
     end_ms: float
@@ -214,6 +235,9 @@ class RunSummary:
     ended_at: str | None = None
     cases: list[CaseEntry] = field(default_factory=list)
     gates: list[GateVerdict] = field(default_factory=list)
+    gate_specs: list[GateInfo] = field(default_factory=list)  # the run's gates (defaults, --gates file, suite)
+    gate_sources: list[str] = field(default_factory=list)  # files/tables they came from, in order
+    case_gates: dict[str, list[GateInfo]] = field(default_factory=dict)  # case_id -> gates its overrides changed
     notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     v: int = RESULT_VERSION

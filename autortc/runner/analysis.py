@@ -19,14 +19,17 @@ def _init_worker() -> None:
     _TRANSCRIBER = WhisperTranscriber(WhisperOptions(cpu_threads=1))
 
 
-def _analyze(turn_dir: str, gate_overrides: dict[str, float], gate_source: str, gates_path: str | None, perceptual: bool):
-    from autortc.gates import load_gates
-    from autortc.metrics.turn import compute_turn_metrics
+def _analyze(turn_dir: str, gates: Any, perceptual: bool):
+    """Metrics of one turn folder, then its verdicts by the case's gates (the gates stage)."""
+    from autortc.gates import judge_turn
+    from autortc.metrics.turn import load_turn, metrics_from_inputs
 
-    gates = load_gates(gates_path)
-    if gate_overrides:
-        gates = gates.override(gate_overrides, source=gate_source)
-    return compute_turn_metrics(Path(turn_dir), gates=gates, transcribe=_TRANSCRIBER.transcribe, perceptual=perceptual)
+    inp = load_turn(Path(turn_dir))
+    res = metrics_from_inputs(inp, transcribe=_TRANSCRIBER.transcribe, perceptual=perceptual)
+    judge_turn(res, gates, failed=not inp.trace)
+    log.info("turn case=%s trace_id=%s capture=%s verdict=%s", res.case_id, res.trace_id, res.capture_status,
+             res.verdict)
+    return res
 
 
 def new_pool() -> ProcessPoolExecutor:
@@ -36,9 +39,9 @@ def new_pool() -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn"), initializer=_init_worker)
 
 
-def analyze_args(turn_dir: Path, gate_overrides: dict[str, float], gate_source: str, gates_path: Path | None,
-                 perceptual: bool) -> tuple:
-    return (str(turn_dir), dict(gate_overrides), gate_source, str(gates_path) if gates_path else None, perceptual)
+def analyze_args(turn_dir: Path, gates: Any, perceptual: bool) -> tuple:
+    """Arguments of :func:`analyze` (picklable: ``gates`` is the case's :class:`autortc.gates.GateSet`)."""
+    return (str(turn_dir), gates, perceptual)
 
 
 analyze = _analyze

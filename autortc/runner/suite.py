@@ -24,7 +24,7 @@ from autortc.bots.probe_bot import ProbeBot
 from autortc.bots.target import CaseRoom, Target
 from autortc.bots.user_bot import UserBot
 from autortc.cases import Case, load_case_file
-from autortc.gates import case_verdict
+from autortc.gates import RunGates, judge_case, judge_run
 from autortc.results import CaseResult, TurnResult, write_json
 from autortc.runner import analysis
 from autortc.runner.conversation import TurnError, TurnTimeouts, run_turn
@@ -87,6 +87,9 @@ class SuiteRunner:
         self.suite = suite
         self.run_id = check_id("run_id", opts.run_id or new_run_id())
         self.run_dir = child(opts.out_root, self.run_id)
+        # every verdict of the run comes from these gates (a bad --gates file fails before any room)
+        self.gates = RunGates.load(opts.gates_path, suite_table=suite.gates,
+                                   suite_source=f"{opts.cases_path}:suites.{opts.suite}.gates")
         self.results: dict[str, CaseResult] = {}
         self.retry_reasons: dict[str, list[str]] = {}
         self.harness_errors: list[str] = []
@@ -109,10 +112,10 @@ class SuiteRunner:
         finally:
             self._pool.shutdown(wait=True, cancel_futures=True)
         summary = await self._write_summary(final=True, cut=cut)
-        from autortc.report import write_report
+        from autortc.report import render
 
         try:
-            write_report(self.run_dir)
+            render(summary, [self.results[e.case_id] for e in summary.cases], self.run_dir)
         except Exception as exc:  # the report must not hide the results
             log.exception("report failed")
             self.harness_errors.append(f"report: {exc}")
@@ -168,10 +171,10 @@ class SuiteRunner:
             error = f"harness: all {self.opts.max_attempts} attempts failed; last: {reasons[-1]}"
             self.harness_errors.append(f"{case.id}: {reasons[-1]}")
         self.retry_reasons[case.id] = reasons
-        turns = [await self._analyze(case, d) for d in turn_dirs]
+        turns = [await self._analyze(case, d, case.id) for d in turn_dirs]
         result = CaseResult(case_id=case.id, p_level=case.p_level, turns=turns, attempts=len(reasons) + (0 if error else 1),
                             error=error, duration_s=round(time.monotonic() - t0, 2), tags=list(case.tags))
-        result.verdict = case_verdict(result)  # type: ignore[assignment]
+        result.verdict = judge_case(result)  # type: ignore[assignment]
         write_json(case_dir / "result.json", result)
         self.results[case.id] = result
         await self._write_summary()
@@ -285,11 +288,11 @@ class SuiteRunner:
                         except (TurnError, RetryableCaseError) as exc:
                             reasons.append(f"attempt {attempt}: {exc}")
                     self.retry_reasons[entry_id] = reasons
-                    turns = [await self._analyze(case, turn_dir)] if turn_dir else []
+                    turns = [await self._analyze(case, turn_dir, entry_id)] if turn_dir else []
                     res = CaseResult(case_id=entry_id, p_level=case.p_level, turns=turns, attempts=len(reasons) + (1 if turn_dir else 0),
                                      error=None if turn_dir else f"harness: {reasons[-1]}", duration_s=round(time.monotonic() - t0, 2),
                                      tags=list(case.tags))
-                    res.verdict = case_verdict(res)  # type: ignore[assignment]
+                    res.verdict = judge_case(res)  # type: ignore[assignment]
                     write_json(child(self.run_dir, entry_id) / "result.json", res)
                     self.results[entry_id] = res
                     if not turn_dir:
@@ -307,22 +310,19 @@ class SuiteRunner:
 
     # -- metrics and summary ----------------------------------------------------------------
 
-    async def _analyze(self, case: Case, turn_dir: Path) -> TurnResult:
+    async def _analyze(self, case: Case, turn_dir: Path, entry_id: str) -> TurnResult:
         loop = asyncio.get_running_loop()
-        args = analysis.analyze_args(turn_dir, dict(case.gates), f"{self.opts.cases_path}:{case.id}",
-                                     self.opts.gates_path, self.opts.perceptual)
+        gates = self.gates.for_case(entry_id, case.gates, source=f"{self.opts.cases_path}:{case.id}.gates")
+        args = analysis.analyze_args(turn_dir, gates, self.opts.perceptual)
         res: TurnResult = await loop.run_in_executor(self._pool, analysis.analyze, *args)
         write_json(turn_dir / "result.json", res)
         return res
 
     async def _write_summary(self, *, final: bool = False, cut: list[str] | None = None):
-        from autortc.gates import build_run_summary, load_gates
-
         async with self._summary_lock:
-            gates = load_gates(self.opts.gates_path)
             cases = list(self.results.values())
-            summary = build_run_summary(self.run_id, cases, gates, suite=self.opts.suite, started_at=self.started_at,
-                                        ended_at=_now() if final else None)
+            summary = judge_run(self.run_id, cases, self.gates, suite=self.opts.suite, started_at=self.started_at,
+                                ended_at=_now() if final else None)
             attempts = sum(c.attempts for c in cases)
             summary.extra.update({
                 "via": self.opts.via,
