@@ -12,7 +12,6 @@ import asyncio
 import json
 import logging
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from system import livekit_server
-from system.procs import group_members
+from system.procgroup import ProcessGroupError, group_members, kill_group
 from system.credentials import ApiCredentials, load_or_create
 from system.paths import REPO_ROOT, stack_dir
 
@@ -266,16 +265,7 @@ class Stack:
 
     @staticmethod
     def _kill_group(st: ComponentState, timeout_s: float) -> None:
-        for sig, wait in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(st.pid, sig)
-            except ProcessLookupError:
-                return
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline:
-                if not group_members(st.pid):
-                    return
-                time.sleep(0.05)
-        left = group_members(st.pid)
-        if left:
-            raise StackError(f"{st.name}: processes {left} survived SIGKILL")
+        try:
+            kill_group(st.pid, name=st.name, term_timeout_s=timeout_s)
+        except ProcessGroupError as exc:
+            raise StackError(str(exc)) from exc

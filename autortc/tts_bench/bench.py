@@ -1,7 +1,7 @@
 """``autortc tts-bench``: run a TTS engine over the sentence set outside WebRTC and gate it.
 
 Flow (one way): sentence file → worker process (own process group, see
-:mod:`autortc.tts_bench.procgroup`) synthesizes every sentence ``repeats`` times and
+:mod:`system.procgroup`) synthesizes every sentence ``repeats`` times and
 streams per-call timings + WAVs → pure metrics (:mod:`autortc.tts_bench.metrics`) →
 gold comparison → gates → :class:`BenchResult` (JSON + markdown section).
 
@@ -31,7 +31,7 @@ import numpy as np
 from autortc.tts_bench import metrics
 from autortc.tts_bench.gates import GateResult, TTSGates, evaluate_gates
 from autortc.tts_bench.gold import read_gold, read_manifest, write_gold
-from autortc.tts_bench.procgroup import ProcessGroup
+from system.procgroup import ProcessGroup
 from autortc.tts_bench.sentences import Sentence, load_sentences
 
 __all__ = ["BenchConfig", "BenchError", "BenchEvent", "BenchResult", "GoldChange", "SentenceResult",

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from autortc.tts_bench.bench import BenchConfig, BenchError, BenchEvent, run_bench, write_result
 from autortc.tts_bench.gates import TTSGates
-from autortc.tts_bench.procgroup import ProcessGroup, group_members, wait_pid_exit
+from system.procgroup import ProcessGroup, group_members, wait_pid_exit
 from autortc.tts_bench.report import render_markdown
 from autortc.tts_bench.sentences import SentenceSetError, load_sentences
 
