@@ -14,8 +14,6 @@ Units: times in ms unless the name says otherwise; ratios 0..1; ``None`` = not m
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -281,19 +279,10 @@ def from_dict(cls: type[T], data: Any, *, source: str = "<data>") -> T:
 
 def write_json(path: Path | str, obj: Any) -> Path:
     """Write a result dataclass (or plain data) as JSON atomically (temp file + ``os.replace``)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
+    from system.files import atomic_write_text
+
     data = obj if isinstance(obj, (dict, list)) else to_dict(obj)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=str(p.parent))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, ensure_ascii=False)
-            fh.write("\n")
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return p
+    return atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def read_json(path: Path | str, cls: type[T]) -> T:

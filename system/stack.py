@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from system import livekit_server
+from system.files import atomic_write_text
 from system.procgroup import ProcessGroupError, group_members, kill_group
 from system.credentials import ApiCredentials, load_or_create
 from system.paths import REPO_ROOT, stack_dir
@@ -76,16 +77,13 @@ def _load_state(p: Path) -> dict[str, ComponentState]:
 
 
 def _save_state(p: Path, state: dict[str, ComponentState], opts: StackOptions | None = None) -> None:
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_suffix(".tmp")
     payload = {"components": {k: asdict(v) for k, v in state.items()}}
     if opts is not None:
         payload["livekit_url"] = opts.server.url
         payload["token_url"] = opts.token_url
         payload["node_ip"] = opts.server.node_ip
         payload["rtc_udp_port"] = opts.server.rtc_udp_port
-    tmp.write_text(json.dumps(payload, indent=2))
-    tmp.replace(p)
+    atomic_write_text(p, json.dumps(payload, indent=2))
 
 
 def _port_open(host: str, port: int) -> bool:

@@ -31,8 +31,9 @@ import numpy as np
 from autortc.tts_bench import metrics
 from autortc.tts_bench.gates import GateResult, TTSGates, evaluate_gates
 from autortc.tts_bench.gold import read_gold, read_manifest, write_gold
-from system.procgroup import ProcessGroup
 from autortc.tts_bench.sentences import Sentence, load_sentences
+from system.files import atomic_write_text
+from system.procgroup import ProcessGroup
 
 __all__ = ["BenchConfig", "BenchError", "BenchEvent", "BenchResult", "GoldChange", "SentenceResult",
            "run_bench", "summarize", "write_result"]
@@ -203,10 +204,7 @@ def _json_clean(value: Any) -> Any:
 
 def write_result(result: BenchResult, json_path: Path) -> None:
     """Write ``result`` as JSON (atomically) to ``json_path``."""
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = json_path.with_suffix(json_path.suffix + ".tmp")
-    tmp.write_text(json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    os.replace(tmp, json_path)
+    atomic_write_text(json_path, json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n")
 
 
 # -- worker I/O ---------------------------------------------------------------------------
