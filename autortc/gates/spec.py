@@ -139,12 +139,12 @@ class GateSet:
         byname = {g.name: g for g in self.gates}
         order = [g.name for g in self.gates]
         for name, raw in table.items():
+            if name not in byname and not allow_new:
+                raise GateConfigError(f"{source}: gates.{name}: unknown gate; known: {order}")
             if isinstance(raw, (int, float)) and not isinstance(raw, bool) and name in byname:
                 raw = {"fail" if byname[name].fail is not None or byname[name].warn is None else "warn": raw}
             if not isinstance(raw, Mapping):
                 raise GateConfigError(f"{source}: gates.{name}: expected a table of gate keys, got {raw!r}")
-            if name not in byname and not allow_new:
-                raise GateConfigError(f"{source}: gates.{name}: unknown gate; known: {order}")
             byname[name] = _spec(name, raw, byname.get(name), source)
             if name not in order:
                 order.append(name)
