@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 from pathlib import Path
 
 from aiohttp import web
 
 from autortc.bots.target import join_token
+from autortc.protocol.ids import check_id
 from system.credentials import ApiCredentials, load_or_create
 from system.paths import REPO_ROOT
 
 log = logging.getLogger("autortc.stack.token")
 
 MAX_TTL_S = 900  # no longer than a case (plus its retries)
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 
 
 def mint_token(
@@ -32,8 +31,7 @@ def mint_token(
     Raises ``ValueError`` naming the field when ``room``/``identity`` are not safe names.
     """
     for field, value in (("room", room), ("identity", identity)):
-        if not _NAME.match(value) or ".." in value:
-            raise ValueError(f"{field}: {value!r} is not a valid name (letters, digits, _ . : -)")
+        check_id(field, value)  # ValueError naming the field
     return join_token(creds.api_key, creds.api_secret, room=room, identity=identity, kind=kind,
                       ttl_s=min(max(ttl_s, 30), MAX_TTL_S))
 
