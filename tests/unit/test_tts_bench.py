@@ -248,36 +248,3 @@ def test_worker_exits_when_its_parent_dies(tmp_path: Path) -> None:
         if _alive(worker):
             os.killpg(worker, signal.SIGKILL)
 
-
-# -- the bench's gates are autortc.gates tables, judged by the same evaluator -----------------
-
-def _summary(**kw):
-    s = {"ttfa_p95_ms": 200.0, "hash_unique_max": 1, "snr_min_db": 120.0, "duration_diff_p95_ms": 0.0,
-         "gold_missing": [], "ms_per_char_min": 60.0, "ms_per_char_max": 140.0, "repeat_worst": 0,
-         "oversize_chunks": 0, "empty_chunks": 0, "first_chunk_late_calls": 0, "underruns": 0, "rtf_p95": 0.4,
-         "max_stall_ms": 0.0, "max_chunk_samples": 100, "chunk_samples": 100}
-    s.update(kw)
-    return s
-
-
-def test_tts_gates_in_the_shared_toml_layout_and_evaluator(tmp_path: Path) -> None:
-    from autortc.gates import GateConfigError
-    from autortc.tts_bench.gates import evaluate_gates
-
-    g = load_tts_gates()
-    ok = evaluate_gates(_summary(), g)
-    assert {v.status for v in ok} == {"PASS"} and "rtf_p95" not in {v.gate for v in ok}  # off by default
-    bad = {v.gate: v for v in evaluate_gates(_summary(ttfa_p95_ms=351.0, empty_chunks=1, ms_per_char_max=211.0,
-                                                      gold_missing=["a (missing)"]), g)}
-    assert {k for k, v in bad.items() if v.status == "FAIL"} == {"ttfa_p95", "empty_chunks", "ms_per_char_max",
-                                                                 "gold_complete"}
-    assert "--update-gold" in bad["gold_complete"].message and bad["ttfa_p95"].threshold == 350.0
-    f = tmp_path / "tts.toml"
-    f.write_text("[gates.rtf_p95]\nenabled = true\nfail = 0.3\n[gates.ttfa_p95]\nfail = 400.0\n")
-    g2 = load_tts_gates(f, {"determinism": 2})
-    v2 = {v.gate: v.status for v in evaluate_gates(_summary(ttfa_p95_ms=351.0, hash_unique_max=2), g2)}
-    assert v2["ttfa_p95"] == "PASS" and v2["determinism"] == "PASS" and v2["rtf_p95"] == "FAIL"
-    skipped = {v.gate: v for v in evaluate_gates(_summary(snr_min_db=3.0), g, fidelity_skipped="gold regenerated")}
-    assert skipped["fidelity_snr"].status == "SKIP" and skipped["fidelity_snr"].message == "gold regenerated"
-    with pytest.raises(GateConfigError, match="--gate: gates.ttfa_p95_ms: unknown gate"):
-        load_tts_gates(None, {"ttfa_p95_ms": 1})
