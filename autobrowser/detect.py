@@ -21,12 +21,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from autortc.audio.energy import BROWSER_DETECTOR_RMS, BROWSER_SILENCE_MS, BROWSER_WINDOW_MS
+
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    threshold_rms: float = 0.015
-    silence_ms: float = 400.0
-    window_ms: float = 10.0
+    threshold_rms: float = BROWSER_DETECTOR_RMS
+    silence_ms: float = BROWSER_SILENCE_MS
+    window_ms: float = BROWSER_WINDOW_MS
 
     def window_samples(self, sr: int) -> int:
         return max(1, round(self.window_ms * sr / 1000))

@@ -128,6 +128,9 @@ class AgentBlock(_Strict):
     expected_silence_ms: list[Span] = Field(default_factory=list,
                                             description="pauses the agent meant, ms from the reply's first published sample")
     clock_offset_s: float = 0.0
+    extra: dict[str, Any] = Field(default_factory=dict,
+                                  description="fields of the agent's trace message this version does not interpret, "
+                                              "kept verbatim (e.g. a fault injector's 'fault', 'fault_truth')")
 
 
 class CaseBlock(_Strict):

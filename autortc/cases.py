@@ -37,6 +37,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from autortc.audio.energy import measure_speech_span  # the annotation's definition of a speech span
+
 __all__ = [
     "ALLOWED_SAMPLE_RATES",
     "CASE_FILE_VERSION",
@@ -70,15 +72,6 @@ _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")  # gate names, suite names
 _TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
-# Speech-span measurement (the annotation's definition): 10 ms frames, a frame is
-# speech when its RMS is above max(-50 dBFS, noise floor + 12 dB), the noise floor
-# being the level of the quietest 50 ms of the file; an onset needs
-# 30 ms of consecutive speech frames so a click or a boom alone is not speech.
-SPEECH_FRAME_MS = 10
-SPEECH_MIN_RUN_MS = 30
-SPEECH_FLOOR_DBFS = -50.0
-SPEECH_ABOVE_NOISE_DB = 12.0
-SPEECH_FLOOR_WINDOW_MS = 50
 
 
 def valid_id(value: str) -> str | None:
@@ -143,6 +136,7 @@ class SuiteSpec(_Strict):
     cases: list[str] = Field(min_length=1)
     turns: int | None = Field(default=None, ge=1, le=10_000)
     description: str | None = None
+    gates: dict[str, float] = Field(default_factory=dict, description="gate name -> threshold override for this suite")
 
 
 class CaseFileSpec(_Strict):
@@ -229,6 +223,7 @@ class Suite:
     case_ids: tuple[str, ...]
     turns: int | None = None
     description: str | None = None
+    gates: Mapping[str, float] = field(default_factory=dict)
 
     def turn_case_ids(self, turns: int | None = None) -> tuple[str, ...]:
         """Case id of every turn: ``case_ids`` cycled to ``turns`` (default: the suite's).
@@ -292,57 +287,6 @@ class CaseFileError(ValueError):
 
 
 # --------------------------------------------------------------------------- speech span
-
-
-def measure_speech_span(samples: np.ndarray, sr: int) -> tuple[int, int] | None:
-    """First and last speech sample of a mono signal, in ms: ``(start_ms, end_ms)``.
-
-    Args:
-        samples: shape ``(n,)`` float (full scale 1.0) or int16.
-        sr: sample rate in Hz.
-
-    A 10 ms frame is speech when its RMS exceeds ``max(-50 dBFS, floor + 12 dB)`` where
-    ``floor`` is the level of the quietest 50 ms of the signal;
-    only runs of >= 30 ms of speech frames count, so a lone click or boom is not speech.
-    Inside the first/last run the boundary is refined to the first/last sample whose
-    magnitude exceeds the frame threshold.  Returns ``None`` when no run qualifies.
-    ``end_ms`` is the time just after the last speech sample (``(index + 1) / sr``).
-    """
-    x = np.asarray(samples)
-    if x.ndim != 1:
-        raise ValueError(f"expected mono samples of shape (n,), got shape {x.shape}")
-    if x.dtype == np.int16:
-        x = x.astype(np.float32) / 32768.0
-    x = x.astype(np.float64, copy=False)
-    hop = max(1, int(round(sr * SPEECH_FRAME_MS / 1000)))
-    n_frames = x.shape[0] // hop
-    if n_frames == 0:
-        return None
-    frames = x[: n_frames * hop].reshape(n_frames, hop)
-    rms = np.sqrt(np.mean(frames * frames, axis=1))
-    level_db = 20.0 * np.log10(np.maximum(rms, 1e-10))
-    # Noise floor: the quietest 50 ms stretch (works when a file has only a few tens
-    # of ms of lead-in, where a percentile of frames would land on speech).
-    win = min(SPEECH_FLOOR_WINDOW_MS // SPEECH_FRAME_MS, n_frames)
-    power = np.convolve(rms * rms, np.ones(win) / win, mode="valid")
-    floor_db = 10.0 * float(np.log10(max(float(power.min()), 1e-20)))
-    thr_db = max(SPEECH_FLOOR_DBFS, floor_db + SPEECH_ABOVE_NOISE_DB)
-    active = level_db > thr_db
-    min_run = max(1, SPEECH_MIN_RUN_MS // SPEECH_FRAME_MS)
-    # runs of consecutive active frames
-    edges = np.diff(np.concatenate(([0], active.astype(np.int8), [0])))
-    starts = np.flatnonzero(edges == 1)
-    ends = np.flatnonzero(edges == -1)  # exclusive
-    keep = (ends - starts) >= min_run
-    if not np.any(keep):
-        return None
-    first, last = int(starts[keep][0]), int(ends[keep][-1])
-    thr_amp = 10.0 ** (thr_db / 20.0)
-    seg = np.abs(frames[first])
-    i0 = first * hop + int(np.flatnonzero(seg > thr_amp)[0]) if np.any(seg > thr_amp) else first * hop
-    seg = np.abs(frames[last - 1])
-    i1 = (last - 1) * hop + int(np.flatnonzero(seg > thr_amp)[-1]) if np.any(seg > thr_amp) else last * hop - 1
-    return int(round(i0 * 1000 / sr)), int(round((i1 + 1) * 1000 / sr))
 
 
 # --------------------------------------------------------------------------- loading
@@ -632,4 +576,5 @@ def _check_suite(name: str, ss: SuiteSpec, known: Mapping[str, int], problems: l
         problems.append(CaseProblem(None, f"suites.{name}.turns", "mode 'conversation' needs 'turns' (>= 1)"))
     if len(problems) > n_before:
         return None
-    return Suite(name=name, mode=ss.mode, case_ids=tuple(ss.cases), turns=ss.turns, description=ss.description)
+    return Suite(name=name, mode=ss.mode, case_ids=tuple(ss.cases), turns=ss.turns, description=ss.description,
+                 gates=dict(ss.gates))

@@ -14,8 +14,6 @@ Units: times in ms unless the name says otherwise; ratios 0..1; ``None`` = not m
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -57,6 +55,27 @@ class GateVerdict:
     warn_threshold: float | None = None
     n: int | None = None
     message: str = ""
+
+
+@dataclass
+class GateInfo:
+    """A gate as it applied in a run (``summary.json``): the report shows these, never the defaults.
+
+    Fields mirror :class:`autortc.gates.GateSpec` (see ``autortc/gates/defaults.toml``).
+    """
+
+    name: str
+    metric: str
+    op: str
+    scope: Literal["turn", "run"] = "turn"
+    aggregate: str = "p95"
+    fail: float | None = None
+    warn: float | None = None
+    p_levels: list[str] | None = None
+    enabled: bool = True
+    title: str = ""
+    source: str = ""
+    fix: str = ""
 
 
 @dataclass
@@ -218,6 +237,9 @@ class RunSummary:
     ended_at: str | None = None
     cases: list[CaseEntry] = field(default_factory=list)
     gates: list[GateVerdict] = field(default_factory=list)
+    gate_specs: list[GateInfo] = field(default_factory=list)  # the run's gates (defaults, --gates file, suite)
+    gate_sources: list[str] = field(default_factory=list)  # files/tables they came from, in order
+    case_gates: dict[str, list[GateInfo]] = field(default_factory=dict)  # case_id -> gates its overrides changed
     notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     v: int = RESULT_VERSION
@@ -261,19 +283,10 @@ def from_dict(cls: type[T], data: Any, *, source: str = "<data>") -> T:
 
 def write_json(path: Path | str, obj: Any) -> Path:
     """Write a result dataclass (or plain data) as JSON atomically (temp file + ``os.replace``)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
+    from system.files import atomic_write_text
+
     data = obj if isinstance(obj, (dict, list)) else to_dict(obj)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=str(p.parent))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, ensure_ascii=False)
-            fh.write("\n")
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return p
+    return atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def read_json(path: Path | str, cls: type[T]) -> T:

@@ -12,7 +12,6 @@ import asyncio
 import json
 import logging
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -22,7 +21,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from system import livekit_server
-from system.procs import group_members
+from system.files import atomic_write_text
+from system.procgroup import ProcessGroupError, group_members, kill_group
 from system.credentials import ApiCredentials, load_or_create
 from system.paths import REPO_ROOT, stack_dir
 
@@ -77,16 +77,13 @@ def _load_state(p: Path) -> dict[str, ComponentState]:
 
 
 def _save_state(p: Path, state: dict[str, ComponentState], opts: StackOptions | None = None) -> None:
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_suffix(".tmp")
     payload = {"components": {k: asdict(v) for k, v in state.items()}}
     if opts is not None:
         payload["livekit_url"] = opts.server.url
         payload["token_url"] = opts.token_url
         payload["node_ip"] = opts.server.node_ip
         payload["rtc_udp_port"] = opts.server.rtc_udp_port
-    tmp.write_text(json.dumps(payload, indent=2))
-    tmp.replace(p)
+    atomic_write_text(p, json.dumps(payload, indent=2))
 
 
 def _port_open(host: str, port: int) -> bool:
@@ -266,16 +263,7 @@ class Stack:
 
     @staticmethod
     def _kill_group(st: ComponentState, timeout_s: float) -> None:
-        for sig, wait in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(st.pid, sig)
-            except ProcessLookupError:
-                return
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline:
-                if not group_members(st.pid):
-                    return
-                time.sleep(0.05)
-        left = group_members(st.pid)
-        if left:
-            raise StackError(f"{st.name}: processes {left} survived SIGKILL")
+        try:
+            kill_group(st.pid, name=st.name, term_timeout_s=timeout_s)
+        except ProcessGroupError as exc:
+            raise StackError(str(exc)) from exc

@@ -28,7 +28,7 @@ from autortc.protocol.messages import PRE_RTC_TOPIC, TOPIC, ProtocolError, decod
 log = logging.getLogger("autortc.bots.probe")
 
 PROBE_SR = 48000
-AUDIBLE_RMS = 0.01  # seed's capture threshold; onset for anchors only (metrics re-detect sample-accurately)
+from autortc.audio.energy import AUDIBLE_RMS, rms  # live onset for anchors only (metrics re-detect sample-accurately)
 
 
 @dataclass
@@ -129,9 +129,8 @@ class ProbeBot:
             await stream.aclose()
 
     def _track_onset(self, pcm: np.ndarray, start: int) -> None:
-        rms = float(np.sqrt(np.mean((pcm.astype(np.float32) / 32768.0) ** 2))) if pcm.size else 0.0
         tr = self._trace
-        if rms >= AUDIBLE_RMS and tr is not None:
+        if rms(pcm) >= AUDIBLE_RMS and tr is not None:
             for r in tr.replies.values():
                 if r.onset_sample is None and r.start_sample is not None and start + pcm.size > r.start_sample:
                     r.onset_sample = max(start, r.start_sample)

@@ -47,7 +47,9 @@ def register(app: typer.Typer) -> None:
         option: Annotated[list[str], typer.Option("--option", "-o", help="Engine option NAME=VALUE "
                                                   "(JSON value), e.g. -o noise_scale=0.5.")] = [],  # noqa: B006
         gate: Annotated[list[str], typer.Option("--gate", "-g", help="Gate threshold NAME=VALUE, "
-                                                "e.g. -g ttfa_p95_ms=500 (see TTSGates).")] = [],  # noqa: B006
+                                                "e.g. -g ttfa_p95=500 (autortc/tts_bench/gates.toml).")] = [],  # noqa: B006
+        gates_file: Annotated[Optional[Path], typer.Option("--gates", help="TOML [gates.*] tables over "
+                                                           "autortc/tts_bench/gates.toml.")] = None,
         only: Annotated[list[str], typer.Option(help="Only these sentence ids or categories.")] = [],  # noqa: B006
     ) -> None:
         """Synthesize the sentence set REPEATS times in a worker process group and gate the TTS:
@@ -61,7 +63,8 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         from autortc.tts_bench.bench import BenchConfig, BenchError, BenchEvent, run_bench, write_result
-        from autortc.tts_bench.gates import TTSGates
+        from autortc.gates import GateConfigError
+        from autortc.tts_bench.gates import load_tts_gates
         from autortc.tts_bench.gold import GoldError
         from autortc.tts_bench.report import render_markdown
         from autortc.tts_bench.sentences import SentenceSetError
@@ -78,8 +81,8 @@ def register(app: typer.Typer) -> None:
         try:
             # validate options and gates here, so typos fail before a worker starts
             engine_class(engine).options_class(**options)
-            gates = TTSGates(**_parse_pairs(gate, "--gate"))
-        except (TTSError, TypeError, ValueError) as exc:
+            gates = load_tts_gates(gates_file, _parse_pairs(gate, "--gate"))
+        except (TTSError, TypeError, ValueError, GateConfigError) as exc:
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2) from None
         run_dir = out_dir or Path("output/tts_bench") / datetime.now(timezone.utc).strftime("%Y%m%d_%H%M%S")
@@ -129,9 +132,9 @@ def register(app: typer.Typer) -> None:
         for col in ("gate", "value", "threshold", "verdict", "detail"):
             table.add_column(col)
         for g in result.gates:
-            verdict = "skipped" if g.passed is None else ("[green]PASS[/green]" if g.passed else "[red]FAIL[/red]")
-            value = g.value if not isinstance(g.value, float) else f"{g.value:.2f}"
-            table.add_row(g.name, str(value), g.threshold, verdict, g.detail)
+            verdict = {"SKIP": "skipped", "PASS": "[green]PASS[/green]", "FAIL": "[red]FAIL[/red]"}.get(g.status, g.status)
+            value = "–" if g.measured is None else f"{g.measured:g}"
+            table.add_row(g.gate, value, f"{g.op} {g.threshold:g}" if g.threshold is not None else "–", verdict, g.message)
         out.print(table)
         out.print(f"TTFA P50 {s['ttfa_p50_ms']:.0f} ms  P95 {s['ttfa_p95_ms']:.0f} ms  |  "
                   f"RTF P50 {s['rtf_p50']:.3f}  P95 {s['rtf_p95']:.3f}  |  hash_unique max {s['hash_unique_max']} "

@@ -27,7 +27,7 @@ from typing import Sequence
 
 import numpy as np
 
-from autortc.metrics.frames import frame_rms, runs, short_rms, silence_threshold
+from autortc.audio.energy import SignalEnergy, frame_rms, runs, short_rms, silence_threshold
 
 __all__ = ["Gap", "GapReport", "detect_gaps", "audible_dropouts", "expected_silence_coverage"]
 
@@ -92,6 +92,7 @@ def detect_gaps(
     hop_ms: float = 5.0,
     expected_tolerance_ms: float = 30.0,
     threshold: float | None = None,
+    energy: SignalEnergy | None = None,
 ) -> GapReport:
     """Find silent gaps inside the sound of ``x``.
 
@@ -103,13 +104,20 @@ def detect_gaps(
             are reported in ``excused`` instead of ``gaps``.
         min_gap_ms: shortest silent run reported.
         threshold: frame-RMS silence threshold; default is the seed's adaptive one.
+        energy: :func:`autortc.audio.energy.signal_energy` of ``x`` with these
+            ``frame_ms``/``hop_ms``, when the caller has it (computed once per signal).
 
     Returns:
         :class:`GapReport`; ``max_gap_ms`` is the longest non-excused gap (0 if none).
     """
     x = np.asarray(x, dtype=np.float32)
-    rms, hop, frame = frame_rms(x, sr, frame_ms=frame_ms, hop_ms=hop_ms)
-    thr = silence_threshold(rms) if threshold is None else float(threshold)
+    if energy is not None:
+        energy.check(x, sr, frame=max(1, int(round(frame_ms * sr / 1000.0))), hop=max(1, int(round(hop_ms * sr / 1000.0))))
+        rms, hop, frame = energy.rms, energy.hop, energy.frame
+        thr = energy.threshold if threshold is None else float(threshold)
+    else:
+        rms, hop, frame = frame_rms(x, sr, frame_ms=frame_ms, hop_ms=hop_ms)
+        thr = silence_threshold(rms) if threshold is None else float(threshold)
     silent = rms < thr
     loud_frames = np.flatnonzero(~silent)
     speech_level = float(np.median(rms[~silent])) if loud_frames.size else 0.0

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from autortc.metrics.frames import frame_rms, runs, silence_threshold
+from autortc.audio.energy import frame_rms, runs, silence_threshold
 
 __all__ = ["Spike", "Repeat", "detect_spikes", "peak_derivative_max", "audible_span", "drift_ratio",
            "hf_energy_ratio", "hf_ratio_drop", "detect_repeats"]
@@ -106,7 +106,7 @@ def detect_spikes(x: np.ndarray, sr: int, *, abs_min: float = 0.3, factor: float
 
 def audible_span(x: np.ndarray, sr: int) -> tuple[int, int] | None:
     """``(first, last+1)`` sample of the audible part (frame RMS above the seed threshold), 1 ms precise."""
-    from autortc.metrics.frames import short_rms
+    from autortc.audio.energy import short_rms
 
     rms, hop, frame = frame_rms(x, sr)
     thr = silence_threshold(rms)

@@ -20,7 +20,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from autortc.metrics.frames import frame_rms, short_rms, silence_threshold
+from autortc.audio.energy import SignalEnergy, frame_rms, short_rms, silence_threshold
 
 __all__ = ["first_onset", "sample_arrival_time", "time_to_sample", "inter_arrival_ms", "p95",
            "stage_delta_ms", "llm_ttft_ms", "agent_reported_delay_ms"]
@@ -33,7 +33,8 @@ def p95(values: Sequence[float] | np.ndarray) -> float | None:
 
 
 def first_onset(x: np.ndarray, sr: int, *, start: int = 0, threshold: float | None = None,
-                min_sound_ms: float = 20.0, min_silence_before_ms: float = 60.0) -> int | None:
+                min_sound_ms: float = 20.0, min_silence_before_ms: float = 60.0,
+                energy: SignalEnergy | None = None) -> int | None:
     """Index of the first audible sample at or after ``start``.
 
     Sound = 10 ms frame RMS at or above ``threshold`` (seed adaptive threshold over
@@ -42,10 +43,17 @@ def first_onset(x: np.ndarray, sr: int, *, start: int = 0, threshold: float | No
     the first onset after ``min_silence_before_ms`` of silence.  The onset is then
     moved back to where the 1 ms RMS rises above the noise floor (three times the
     median RMS of the silence before it, at least 3e-4): about 1-2 ms precise.
+    ``energy``: :func:`autortc.audio.energy.signal_energy` of ``x`` when the caller has it
+    (its adaptive threshold is used unless ``threshold`` is given).
     """
     x = np.asarray(x, dtype=np.float32)
-    rms, hop, frame = frame_rms(x, sr)
-    thr = silence_threshold(rms) if threshold is None else threshold
+    if energy is not None:
+        energy.check(x, sr)
+        rms, hop, frame = energy.rms, energy.hop, energy.frame
+        thr = energy.threshold if threshold is None else threshold
+    else:
+        rms, hop, frame = frame_rms(x, sr)
+        thr = silence_threshold(rms) if threshold is None else threshold
     loud = rms >= thr
     need = max(1, int(round(min_sound_ms / 1000 * sr / hop)) - int(round(frame / hop)) + 1)
     i = max(0, start // hop)

@@ -6,8 +6,8 @@ from enum import Enum
 
 import numpy as np
 
-AUDIO_VALID_RMS = 0.01
-"""RMS (full scale 1.0) under which a capture counts as silent; seed devlog D9 (P0-4 capture_status)."""
+from autortc.audio.energy import AUDIBLE_RMS as AUDIO_VALID_RMS  # seed D9: a capture under it is silent
+from autortc.audio.energy import rms
 CLIP_LEVEL = 0.999
 """|sample| at or above this counts as clipped (int16 full scale is 32767/32768 = 0.99997)."""
 
@@ -20,12 +20,6 @@ class CaptureStatus(str, Enum):
     PRE_MISSING = "PRE_MISSING"
     POST_MISSING = "POST_MISSING"
     PRE_SILENT = "PRE_SILENT"
-
-
-def rms(x: np.ndarray) -> float:
-    """Root mean square of ``x`` (full scale 1.0); 0.0 for an empty array."""
-    x = np.asarray(x, dtype=np.float64)
-    return float(np.sqrt(np.mean(x * x))) if x.size else 0.0
 
 
 def clipping_ratio(x: np.ndarray, *, level: float = CLIP_LEVEL) -> float:

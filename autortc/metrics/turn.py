@@ -277,24 +277,20 @@ def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: T
 
 def compute_turn_metrics(turn_dir: Path, *, gates: Any = None, transcribe: Any = None,
                          perceptual: bool = False) -> TurnResult:
-    """Read a turn folder, :func:`compute` it and evaluate ``gates`` (tests and tools).
+    """Read a turn folder, :func:`compute` it and let the gates stage judge it (tests and tools;
+    a run does the same in :func:`autortc.runner.analysis.analyze_turn`).
 
     ``transcribe``: a :class:`Transcriber` or a ``(samples, sr) -> text`` callable.
     Never raises for bad artifacts; the reasons are in ``errors`` (an unusable trace FAILs).
     """
-    from autortc.gates import evaluate_turn, load_gates
+    from autortc.gates import judge_turn, load_gates
 
     turn = load_turn(Path(turn_dir))
     tx = transcribe if (transcribe is None or isinstance(transcribe, Transcriber)) else FunctionTranscriber(transcribe)
     res = compute(turn.artifacts, turn.audio, transcriber=tx, perceptual=perceptual, errors=turn.errors)
     if turn.artifacts is None:
         res.case_id, res.trace_id = Path(turn_dir).parent.name, Path(turn_dir).name
-    gs = gates if gates is not None else load_gates()
-    res.verdicts = evaluate_turn(res, gs)
-    statuses = [v.status for v in res.verdicts]
-    if turn.artifacts is None:
-        statuses.append("FAIL")
-    res.verdict = worst(statuses)
+    judge_turn(res, gates if gates is not None else load_gates(), failed=turn.artifacts is None)
     log.info("turn metrics case=%s trace_id=%s capture=%s verdict=%s eot_to_first_audio_ms=%s max_gap_ms=%s",
              res.case_id, res.trace_id, res.capture_status, res.verdict, res.latency.eot_to_first_audio_ms,
              res.continuity.max_gap_ms)

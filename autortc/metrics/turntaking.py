@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from autortc.metrics.frames import frame_rms, runs, silence_threshold
+from autortc.audio.energy import SignalEnergy, runs, signal_energy
 
 Interval = tuple[float, float]
 
@@ -22,16 +22,21 @@ __all__ = ["activity_intervals", "stop_time_ms", "false_yield", "talk_over_ms"]
 
 
 def activity_intervals(x: np.ndarray, sr: int, to_time: Callable[[int], float], *,
-                       merge_ms: float = 50.0, min_ms: float = 30.0) -> list[Interval]:
+                       merge_ms: float = 50.0, min_ms: float = 30.0,
+                       energy: SignalEnergy | None = None) -> list[Interval]:
     """Sound intervals of ``x`` as ``(t_start, t_end)`` seconds on the shared clock.
 
     ``to_time(sample_index) -> seconds`` maps samples to the clock (for the probe,
     :func:`autortc.metrics.latency.sample_arrival_time`; for user.wav,
     ``t_audio_start + i / sr``).  Silences shorter than ``merge_ms`` are bridged.
+    Sound = 10 ms frame RMS at or above the seed adaptive threshold (``energy``, when the
+    caller has computed it for ``x``).
     """
-    rms, hop, frame = frame_rms(x, sr)
-    thr = silence_threshold(rms)
-    iv = [(a * hop, (b - 1) * hop + frame) for a, b in runs(rms >= thr)]
+    if energy is None:
+        energy = signal_energy(x, sr)
+    energy.check(x, sr)
+    hop, frame = energy.hop, energy.frame
+    iv = [(a * hop, (b - 1) * hop + frame) for a, b in runs(energy.rms >= energy.threshold)]
     merged: list[list[int]] = []
     for a, b in iv:
         if merged and (a - merged[-1][1]) / sr * 1000 < merge_ms:

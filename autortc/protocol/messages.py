@@ -7,9 +7,10 @@ Every message carries ``t_mono`` (sender's ``CLOCK_MONOTONIC`` seconds) and ``t_
 from __future__ import annotations
 
 import json
-import re
 import time
 from typing import Any
+
+from autortc.protocol.ids import valid_id
 
 PROTOCOL_VERSION = 1
 TOPIC = "autortc"  # reliable data packets, JSON, one message per packet
@@ -45,7 +46,6 @@ STAGES: tuple[str, ...] = (
     "reply_end",
 )
 
-_TRACE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 
 Message = dict[str, Any]
 
@@ -56,7 +56,7 @@ class ProtocolError(ValueError):
 
 def valid_trace_id(trace_id: str) -> bool:
     """Trace ids become folder names: letters, digits and ``_ . : -``, no ``/`` or ``..``."""
-    return bool(_TRACE_ID.match(trace_id)) and ".." not in trace_id
+    return valid_id(trace_id)
 
 
 def make(type_: str, **fields: Any) -> Message:

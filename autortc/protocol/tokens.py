@@ -10,7 +10,7 @@ import datetime
 
 from livekit import api
 
-from autortc.protocol.messages import valid_trace_id
+from autortc.protocol.ids import check_id
 
 MAX_TTL_S = 900  # no longer than a case (plus its retries)
 
@@ -24,8 +24,7 @@ def join_token(api_key: str, api_secret: str, *, room: str, identity: str, kind:
     (letters, digits, ``_ . : -``; they become folder and room names).
     """
     for name, value in (("room", room), ("identity", identity)):
-        if not isinstance(value, str) or not valid_trace_id(value):
-            raise ValueError(f"{name}: {value!r} is not a valid name (letters, digits, _ . : -; no '..')")
+        check_id(name, value)  # BadIdError (a ValueError) naming the field
     tok = (
         api.AccessToken(api_key, api_secret)
         .with_identity(identity)

@@ -52,29 +52,23 @@ def analyze_turn(turn_dir: Path | str, gates: Any, *, transcriber: Transcriber |
     applied).  An unusable trace.json is a FAIL with the reason in ``errors``.
     """
     from autortc.artifacts import load_turn
-    from autortc.gates import evaluate_turn
+    from autortc.gates import judge_turn
     from autortc.metrics.turn import compute
-    from autortc.results import worst
 
     d = Path(turn_dir)
     turn = load_turn(d)
     res = compute(turn.artifacts, turn.audio, transcriber=transcriber, perceptual=perceptual, errors=turn.errors)
     if turn.artifacts is None:
         res.case_id, res.trace_id = d.parent.name, d.name
-    res.verdicts = evaluate_turn(res, gates)
-    res.verdict = worst([v.status for v in res.verdicts] + (["FAIL"] if turn.artifacts is None else []))
+    judge_turn(res, gates, failed=turn.artifacts is None)
     log.info("turn metrics case=%s trace_id=%s capture=%s verdict=%s eot_to_first_audio_ms=%s max_gap_ms=%s",
              res.case_id, res.trace_id, res.capture_status, res.verdict, res.latency.eot_to_first_audio_ms,
              res.continuity.max_gap_ms)
     return res
 
 
-def _analyze(turn_dir: str, gate_overrides: dict[str, float], gate_source: str, gates_path: str | None, perceptual: bool):
-    from autortc.gates import load_gates
-
-    gates = load_gates(gates_path)
-    if gate_overrides:
-        gates = gates.override(gate_overrides, source=gate_source)
+def _analyze(turn_dir: str, gates: Any, perceptual: bool):
+    """Metrics of one turn folder, then its verdicts by the case's gates (the gates stage)."""
     return analyze_turn(turn_dir, gates, transcriber=_TRANSCRIBER, perceptual=perceptual)
 
 
@@ -86,9 +80,9 @@ def new_pool(transcriber_spec: str | None) -> ProcessPoolExecutor:
                                initargs=(transcriber_spec,))
 
 
-def analyze_args(turn_dir: Path, gate_overrides: dict[str, float], gate_source: str, gates_path: Path | None,
-                 perceptual: bool) -> tuple:
-    return (str(turn_dir), dict(gate_overrides), gate_source, str(gates_path) if gates_path else None, perceptual)
+def analyze_args(turn_dir: Path, gates: Any, perceptual: bool) -> tuple:
+    """Arguments of :func:`analyze` (picklable: ``gates`` is the case's :class:`autortc.gates.GateSet`)."""
+    return (str(turn_dir), gates, perceptual)
 
 
 analyze = _analyze

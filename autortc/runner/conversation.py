@@ -29,6 +29,7 @@ from autortc.artifacts import (
 from autortc.bots.barrier import HarnessSetupError
 from autortc.bots.probe_bot import AUDIBLE_RMS, PROBE_SR, ProbeBot, TraceEvents
 from autortc.bots.user_bot import UserBot
+from autortc.protocol.messages import OPTIONAL, REQUIRED
 from autortc.cases import Case
 from autortc.metrics.latency import first_onset
 
@@ -237,6 +238,9 @@ def probe_artifacts(probe: ProbeBot, tr: TraceEvents, out_dir: Path, *, full_sta
     return probe_block, agent_block(tr.trace_msg, pre_rtc_sr=pre_sr)
 
 
+_TRACE_KNOWN = {"v", "type", "t_mono", "t_wall", *REQUIRED["trace"], *OPTIONAL["trace"]}
+
+
 def agent_block(msg: dict[str, Any] | None, *, pre_rtc_sr: int | None,
                 runner_wall_offset_s: float | None = None) -> AgentBlock | None:
     """The agent's ``trace`` message as the contract's agent block, its times re-based.
@@ -267,6 +271,7 @@ def agent_block(msg: dict[str, Any] | None, *, pre_rtc_sr: int | None,
         pre_rtc_sr=pre_rtc_sr,
         expected_silence_ms=[(float(a), float(b)) for a, b in (msg.get("expected_silence_ms") or [])],
         clock_offset_s=off,
+        extra={k: v for k, v in msg.items() if k not in _TRACE_KNOWN},
     )
 
 

@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import datetime
-import re
 import secrets
 from pathlib import Path
 
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+from autortc.protocol.ids import BadIdError, check_id
 
-
-class BadIdError(ValueError):
-    """An id that cannot be a folder name (``/``, ``..``, control characters, empty, too long)."""
-
-
-def check_id(kind: str, value: str) -> str:
-    if not isinstance(value, str) or not _ID.match(value) or ".." in value:
-        raise BadIdError(f"{kind} {value!r}: expected letters, digits and _ . : - (no '/', '..' or control characters)")
-    return value
+__all__ = ["BadIdError", "check_id", "new_run_id", "new_trace_id", "child"]
 
 
 def new_run_id() -> str:

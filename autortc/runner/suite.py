@@ -29,7 +29,7 @@ from livekit import api, rtc
 from autortc.bots.barrier import HarnessSetupError
 from autortc.bots.target import CaseRoom, Target
 from autortc.cases import Case, load_case_file
-from autortc.gates import case_verdict
+from autortc.gates import RunGates, judge_case, judge_run
 from autortc.results import CaseResult, TurnResult, write_json
 from autortc.runner import analysis
 from autortc.runner.conversation import TurnTimeouts
@@ -93,6 +93,9 @@ class SuiteRunner:
         self.suite = suite
         self.run_id = check_id("run_id", opts.run_id or new_run_id())
         self.run_dir = child(opts.out_root, self.run_id)
+        # every verdict of the run comes from these gates (a bad --gates file fails before any room)
+        self.gates = RunGates.load(opts.gates_path, suite_table=suite.gates,
+                                   suite_source=f"{opts.cases_path}:suites.{opts.suite}.gates")
         self.results: dict[str, CaseResult] = {}
         self.retry_reasons: dict[str, list[str]] = {}
         self.harness_errors: list[str] = []
@@ -122,10 +125,10 @@ class SuiteRunner:
                 log.exception("finalize failed")
                 self.harness_errors.append(f"finalize: {type(exc).__name__}: {exc}")
         summary = await self._write_summary(final=True, cut=cut)
-        from autortc.report import write_report
+        from autortc.report import render
 
         try:
-            write_report(self.run_dir)
+            render(summary, [self.results[e.case_id] for e in summary.cases], self.run_dir)
         except Exception as exc:  # the report must not hide the results
             log.exception("report failed")
             self.harness_errors.append(f"report: {exc}")
@@ -215,11 +218,11 @@ class SuiteRunner:
 
         turn_dirs, reasons, error = await self._attempt_turns(f"case={case.id}", play)
         self.retry_reasons[case.id] = reasons
-        turns = [await self._analyze(case, d) for d in (turn_dirs or [])]
+        turns = [await self._analyze(case, d, case.id) for d in (turn_dirs or [])]
         result = CaseResult(case_id=case.id, p_level=case.p_level, turns=turns,
                             attempts=len(reasons) + (0 if error and error.startswith("harness") else 1),
                             error=error, duration_s=round(time.monotonic() - t0, 2), tags=list(case.tags))
-        result.verdict = case_verdict(result)  # type: ignore[assignment]
+        result.verdict = judge_case(result)  # type: ignore[assignment]
         write_json(case_dir / "result.json", result)
         self.results[case.id] = result
         await self._write_summary()
@@ -287,11 +290,11 @@ class SuiteRunner:
 
                 turn_dir, reasons, error = await self._attempt_turns(f"conversation turn {entry_id}", play)
                 self.retry_reasons[entry_id] = reasons
-                turns = [await self._analyze(case, turn_dir)] if turn_dir else []
+                turns = [await self._analyze(case, turn_dir, entry_id)] if turn_dir else []
                 res = CaseResult(case_id=entry_id, p_level=case.p_level, turns=turns,
                                  attempts=len(reasons) + (0 if error and error.startswith("harness") else 1),
                                  error=error, duration_s=round(time.monotonic() - t0, 2), tags=list(case.tags))
-                res.verdict = case_verdict(res)  # type: ignore[assignment]
+                res.verdict = judge_case(res)  # type: ignore[assignment]
                 write_json(child(self.run_dir, entry_id) / "result.json", res)
                 self.results[entry_id] = res
                 done += 1
@@ -309,12 +312,12 @@ class SuiteRunner:
 
     # -- metrics and summary ----------------------------------------------------------------
 
-    async def _analyze(self, case: Case, turn_dir: Path) -> TurnResult:
-        """The turn's metrics and verdicts (worker process), written to its ``result.json``.
-        A crash of the analysis fails the turn with its traceback; the run goes on."""
+    async def _analyze(self, case: Case, turn_dir: Path, entry_id: str) -> TurnResult:
+        """The turn's metrics and verdicts (worker process, the case's own gates), written to its
+        ``result.json``.  A crash of the analysis fails the turn with its traceback; the run goes on."""
         loop = asyncio.get_running_loop()
-        args = analysis.analyze_args(turn_dir, dict(case.gates), f"{self.opts.cases_path}:{case.id}",
-                                     self.opts.gates_path, self.opts.perceptual)
+        gates = self.gates.for_case(entry_id, case.gates, source=f"{self.opts.cases_path}:{case.id}.gates")
+        args = analysis.analyze_args(turn_dir, gates, self.opts.perceptual)
         try:
             res: TurnResult = await loop.run_in_executor(self._pool, analysis.analyze, *args)
         except Exception as exc:
@@ -327,13 +330,10 @@ class SuiteRunner:
         return res
 
     async def _write_summary(self, *, final: bool = False, cut: list[str] | None = None):
-        from autortc.gates import build_run_summary, load_gates
-
         async with self._summary_lock:
-            gates = load_gates(self.opts.gates_path)
             cases = list(self.results.values())
-            summary = build_run_summary(self.run_id, cases, gates, suite=self.opts.suite, started_at=self.started_at,
-                                        ended_at=_now() if final else None)
+            summary = judge_run(self.run_id, cases, self.gates, suite=self.opts.suite, started_at=self.started_at,
+                                ended_at=_now() if final else None)
             attempts = sum(c.attempts for c in cases)
             summary.extra.update({
                 "via": self.opts.via,

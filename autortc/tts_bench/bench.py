@@ -1,7 +1,7 @@
 """``autortc tts-bench``: run a TTS engine over the sentence set outside WebRTC and gate it.
 
 Flow (one way): sentence file → worker process (own process group, see
-:mod:`autortc.tts_bench.procgroup`) synthesizes every sentence ``repeats`` times and
+:mod:`system.procgroup`) synthesizes every sentence ``repeats`` times and
 streams per-call timings + WAVs → pure metrics (:mod:`autortc.tts_bench.metrics`) →
 gold comparison → gates → :class:`BenchResult` (JSON + markdown section).
 
@@ -29,10 +29,13 @@ from typing import Any
 import numpy as np
 
 from autortc.tts_bench import metrics
-from autortc.tts_bench.gates import GateResult, TTSGates, evaluate_gates
+from autortc.gates import GateSet
+from autortc.results import GateVerdict
+from autortc.tts_bench.gates import evaluate_gates, load_tts_gates
 from autortc.tts_bench.gold import read_gold, read_manifest, write_gold
-from autortc.tts_bench.procgroup import ProcessGroup
 from autortc.tts_bench.sentences import Sentence, load_sentences
+from system.files import atomic_write_text
+from system.procgroup import ProcessGroup
 
 __all__ = ["BenchConfig", "BenchError", "BenchEvent", "BenchResult", "GoldChange", "SentenceResult",
            "run_bench", "summarize", "write_result"]
@@ -57,7 +60,9 @@ class BenchConfig:
         repeats: synthesis calls per sentence (determinism is judged over them).
         engine: registered engine name or ``module:Class`` (see :func:`system.tts.load_engine`).
         options: engine options (fields of the engine's options dataclass).
-        gates: thresholds.
+        gates: the bench's gates (:func:`autortc.tts_bench.gates.load_tts_gates`).
+        repeat_window_s, repeat_threshold: parameters of :func:`metrics.detect_repeats`
+            (on joe-medium: unrelated speech <= 0.61, a repeated phrase >= 0.93 at 0.8 s).
         update_gold: overwrite gold with this run's audio (repeat 0) and report the diff.
         only: restrict to these sentence ids or categories (``None`` = all).
         ready_timeout_s: longest wait for the worker to load the engine.
@@ -70,7 +75,9 @@ class BenchConfig:
     repeats: int = 5
     engine: str = "piper"
     options: dict[str, Any] = field(default_factory=dict)
-    gates: TTSGates = field(default_factory=TTSGates)
+    gates: GateSet = field(default_factory=load_tts_gates)
+    repeat_window_s: float = 0.8
+    repeat_threshold: float = 0.85
     update_gold: bool = False
     only: tuple[str, ...] | None = None
     ready_timeout_s: float = 180.0
@@ -155,17 +162,17 @@ class BenchResult:
     gate_config: dict[str, Any]
     host: dict[str, Any]
     summary: dict[str, Any]
-    gates: list[GateResult]
+    gates: list[GateVerdict]
     sentences: list[SentenceResult]
     gold_update: list[GoldChange] | None = None
 
     @property
     def passed(self) -> bool:
-        return all(g.passed is not False for g in self.gates)
+        return all(g.status != "FAIL" for g in self.gates)
 
     @property
     def failed_gates(self) -> list[str]:
-        return [g.name for g in self.gates if g.passed is False]
+        return [g.gate for g in self.gates if g.status == "FAIL"]
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BenchResult:
@@ -176,7 +183,7 @@ class BenchResult:
         """
         fields = {f.name for f in dataclasses.fields(cls)}
         kw = {k: v for k, v in data.items() if k in fields}
-        kw["gates"] = [GateResult(**g) for g in data["gates"]]
+        kw["gates"] = [GateVerdict(**g) for g in data["gates"]]
         kw["sentences"] = [SentenceResult(**r) for r in data["sentences"]]
         if data.get("gold_update") is not None:
             kw["gold_update"] = [GoldChange(**c) for c in data["gold_update"]]
@@ -203,10 +210,7 @@ def _json_clean(value: Any) -> Any:
 
 def write_result(result: BenchResult, json_path: Path) -> None:
     """Write ``result`` as JSON (atomically) to ``json_path``."""
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = json_path.with_suffix(json_path.suffix + ".tmp")
-    tmp.write_text(json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    os.replace(tmp, json_path)
+    atomic_write_text(json_path, json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n")
 
 
 # -- worker I/O ---------------------------------------------------------------------------
@@ -295,7 +299,7 @@ def _collect(config: BenchConfig, sentences: list[Sentence],
 # -- metrics over the collected calls -----------------------------------------------------
 
 def _sentence_result(s: Sentence, calls: list[dict[str, Any]], audio_dir: Path, sr: int, chunk_samples: int,
-                     gold_dir: Path, manifest: dict[str, Any], gates: TTSGates) -> tuple[SentenceResult, np.ndarray]:
+                     gold_dir: Path, manifest: dict[str, Any], config: BenchConfig) -> tuple[SentenceResult, np.ndarray]:
     import soundfile as sf
 
     calls = sorted(calls, key=lambda c: c["repeat"])
@@ -327,7 +331,7 @@ def _sentence_result(s: Sentence, calls: list[dict[str, Any]], audio_dir: Path, 
         status = "ok"
         snr = metrics.snr_db(gold.pcm, pcm)
         dur = metrics.duration_diff_ms(gold.pcm.shape[0], pcm.shape[0], sr)
-    rep = metrics.detect_repeats(pcm, sr, window_s=gates.repeat_window_s, threshold=gates.repeat_threshold)
+    rep = metrics.detect_repeats(pcm, sr, window_s=config.repeat_window_s, threshold=config.repeat_threshold)
     present = [st for st in stats if st]
     result = SentenceResult(
         id=s.id, category=s.category, text=s.text, allow_repeat=s.allow_repeat,
@@ -359,8 +363,10 @@ def _engine_diff(gold: dict[str, Any], now: dict[str, Any], prefix: str = "") ->
     return diffs
 
 
-def summarize(sentences: list[SentenceResult], chunk_samples: int, gates: TTSGates) -> dict[str, Any]:
-    """Aggregate figures over sentences (the input of :func:`evaluate_gates`)."""
+def summarize(sentences: list[SentenceResult], chunk_samples: int, gates: GateSet) -> dict[str, Any]:
+    """Aggregate figures over sentences (the input of :func:`evaluate_gates`); ``gates`` gives
+    the ms-per-character bounds that name the sentences outside them."""
+    lo, hi = gates.get("ms_per_char_min").threshold, gates.get("ms_per_char_max").threshold
     ttfa = [t for s in sentences for t in s.ttfa_ms]
     rtf = [r for s in sentences for r in s.rtf]
     with_gold = [s for s in sentences if s.snr_db is not None]
@@ -387,7 +393,7 @@ def summarize(sentences: list[SentenceResult], chunk_samples: int, gates: TTSGat
         "ms_per_char_min": min(mpc),
         "ms_per_char_max": max(mpc),
         "ms_per_char_out": [f"{s.id} ({s.ms_per_char:.0f})" for s in sentences
-                            if not gates.ms_per_char_min <= s.ms_per_char <= gates.ms_per_char_max],
+                            if (lo is not None and s.ms_per_char < lo) or (hi is not None and s.ms_per_char > hi)],
         "repeat_worst": max((s.repeat for s in judged), default=0),
         "repeating": [f"{s.id} ({s.repeat}, sim {s.repeat_max_similarity:.2f})" for s in judged if s.repeat],
         "repeat_max_similarity": max((s.repeat_max_similarity for s in judged), default=0.0),
@@ -433,7 +439,7 @@ def run_bench(config: BenchConfig, on_event: Callable[[BenchEvent], None] | None
     pcms: dict[str, np.ndarray] = {}
     for s in sentences:
         res, pcm = _sentence_result(s, by_id[s.id], config.out_dir / "audio", sr, chunk_samples,
-                                    gold_dir, manifest, config.gates)
+                                    gold_dir, manifest, config)
         results.append(res)
         pcms[s.id] = pcm
     gold_update: list[GoldChange] | None = None
@@ -461,6 +467,9 @@ def run_bench(config: BenchConfig, on_event: Callable[[BenchEvent], None] | None
         run_id=run_id, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         sentences_path=str(config.sentences_path), gold_dir=str(gold_dir), out_dir=str(config.out_dir),
         repeats=config.repeats, engine=ready["engine"], sample_rate=sr, load_s=float(ready["load_s"]),
-        warmup_ms=float(ready["warmup_ms"]), gate_config=dataclasses.asdict(config.gates), host=host, summary=summary,
+        warmup_ms=float(ready["warmup_ms"]), gate_config={"gates": [dataclasses.asdict(g.info()) for g in config.gates],
+                                                                   "sources": list(config.gates.sources),
+                                                                   "repeat_window_s": config.repeat_window_s,
+                                                                   "repeat_threshold": config.repeat_threshold}, host=host, summary=summary,
         gates=gate_results, sentences=results, gold_update=gold_update,
     )

@@ -9,14 +9,14 @@ Gold is only written by :func:`write_gold` (``autortc tts-bench --update-gold``)
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from system.files import atomic_path, atomic_write_text
 
 __all__ = ["GoldEntry", "GoldError", "read_gold", "read_manifest", "write_gold"]
 
@@ -85,11 +85,8 @@ def write_gold(gold_dir: Path, items: dict[str, tuple[str, np.ndarray]], sr: int
     old = read_manifest(gold_dir).get("sentences", {})
     sentences: dict[str, Any] = {k: v for k, v in old.items() if k not in items and (gold_dir / f"{k}.wav").is_file()}
     for sid, (text, pcm) in items.items():
-        fd, tmp = tempfile.mkstemp(dir=gold_dir, suffix=".wav.tmp")
-        os.close(fd)
-        sf.write(tmp, pcm, sr, subtype="PCM_16", format="WAV")
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; gold is committed and read by everyone
-        os.replace(tmp, gold_dir / f"{sid}.wav")
+        with atomic_path(gold_dir / f"{sid}.wav") as tmp:  # world-readable: gold is committed
+            sf.write(str(tmp), pcm, sr, subtype="PCM_16", format="WAV")
         sentences[sid] = {"text": text, "n_samples": int(pcm.shape[0]), "sha256": pcm_sha256(pcm)}
     manifest = {
         "v": 1,
@@ -99,7 +96,5 @@ def write_gold(gold_dir: Path, items: dict[str, tuple[str, np.ndarray]], sr: int
         "sentences": sentences,
     }
     path = gold_dir / MANIFEST
-    tmp_path = path.with_suffix(".json.tmp")
-    tmp_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp_path, path)
+    atomic_write_text(path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return path

@@ -23,8 +23,8 @@ def _f(value: Any, fmt: str = ".1f", none: str = "–") -> str:
     return str(value)
 
 
-def _verdict(passed: bool | None) -> str:
-    return "skipped" if passed is None else ("PASS" if passed else "**FAIL**")
+def _verdict(status: str) -> str:
+    return {"SKIP": "skipped", "FAIL": "**FAIL**"}.get(status, status)
 
 
 def render_markdown(result: BenchResult | dict[str, Any], *, heading_level: int = 2) -> str:
@@ -61,7 +61,7 @@ def render_markdown(result: BenchResult | dict[str, Any], *, heading_level: int 
         "|---|---|---|---|---|",
     ]
     for g in result.gates:
-        lines.append(f"| {g.name} | {_f(g.value)} | {g.threshold} | {_verdict(g.passed)} | {g.detail} |")
+        lines.append(f"| {g.gate} | {_f(g.measured)} | {g.op} {_f(g.threshold, 'g')} | {_verdict(g.status)} | {g.message} |")
     lines += [
         "",
         f"{h}# Sentences",

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from autortc.gates import GateConfigError, build_run_summary, evaluate_run, evaluate_turn, load_gates
@@ -132,3 +133,61 @@ def test_bare_number_override_and_gate_file_on_top_of_defaults(tmp_path):
     t = _turn()
     t.content.wer = 0.5
     assert next(v for v in evaluate_turn(t, g2) if v.gate == "wer").status == "FAIL"
+
+
+# ---- the gates stage: per-case overrides at run level (issue 16)
+
+from autortc.gates import RunGates, judge_case, judge_run, judge_turn  # noqa: E402
+
+
+def _judged(rg, case_id, overrides=None, **kw):
+    gs = rg.for_case(case_id, overrides, source=f"cases.json:{case_id}")
+    t = judge_turn(_turn(case_id, f"{case_id}-t0", **kw), gs)
+    c = CaseResult(case_id=case_id, turns=[t])
+    c.verdict = judge_case(c)
+    return c
+
+
+def test_case_override_of_a_turn_gate_holds_at_run_level():
+    rg = RunGates(load_gates())
+    lenient = _judged(rg, "lenient", {"max_gap": 300.0}, gap=250.0)
+    plain = _judged(rg, "plain", gap=50.0)
+    assert lenient.verdict == "PASS"
+    s = judge_run("r", [lenient, plain], rg)
+    gap = next(v for v in s.gates if v.gate == "max_gap")
+    assert gap.status == "PASS" and gap.threshold == 200.0, gap
+    assert s.verdict == "PASS"
+    assert [g.fail for g in s.case_gates["lenient"]] == [300.0] and "plain" not in s.case_gates
+    # the same turns without the override: the run fails on the 250 ms gap
+    rg2 = RunGates(load_gates())
+    s2 = judge_run("r", [_judged(rg2, "lenient", gap=250.0), _judged(rg2, "plain", gap=50.0)], rg2)
+    assert next(v for v in s2.gates if v.gate == "max_gap").status == "FAIL" and s2.verdict == "FAIL"
+
+
+def test_case_override_of_a_run_gate_is_judged_apart_and_still_judged():
+    rg = RunGates(load_gates())
+    fast = [_judged(rg, f"f{i}", eot=300.0 + i) for i in range(10)]
+    slow = _judged(rg, "slow", {"eot_to_first_audio": 1500.0}, eot=1200.0)
+    s = judge_run("r", fast + [slow], rg)
+    eot = next(v for v in s.gates if v.gate == "eot_to_first_audio")
+    assert eot.status == "PASS" and eot.threshold == 650.0 and eot.n == 11, eot
+    assert eot.measured == pytest.approx(np.percentile([300.0 + i for i in range(10)], 95))
+    assert "slow judged by their override <= 1500.0: PASS" in eot.message
+    # the overriding case's own turns must still meet its threshold
+    rg2 = RunGates(load_gates())
+    fast2 = [_judged(rg2, f"f{i}", eot=300.0 + i) for i in range(10)]
+    s2 = judge_run("r", fast2 + [_judged(rg2, "slow", {"eot_to_first_audio": 1000.0}, eot=1200.0)], rg2)
+    assert next(v for v in s2.gates if v.gate == "eot_to_first_audio").status == "FAIL"
+
+
+def test_run_gates_layers_and_summary_records_them(tmp_path):
+    f = tmp_path / "ci.toml"
+    f.write_text('[gates.eot_to_first_audio]\nfail = 777.0\ntitle = "EoT custom"\n')
+    rg = RunGates.load(f, suite_table={"max_gap": 180.0}, suite_source="cases.json:suites.quick.gates")
+    assert rg.base.get("eot_to_first_audio").fail == 777.0 and rg.base.get("max_gap").fail == 180.0
+    s = judge_run("r", [_judged(rg, "a")], rg)
+    specs = {g.name: g for g in s.gate_specs}
+    assert specs["eot_to_first_audio"].fail == 777.0 and specs["eot_to_first_audio"].title == "EoT custom"
+    assert s.gate_sources[1:] == [str(f), "cases.json:suites.quick.gates"]
+    with pytest.raises(GateConfigError, match="suites.quick.gates: gates.max_gapp"):
+        RunGates.load(None, suite_table={"max_gapp": 1.0}, suite_source="cases.json:suites.quick.gates")

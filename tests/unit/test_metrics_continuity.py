@@ -113,5 +113,5 @@ def test_adaptive_threshold_follows_noise_floor():
     x[SR // 2:SR] += 0.3 * np.sin(2 * np.pi * 200 * np.arange(SR // 2) / SR).astype(np.float32)
     rep = detect_gaps(x, SR)
     assert rep.threshold == pytest.approx(max(0.005, 0.6 * np.percentile(
-        __import__("autortc.metrics.frames", fromlist=["frame_rms"]).frame_rms(x, SR)[0], 10)))
+        __import__("autortc.audio.energy", fromlist=["frame_rms"]).frame_rms(x, SR)[0], 10)))
     assert rep.threshold > 0.005

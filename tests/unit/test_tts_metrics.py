@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from autortc.tts_bench import metrics
-from autortc.tts_bench.gates import TTSGates, evaluate_gates
+from autortc.tts_bench.gates import evaluate_gates, load_tts_gates
 
 pytestmark = pytest.mark.unit
 
@@ -124,31 +124,48 @@ def _summary(**over: object) -> dict[str, object]:
 
 
 def test_gates_pass_on_good_figures_and_each_fails_on_its_own() -> None:
-    gates = TTSGates()
-    assert all(g.passed for g in evaluate_gates(_summary(), gates))
+    gates = load_tts_gates()
+    assert {g.status for g in evaluate_gates(_summary(), gates)} == {"PASS"}
     cases = {
         "ttfa_p95": {"ttfa_p95_ms": 351.0},
         "determinism": {"hash_unique_max": 2},
         "fidelity_snr": {"snr_min_db": 14.9},
         "duration_diff_p95": {"duration_diff_p95_ms": 51.0},
-        "ms_per_char": {"ms_per_char_max": 400.0},
+        "ms_per_char_min": {"ms_per_char_min": 29.0},
+        "ms_per_char_max": {"ms_per_char_max": 400.0},
         "repetition": {"repeat_worst": 1},
         "chunk_size": {"oversize_chunks": 3},
+        "empty_chunks": {"empty_chunks": 1},
         "first_chunk_early": {"first_chunk_late_calls": 1},
         "underruns": {"underruns": 2},
+        "gold_complete": {"gold_missing": ["x (missing)"]},
     }
     for name, change in cases.items():
-        failed = [g.name for g in evaluate_gates(_summary(**change), gates) if g.passed is False]
+        failed = [g.gate for g in evaluate_gates(_summary(**change), gates) if g.status == "FAIL"]
         assert failed == [name], (name, failed)
 
 
-def test_missing_gold_fails_fidelity_and_names_the_fix() -> None:
-    results = {g.name: g for g in evaluate_gates(_summary(gold_missing=["x (missing)"]), TTSGates())}
-    assert results["fidelity_snr"].passed is False
-    assert "--update-gold" in results["fidelity_snr"].detail
+def test_missing_gold_fails_and_names_the_fix() -> None:
+    results = {g.gate: g for g in evaluate_gates(_summary(gold_missing=["x (missing)"]), load_tts_gates())}
+    assert results["gold_complete"].status == "FAIL" and results["gold_complete"].measured == 1
+    assert "--update-gold" in results["gold_complete"].message and "x (missing)" in results["gold_complete"].message
 
 
-def test_fidelity_skipped_when_gold_regenerated_and_rtf_gate_optional() -> None:
-    results = {g.name: g for g in evaluate_gates(_summary(), TTSGates(rtf_p95_max=0.05), fidelity_skipped="new gold")}
-    assert results["fidelity_snr"].passed is None and results["duration_diff_p95"].passed is None
-    assert results["rtf_p95"].passed is False
+def test_fidelity_skipped_when_gold_regenerated_and_rtf_gate_optional(tmp_path) -> None:
+    assert "rtf_p95" not in {g.gate for g in evaluate_gates(_summary(), load_tts_gates())}  # off by default
+    f = tmp_path / "tts.toml"
+    f.write_text("[gates.rtf_p95]\nenabled = true\nfail = 0.05\n")
+    results = {g.gate: g for g in evaluate_gates(_summary(snr_min_db=3.0), load_tts_gates(f), fidelity_skipped="new gold")}
+    assert results["fidelity_snr"].status == "SKIP" and results["duration_diff_p95"].status == "SKIP"
+    assert results["fidelity_snr"].message == "new gold"
+    assert results["rtf_p95"].status == "FAIL" and results["rtf_p95"].threshold == 0.05
+
+
+def test_gate_overrides_use_the_shared_layout() -> None:
+    from autortc.gates import GateConfigError
+
+    g = load_tts_gates(None, {"ttfa_p95": 400.0, "determinism": 2})
+    v = {x.gate: x.status for x in evaluate_gates(_summary(ttfa_p95_ms=351.0, hash_unique_max=2), g)}
+    assert v["ttfa_p95"] == "PASS" and v["determinism"] == "PASS"
+    with pytest.raises(GateConfigError, match="--gate: gates.ttfa_p95_ms: unknown gate"):
+        load_tts_gates(None, {"ttfa_p95_ms": 1})

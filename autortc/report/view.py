@@ -1,0 +1,202 @@
+"""What the report shows, as plain data for its templates (Markdown and HTML alike).
+
+Built from the run's :class:`~autortc.results.RunSummary` (verdicts, the gates that
+applied) and its :class:`~autortc.results.CaseResult` list; it formats, it never judges:
+every status comes from the gates stage, every threshold from ``summary.gate_specs``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from autortc.results import CaseResult, GateInfo, RunSummary, TurnResult
+
+__all__ = ["Table", "ReportView", "build_view", "fmt"]
+
+
+def fmt(v: Any, nd: int = 1) -> str:
+    """A figure as the report prints it (``-`` for not measured)."""
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        if v == int(v) and abs(v) < 1e9:
+            return str(int(v))
+        if abs(v) < 0.01:
+            return f"{v:.2e}"
+        return f"{v:.{nd}f}"
+    return str(v)
+
+
+def _nd(v: float | None) -> int:
+    return 4 if (v or 0) < 1 else 1
+
+
+@dataclass
+class Table:
+    """A titled table with an optional lead paragraph; ``status_col`` is the index of a verdict column."""
+
+    title: str
+    header: list[str]
+    rows: list[list[str]]
+    lead: str = ""
+    status_col: int | None = None
+    bullets: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ReportView:
+    run_id: str
+    verdict: str
+    suite: str
+    n_cases: int
+    counts: dict[str, int]
+    started_at: str | None
+    ended_at: str | None
+    gate_sources: list[str]
+    gates: list[dict[str, Any]]
+    warn_gates: list[dict[str, Any]]
+    overrides: Table | None
+    cases: Table
+    eot_values: list[float]
+    eot_threshold: float | None
+    fixes: list[dict[str, str]]
+    failed_turns: list[tuple[CaseResult, TurnResult]]
+    details: list[Table]
+    notes: list[str]
+
+
+def _title(specs: dict[str, GateInfo], name: str) -> str:
+    sp = specs.get(name)
+    return sp.title if sp and sp.title else name
+
+
+def _threshold_text(g: GateInfo) -> str:
+    parts = [f"{g.op} {fmt(g.fail, _nd(g.fail))}"] if g.fail is not None else []
+    if g.warn is not None:
+        parts.append(f"warn {g.op} {fmt(g.warn, _nd(g.warn))}")
+    return ", ".join(parts)
+
+
+def build_view(summary: RunSummary, cases: list[CaseResult], notes: list[str] | None = None) -> ReportView:
+    """The report's content.  ``cases`` in summary order; ``notes`` adds lines to the Notes section."""
+    specs = {g.name: g for g in summary.gate_specs}
+    entry_verdict = {e.case_id: e.verdict for e in summary.cases}
+
+    gates = []
+    for g in summary.gates:
+        where = f"{g.case_id} / {g.trace_id}" if g.case_id else "-"
+        gates.append(dict(title=_title(specs, g.gate), name=g.gate, status=g.status,
+                          measured=fmt(g.measured, _nd(g.measured)), op=g.op,
+                          threshold=fmt(g.threshold, _nd(g.threshold)),
+                          warn=fmt(g.warn_threshold) if g.warn_threshold is not None else "",
+                          n=g.n, where=where, message=g.message,
+                          source=specs[g.gate].source if g.gate in specs else ""))
+    warn_gates = [g for g in gates if g["status"] == "WARN"]
+
+    overrides = None
+    if summary.case_gates:
+        overrides = Table("Per-case gate overrides", ["Case", "Gate", "Threshold", "Run's threshold"],
+                          [[cid, _title(specs, g.name), _threshold_text(g),
+                            _threshold_text(specs[g.name]) if g.name in specs else "-"]
+                           for cid, gs in summary.case_gates.items() for g in gs],
+                          lead="These cases were judged by their own thresholds, in their turns and at run level.")
+
+    header = ["Case", "P", "Verdict", "Turn", "Capture", "EoT→audio ms", "max gap ms", "dropouts",
+              "clipping", "mel dB", "MOS", "drift", "HF drop", "failed gates"]
+    rows: list[list[str]] = []
+    eot_values: list[float] = []
+    failed_turns: list[tuple[CaseResult, TurnResult]] = []
+    fixes: dict[str, dict] = {}
+
+    def fix_for(gate: str) -> dict:
+        sp = specs.get(gate)
+        return fixes.setdefault(gate, dict(title=_title(specs, gate), fix=sp.fix if sp else "", where=[]))
+
+    for c in cases:
+        if not c.turns:
+            rows.append([c.case_id, c.p_level, entry_verdict.get(c.case_id, c.verdict), "-", "-", "-", "-", "-", "-",
+                         "-", "-", "-", "-", c.error or "no turns"])
+        for t in c.turns:
+            bad = [v for v in t.verdicts if v.status == "FAIL"]
+            if t.latency.eot_to_first_audio_ms is not None:
+                eot_values.append(t.latency.eot_to_first_audio_ms)
+            rows.append([c.case_id, c.p_level, t.verdict, str(t.turn_index), t.capture_status,
+                         fmt(t.latency.eot_to_first_audio_ms), fmt(t.continuity.max_gap_ms),
+                         fmt(t.continuity.audible_dropouts), fmt(t.level.clipping_ratio, 4),
+                         fmt(t.fidelity.mel_distance, 2), fmt(t.perceptual.mos_lqo, 2),
+                         fmt(t.fingerprints.drift_ratio, 3), fmt(t.fingerprints.hf_ratio_drop, 3),
+                         ", ".join(f"{v.gate}={fmt(v.measured, 3)}" for v in bad) or "-"])
+            if t.verdict == "FAIL":
+                failed_turns.append((c, t))
+            for v in bad:
+                fix_for(v.gate)["where"].append(f"{c.case_id}/{t.trace_id}")
+    for g in summary.gates:
+        if g.status == "FAIL":
+            fix_for(g.gate)["where"].insert(0, f"run {g.message}")
+    fix_list = [dict(title=f["title"], fix=f["fix"] or "see gate source",
+                     where=", ".join(f["where"][:6]) + (" ..." if len(f["where"]) > 6 else "")) for f in fixes.values()]
+
+    eot_gate = next((g for g in summary.gates if g.gate == "eot_to_first_audio"), None)
+    eot_threshold = eot_gate.threshold if eot_gate else (specs["eot_to_first_audio"].fail
+                                                         if "eot_to_first_audio" in specs else None)
+    return ReportView(
+        run_id=summary.run_id, verdict=summary.verdict, suite=summary.suite or "-", n_cases=len(summary.cases),
+        counts=dict(Counter(e.verdict for e in summary.cases)), started_at=summary.started_at,
+        ended_at=summary.ended_at, gate_sources=list(summary.gate_sources), gates=gates, warn_gates=warn_gates,
+        overrides=overrides, cases=Table("Cases", header, rows, status_col=2), eot_values=eot_values,
+        eot_threshold=eot_threshold, fixes=fix_list, failed_turns=failed_turns,
+        details=_details(summary, cases), notes=list(summary.notes) + list(notes or []))
+
+
+def _details(summary: RunSummary, cases: list[CaseResult]) -> list[Table]:
+    """Turn-taking, reported-vs-heard, retries and network sections."""
+    out: list[Table] = []
+    tt = [(c, t) for c in cases for t in c.turns
+          if t.turntaking.stop_time_ms is not None or t.turntaking.false_yields is not None]
+    if tt:
+        out.append(Table("Turn-taking", ["Case / turn", "stop time ms (barge-in)", "false yields (backchannel)",
+                                         "talk-over ms"],
+                         [[f"{c.case_id} / {t.trace_id}", fmt(t.turntaking.stop_time_ms),
+                           fmt(t.turntaking.false_yields), fmt(t.turntaking.talk_over_ms)] for c, t in tt]))
+    rv = [(c, t) for c in cases for t in c.turns if t.latency.reported_vs_heard_ms is not None]
+    if rv:
+        out.append(Table(
+            "What the agent reports vs what the user hears",
+            ["Case / turn", "agent-reported ms", "heard ms", "difference ms", "USER_KPI ms (browser)"],
+            [[f"{c.case_id} / {t.trace_id}", fmt(t.latency.agent_reported_ms), fmt(t.latency.eot_to_first_audio_ms),
+              fmt(t.latency.reported_vs_heard_ms), fmt(t.latency.user_kpi_ms)] for c, t in rv],
+            lead="Agent-reported = LiveKit Agents' end-of-utterance delay + TTFT + TTFB (else its stages); heard = "
+                 "user EoT → first audible sample at the probe."))
+    ex = summary.extra or {}
+    if ex.get("retry_reasons") or ex.get("harness_errors") or ex.get("cut"):
+        bullets = [f"{cid}: {r}" for cid, reasons in (ex.get("retry_reasons") or {}).items() for r in reasons]
+        bullets += [f"HARNESS {e}" for e in ex.get("harness_errors") or []]
+        if ex.get("cut"):
+            bullets.append(f"cut by Ctrl-C: {', '.join(ex['cut'])}")
+        out.append(Table("Retries and harness problems", [], [],
+                         lead=f"Retries: {ex.get('retries', 0)} (rate {ex.get('retry_rate', 0)})", bullets=bullets))
+    net = ex.get("network")
+    if net:
+        conf = net.get("configured") or {}
+        mb, ma = net.get("measured_before") or {}, net.get("measured_after") or {}
+        rows = []
+        for d in ("uplink", "downlink"):
+            c = conf.get(d) or {}
+            b = ((mb.get(d) or {}).get("measured") or {})
+            a = ((ma.get(d) or {}).get("measured") or {})
+            rows.append([d, f"{c.get('delay_ms')} ms / {c.get('jitter_ms')} ms / {c.get('loss_pct')} %",
+                         f"{fmt(b.get('delay_mean_ms'), 2)}, {fmt(b.get('delay_std_ms'), 2)}, {fmt(b.get('loss_pct'), 2)}",
+                         f"{fmt(a.get('delay_mean_ms'), 2)}, {fmt(a.get('delay_std_ms'), 2)}, {fmt(a.get('loss_pct'), 2)}"])
+        path = net.get("path") or {}
+        out.append(Table(
+            f"Network profile `{net.get('profile')}` — {'applied' if net.get('applied') else 'NOT verified as applied'}",
+            ["direction", "configured delay / jitter / loss", "measured before (delay ms, std ms, loss %)",
+             "measured after"], rows,
+            bullets=[f"Probe RTT: before {fmt(mb.get('rtt_mean_ms'), 1)} ms ({mb.get('verdict')}), "
+                     f"after {fmt(ma.get('rtt_mean_ms'), 1)} ms ({ma.get('verdict')})",
+                     f"Path: {path.get('mode')} / {path.get('backend')} (agent exempt: {path.get('agent_exempt')})"]))
+    return out
