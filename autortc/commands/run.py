@@ -118,7 +118,11 @@ async def _run_with_profile(opts, ports: StackPorts, profile_name: str, extra_fi
                 page_url = f"http://{path.node_ip}:{tok.port or 80}"
             wrapper = opts.out_root / f".chromium-{prof.name}.sh"
             wrapper.parent.mkdir(parents=True, exist_ok=True)
-            wrapper.write_text("#!/bin/sh\nexec " + shlex.join(path.wrap_argv([str(find_chromium())])) + ' "$@"\n')
+            # the page's AudioWorklets need a secure context: the forwarded origin is not localhost
+            # (and its SFU URL must then count as trustworthy too, or it is blocked as mixed content)
+            argv = path.wrap_argv([str(find_chromium()),
+                                   f"--unsafely-treat-insecure-origin-as-secure={page_url},{path.livekit_url}"])
+            wrapper.write_text("#!/bin/sh\nexec " + shlex.join(argv) + ' "$@"\n')
             wrapper.chmod(0o755)
             browser_path = BrowserPath(page_url=page_url, livekit_url=path.livekit_url, chromium=str(wrapper.resolve()))
         network: dict = {"profile": prof.name,
