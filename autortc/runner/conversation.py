@@ -238,6 +238,11 @@ def probe_artifacts(probe: ProbeBot, tr: TraceEvents, out_dir: Path, *, full_sta
     return probe_block, agent_block(tr.trace_msg, pre_rtc_sr=pre_sr)
 
 
+SAME_HOST_OFFSET_S = 1.0
+"""Clock offsets below this are one host's CLOCK_MONOTONIC seen through two samples of
+``t_wall - t_mono`` (µs apart, plus NTP slew between them): not re-based, so stages of agents
+on the runner's host stay exact.  Monotonic clocks of two hosts differ by their boot times."""
+
 _TRACE_KNOWN = {"v", "type", "t_mono", "t_wall", *REQUIRED["trace"], *OPTIONAL["trace"]}
 
 
@@ -247,13 +252,16 @@ def agent_block(msg: dict[str, Any] | None, *, pre_rtc_sr: int | None,
 
     The agent stamps every message with ``t_mono`` and ``t_wall`` (docs/protocol.md, Clocks):
     its stages are moved onto the runner's monotonic clock by the difference of the two
-    sides' ``t_wall − t_mono`` (≈0 on one host; the hosts' clock offset otherwise).
+    sides' ``t_wall − t_mono`` (the hosts' clock offset; under :data:`SAME_HOST_OFFSET_S`
+    it is one host's clock and nothing moves).
     """
     if not msg:
         return None
     ours = (time.time() - time.monotonic()) if runner_wall_offset_s is None else runner_wall_offset_s
     theirs = float(msg["t_wall"]) - float(msg["t_mono"]) if "t_wall" in msg and "t_mono" in msg else ours
     off = theirs - ours
+    if abs(off) < SAME_HOST_OFFSET_S:
+        off = 0.0  # one host, one CLOCK_MONOTONIC: the difference is sampling and NTP slew, not an offset
     shift = (lambda t: None if t is None else float(t) + off)  # noqa: E731
     replies = []
     for r in msg.get("replies") or []:

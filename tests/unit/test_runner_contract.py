@@ -118,6 +118,11 @@ def test_agent_stages_are_rebased_with_t_wall(tmp_path):
     # its stage, sent on its own clock, lands where it happened on the runner's
     t_eot = tr["user"]["t_user_eot"]
     assert tr["agent"]["stages"]["first_frame_published"] == pytest.approx(t_eot + 0.29, abs=0.01)
+    # an agent on the runner's host: same clock, its stage is kept exactly
+    d2, _ = _turn(tmp_path / "same_host", declared=False, agent_shift_s=0.0)
+    tr2 = json.loads((d2 / "trace.json").read_text())
+    assert tr2["agent"]["clock_offset_s"] == 0.0
+    assert tr2["agent"]["stages"]["first_frame_published"] == tr2["user"]["t_user_eot"] + 0.29
 
 
 def test_compare_equals_the_turns_result(tmp_path):
