@@ -113,3 +113,10 @@ async def test_report_shows_the_gates_file_thresholds(tmp_path):
     # re-rendered from disk (autortc report): the same gates, not the defaults
     write_report(runner.run_dir)
     assert "<= 777" in (runner.run_dir / "report.md").read_text()
+
+
+async def test_the_report_says_which_cases_were_judged_by_their_override(tmp_path):
+    runner, _, _ = await _run(tmp_path, {"max_gap": 400.0, "audible_dropout": 1.0}, None)
+    row = next(line for line in (runner.run_dir / "report.md").read_text().splitlines()
+               if line.startswith("| max gap in reply (ms) |"))
+    assert "| PASS |" in row and "lenient judged by their override < 400.0: PASS" in row
