@@ -205,14 +205,9 @@ def parse_trace(data: Any, *, source: str = "<trace>") -> TurnArtifacts:
 
 def read_trace(path: Path | str) -> TurnArtifacts:
     """Read ``trace.json``.  Raises :class:`TraceFileError` naming the file and the bad field."""
-    p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise TraceFileError(f"{p}: file not found") from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise TraceFileError(f"{p}: not readable JSON ({exc})") from exc
-    return parse_trace(data, source=str(p))
+    from autortc.results import load_json
+
+    return parse_trace(load_json(path, error=TraceFileError), source=str(path))
 
 
 def write_trace(turn_dir: Path | str, artifacts: TurnArtifacts) -> Path:

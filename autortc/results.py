@@ -289,13 +289,18 @@ def write_json(path: Path | str, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
-def read_json(path: Path | str, cls: type[T]) -> T:
-    """Read ``path`` as ``cls``; :class:`ResultFileError` naming the file on any problem."""
+def load_json(path: Path | str, *, error: type[ValueError] = ValueError) -> Any:
+    """Parsed JSON of ``path``; ``error`` (e.g. :class:`ResultFileError`) naming the file when it
+    is missing or not readable JSON."""
     p = Path(path)
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
+        return json.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise ResultFileError(f"{p}: file not found") from exc
+        raise error(f"{p}: file not found") from exc
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ResultFileError(f"{p}: not readable JSON ({exc})") from exc
-    return from_dict(cls, data, source=str(p))
+        raise error(f"{p}: not readable JSON ({exc})") from exc
+
+
+def read_json(path: Path | str, cls: type[T]) -> T:
+    """Read ``path`` as ``cls``; :class:`ResultFileError` naming the file on any problem."""
+    return from_dict(cls, load_json(path, error=ResultFileError), source=str(path))

@@ -50,6 +50,12 @@ def _intervals(items: list[Any]) -> list[dict[str, float | None]]:
     return [{"start_ms": _r(i.start_ms), "end_ms": _r(i.end_ms)} for i in items]
 
 
+def _gaps(C: Any) -> dict[str, Any]:
+    """The continuity keys analyze and compare share (rounded for reading)."""
+    return {"max_gap_ms": _r(C.max_gap_ms), "gaps": _intervals(C.gaps), "excused_gaps": _intervals(C.excused_gaps),
+            "audible_dropouts": C.audible_dropouts, "dropouts": _intervals(C.dropouts)}
+
+
 def analyze_file(path: Path, *, expected_silence_ms: list[tuple[float, float]] = ()) -> dict[str, Any]:
     """Single-file metrics (the ``analyze --json`` object), from the same :func:`autortc.metrics.turn.compute`
     a run uses, with the file as the reply segment.  Raises ``AudioFileError``."""
@@ -67,11 +73,7 @@ def analyze_file(path: Path, *, expected_silence_ms: list[tuple[float, float]] =
         "rms": _r(res.level.reply_rms, 6),
         "clipping_ratio": _r(res.level.clipping_ratio, 6),
         "silence_threshold": _r(C.silence_threshold, 6),
-        "max_gap_ms": _r(C.max_gap_ms),
-        "gaps": _intervals(C.gaps),
-        "excused_gaps": _intervals(C.excused_gaps),
-        "audible_dropouts": C.audible_dropouts,
-        "dropouts": _intervals(C.dropouts),
+        **_gaps(C),
         "peak_spike_count": F.peak_spike_count,
         "spikes": _intervals(F.spikes),
         "peak_derivative_max": _r(F.peak_derivative_max, 6),
@@ -125,11 +127,7 @@ def compare_files(ref_path: Path, deg_path: Path, *, mos: bool = False,
         "hf_energy_ratio_ref": _r(F.hf_energy_ratio_pre, 6),
         "hf_energy_ratio_degraded": _r(F.hf_energy_ratio_post, 6),
         "hf_ratio_drop": _r(F.hf_ratio_drop, 4),
-        "max_gap_ms": _r(C.max_gap_ms),
-        "gaps": _intervals(C.gaps),
-        "excused_gaps": _intervals(C.excused_gaps),
-        "audible_dropouts": C.audible_dropouts,
-        "dropouts": _intervals(C.dropouts),
+        **_gaps(C),
         "peak_spike_count": F.peak_spike_count,
         "repeats": _intervals(F.repeats),
         "turn": turn,

@@ -56,9 +56,18 @@ class UserSide(abc.ABC):
     async def play_turn(self, case: Case, *, trace_id: str, turn_index: int, out_dir: Path) -> TurnArtifacts:
         """Speak ``case``'s segments, wait for the agent to finish, write the turn folder."""
 
-    @abc.abstractmethod
+    _closed: bool = False
+
     async def aclose(self) -> None:
         """Leave the room (idempotent); raises the first error of an owned task."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._aclose_impl()
+
+    @abc.abstractmethod
+    async def _aclose_impl(self) -> None:
+        """Close what :meth:`join` and :meth:`play_turn` opened (called once)."""
 
     async def __aenter__(self) -> UserSide:
         try:
@@ -92,7 +101,6 @@ class BotUser(UserSide):
         # the user joins first: agents link to the first standard participant
         self.user = UserBot(target, room=room)
         self.probe = ProbeBot(target, room=room)
-        self._closed = False
 
     async def join(self) -> None:
         await self.user.connect()
@@ -106,10 +114,7 @@ class BotUser(UserSide):
         require_replies(art, case)
         return art
 
-    async def aclose(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+    async def _aclose_impl(self) -> None:
         results = await asyncio.gather(self.user.aclose(), self.probe.aclose(), return_exceptions=True)
         for r in results:  # both closed; the first failure is raised
             if isinstance(r, BaseException):
@@ -149,7 +154,6 @@ class BrowserUser(UserSide):
         self.target, self.room, self.run_id, self.timeouts = target, room, run_id, timeouts
         self.token_url, self.path = token_url, path or BrowserPath()
         self.probe = ProbeBot(target, room=room)
-        self._closed = False
         self._browser: asyncio.Task[Any] | None = None
 
     async def join(self) -> None:
@@ -203,10 +207,7 @@ class BrowserUser(UserSide):
         require_replies(art, case)
         return art
 
-    async def aclose(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+    async def _aclose_impl(self) -> None:
         if self._browser is not None and not self._browser.done():
             self._browser.cancel()
             await asyncio.gather(self._browser, return_exceptions=True)

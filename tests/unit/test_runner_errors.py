@@ -40,7 +40,7 @@ class ScriptedUser(UserSide):
         s = make_speech(48000, seed=1, sentences=1)
         write_turn_folder(out_dir, pre=s.samples, sr=48000, case_id=case.id, trace_id=trace_id)
 
-    async def aclose(self) -> None:
+    async def _aclose_impl(self) -> None:
         pass
 
 
