@@ -37,7 +37,7 @@ class AgentConfig:
     false_interruption_timeout_s: float = 1.0
     resume_false_interruption: bool = True
     preemptive_generation: bool = True
-    preemptive_tts: bool = False
+    preemptive_tts: bool = True
     turn_detector: str = "vad"  # "vad" or "v1-mini" (LiveKit's local audio end-of-turn model)
     rules_path: str = str(Path(__file__).with_name("rules.json"))
     llm: str = "scripted"  # "scripted" (rules.json) or "transformers" (needs the `llm` extra and llm_model)
@@ -47,6 +47,9 @@ class AgentConfig:
     tts_first_segment_chars: int = 24  # first clause or a few words: first audio does not wait for a sentence  # onnxruntime intra-op threads of piper (0 = all cores)
     stt: str = "ct2"  # "ct2" or "faster-whisper"
     whisper_threads: int = 1
+    # decode once the user has been silent this long (VAD ends the turn at vad_min_silence_s);
+    # 0 = decode only at the end of speech
+    stt_preflight_silence_s: float = 0.064
 
     @classmethod
     def from_env(cls) -> AgentConfig:

@@ -91,6 +91,12 @@ class WhisperStreamingSTT(stt.STT):
     transcripts are off by default (``interim_interval_s=None``): barge-in is decided by the
     session's VAD (voiced duration, see :mod:`system.agent.vad_voiced`), not by words.
 
+    ``preflight_silence_s``: once the user has been silent this long (the VAD still waits for
+    its ``min_silence_duration`` before it ends the utterance), the speech so far is decoded and
+    sent as a ``PREFLIGHT_TRANSCRIPT``, which starts LiveKit Agents' preemptive generation; if
+    no speech followed, the end of speech reuses that decode as the final (no second decode).
+    So the decode overlaps the end-of-speech wait. Not done for speech over the agent's reply.
+
     ``drop_overlap_shorter_s``: an utterance that began while ``agent_speaking()`` was true and
     has less voiced speech than this (the session's ``interruption.min_duration``) did not
     interrupt the agent, so it is a backchannel or a cough: its final is not emitted, because a
@@ -100,7 +106,8 @@ class WhisperStreamingSTT(stt.STT):
     def __init__(self, *, transcriber: Transcriber, vad: Any, interim_interval_s: float | None = None,
                  agent_speaking: Callable[[], bool] = lambda: False, drop_overlap_shorter_s: float = 0.0,
                  model: str = "whisper-tiny.en", shared_vad: bool = False,
-                 on_event: Callable[[str, float, dict[str, Any]], None] | None = None) -> None:
+                 on_event: Callable[[str, float, dict[str, Any]], None] | None = None,
+                 preflight_silence_s: float | None = None) -> None:
         """``shared_vad``: ``vad`` is a :class:`system.agent.vad_voiced.VoicedDurationVAD` that the
         session also uses; segment with its events instead of running a second VAD stream."""
         super().__init__(capabilities=stt.STTCapabilities(streaming=True, interim_results=interim_interval_s is not None))
@@ -111,6 +118,7 @@ class WhisperStreamingSTT(stt.STT):
         self._drop_overlap_shorter_s = drop_overlap_shorter_s
         self._model = model
         self._shared_vad = shared_vad
+        self._preflight_silence_s = preflight_silence_s
         self._on_event = on_event or (lambda *_: None)  # (stage, t_mono, info): stt_vad_end, stt_decoded
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper")
 
@@ -160,6 +168,18 @@ class _WhisperStream(stt.RecognizeStream):
         speaking = asyncio.Event()
         final_lock = asyncio.Lock()
         overlap = {"agent": False, "voiced": 0.0}  # the current utterance began over the agent's speech
+        # speculative decode of the speech so far: (number of frames decoded, task -> text)
+        preflight: dict[str, Any] = {"frames": -1, "task": None}
+
+        async def decode_preflight(frames: list[rtc.AudioFrame]) -> str:
+            async with final_lock:
+                text = await owner._transcribe(frames)
+            if text and speaking.is_set():
+                owner._on_event("stt_preflight", time.monotonic(), {"text": text})
+                self._event_ch.send_nowait(stt.SpeechEvent(
+                    type=stt.SpeechEventType.PREFLIGHT_TRANSCRIPT,
+                    alternatives=[stt.SpeechData(language="en", text=text)]))
+            return text
 
         async def forward() -> None:
             async for item in self._input_ch:
@@ -199,6 +219,7 @@ class _WhisperStream(stt.RecognizeStream):
         async def events() -> None:
             async for ev in vad_events():
                 if ev.type == VADEventType.START_OF_SPEECH:
+                    preflight["frames"], preflight["task"] = -1, None
                     speech[:] = list(ev.frames)
                     speaking.set()
                     overlap["agent"], overlap["voiced"] = owner._agent_speaking(), ev.speech_duration
@@ -206,6 +227,12 @@ class _WhisperStream(stt.RecognizeStream):
                 elif ev.type == VADEventType.INFERENCE_DONE and speaking.is_set():
                     speech.extend(ev.frames)
                     overlap["voiced"] = max(overlap["voiced"], ev.speech_duration)
+                    if ev.raw_accumulated_silence == 0:
+                        preflight["frames"] = -1  # speech goes on: a speculative decode is stale
+                    elif (owner._preflight_silence_s is not None and not overlap["agent"]
+                          and ev.raw_accumulated_silence >= owner._preflight_silence_s and preflight["frames"] < 0):
+                        preflight["frames"] = len(speech)
+                        preflight["task"] = asyncio.create_task(decode_preflight(list(speech)), name="whisper.preflight")
                 elif ev.type == VADEventType.END_OF_SPEECH:
                     speaking.clear()
                     owner._on_event("stt_vad_end", time.monotonic(), {})
@@ -215,8 +242,13 @@ class _WhisperStream(stt.RecognizeStream):
                         log.info("dropped a %.2f s (voiced) utterance over the agent's speech: backchannel",
                                  overlap["voiced"])
                         continue
-                    async with final_lock:
-                        text = await owner._transcribe(list(ev.frames) or list(speech))
+                    task, fresh = preflight["task"], preflight["frames"] >= 0
+                    preflight["frames"], preflight["task"] = -1, None
+                    if fresh and task is not None:
+                        text = await task  # no speech since the speculative decode: it is the final
+                    else:
+                        async with final_lock:
+                            text = await owner._transcribe(list(ev.frames) or list(speech))
                     owner._on_event("stt_decoded", time.monotonic(), {"text": text})
                     if text:
                         self._event_ch.send_nowait(stt.SpeechEvent(

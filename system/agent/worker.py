@@ -175,7 +175,8 @@ async def entrypoint(ctx: JobContext) -> None:
         vad=vad,
         stt=WhisperStreamingSTT(transcriber=models.whisper, vad=vad, agent_speaking=agent_speaking,
                                 drop_overlap_shorter_s=CONFIG.interruption_min_duration_s,
-                                model=f"whisper-tiny.en/{CONFIG.stt}", shared_vad=True, on_event=stage),
+                                model=f"whisper-tiny.en/{CONFIG.stt}", shared_vad=True, on_event=stage,
+                                preflight_silence_s=CONFIG.stt_preflight_silence_s if CONFIG.stt_preflight_silence_s > 0 else None),
         llm=models.hf_llm if models.hf_llm is not None else ScriptedLLM(rules=models.rules, on_event=stage),
         tts=LocalTTS(engine=models.tts, on_event=stage),
         turn_handling={
