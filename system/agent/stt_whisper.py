@@ -119,7 +119,7 @@ class WhisperStreamingSTT(stt.STT):
         self._model = model
         self._shared_vad = shared_vad
         self._preflight_silence_s = preflight_silence_s
-        self._on_event = on_event or (lambda *_: None)  # (stage, t_mono, info): stt_vad_end, stt_decoded
+        self._on_event = on_event or (lambda *_: None)  # (stage, t_mono, info): stt_vad_end, stt_decoded, stt_decode (cpu_s)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper")
 
     @property
@@ -134,9 +134,15 @@ class WhisperStreamingSTT(stt.STT):
         frame = rtc.combine_audio_frames(frames)
         pcm = np.frombuffer(frame.data, dtype=np.int16).reshape(-1, frame.num_channels)
         mono = pcm.mean(axis=1).astype(np.float32) / 32768.0
-        return await asyncio.get_running_loop().run_in_executor(
-            self._executor, self._transcriber.transcribe, mono, frame.sample_rate
-        )
+
+        def run() -> tuple[str, float]:
+            c0 = time.thread_time()
+            text = self._transcriber.transcribe(mono, frame.sample_rate)
+            return text, time.thread_time() - c0
+
+        text, cpu = await asyncio.get_running_loop().run_in_executor(self._executor, run)
+        self._on_event("stt_decode", time.monotonic(), {"cpu_s": cpu, "audio_s": frame.duration})
+        return text
 
     async def _recognize_impl(self, buffer: utils.AudioBuffer, *, language: NotGivenOr[str] = NOT_GIVEN,
                               conn_options: APIConnectOptions) -> stt.SpeechEvent:

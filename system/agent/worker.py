@@ -151,9 +151,29 @@ class BundledAgent(Agent):
 async def entrypoint(ctx: JobContext) -> None:
     proto: AutoRTCAgentProtocol | None = None
 
+    cpu: dict[str, Any] = {"trace": None}  # CPU-seconds of the current turn, reported in its trace
+
     def stage(name: str, t_mono: float, info: dict[str, Any]) -> None:
-        if proto is not None:
-            proto.mark(name, t_mono, first=not name.startswith("stt_"))
+        if proto is None:
+            return
+        if name in ("stt_decode", "tts_done"):
+            _account_cpu(name, info)
+            return
+        proto.mark(name, t_mono, first=not name.startswith("stt_"))
+
+    def _account_cpu(name: str, info: dict[str, Any]) -> None:
+        # per turn: STT decode threads, TTS synthesis threads, and the whole worker process from
+        # the turn's first decode on (with several rooms in one process it counts them all)
+        assert proto is not None
+        tid = proto.current_trace_id
+        if tid is None:
+            return
+        if cpu["trace"] != tid:
+            cpu.update(trace=tid, stt=0.0, tts=0.0, p0=time.process_time() - info["cpu_s"])
+        key = "stt" if name == "stt_decode" else "tts"
+        cpu[key] += info["cpu_s"]
+        proto.set_metric(f"cpu_s_{key}", cpu[key])
+        proto.set_metric("cpu_s_process", time.process_time() - cpu["p0"])
 
     models: Models = ctx.proc.userdata["models"]
 
