@@ -37,7 +37,7 @@ class AgentConfig:
     false_interruption_timeout_s: float = 1.0
     resume_false_interruption: bool = True
     preemptive_generation: bool = True
-    preemptive_tts: bool = True
+    preemptive_tts: bool = False  # True starts TTS before the turn commits: its first chunk then waits for the commit (tts_first_to_publish gate)
     turn_detector: str = "vad"  # "vad" or "v1-mini" (LiveKit's local audio end-of-turn model)
     rules_path: str = str(Path(__file__).with_name("rules.json"))
     llm: str = "scripted"  # "scripted" (rules.json) or "transformers" (needs the `llm` extra and llm_model)
