@@ -16,9 +16,11 @@ class AgentConfig:
     Sources: the seed tuned the VAD silence window 550 → 200 ms. Barge-in (issue 19): the
     session's VAD counts voiced frames only (:mod:`system.agent.vad_voiced`) and the agent
     pauses once the user has spoken ``interruption_min_duration_s`` over it. The bundled
-    "Uh-huh" reaches 0.32 s voiced, "Wait, please stop talking." passes 0.34 s 0.56 s after
-    its onset (its comma pause does not count), so 0.34 s keeps the one talking and stops for
-    the other; shorter overlapping utterances get no final transcript (it would interrupt).
+    "Uh-huh" reaches 0.32 s voiced offline and, through WebRTC, more than 0.34 s in 1 of 3
+    runs (a false yield at 0.34); "Wait, please stop talking." has only 0.29 s voiced before
+    its comma pause and passes 0.40 s ~0.62 s after its onset. 0.40 s leaves the backchannel
+    two 32 ms windows of margin; shorter overlapping utterances get no final transcript (it
+    would interrupt).
     No words are needed (``interruption_min_words`` 0): the old 3-word check waited ~1.8 s
     for interim transcripts. A pause with no final transcript resumes after
     ``false_interruption_timeout_s`` (LiveKit Agents' ``resume_false_interruption``).
@@ -32,7 +34,7 @@ class AgentConfig:
     vad_min_speech_s: float = 0.05
     endpointing_min_delay_s: float = 0.0
     endpointing_max_delay_s: float = 3.0
-    interruption_min_duration_s: float = 0.34
+    interruption_min_duration_s: float = 0.40
     interruption_min_words: int = 0
     false_interruption_timeout_s: float = 1.0
     resume_false_interruption: bool = True

@@ -248,6 +248,8 @@ class _WhisperStream(stt.RecognizeStream):
                         log.info("dropped a %.2f s (voiced) utterance over the agent's speech: backchannel",
                                  overlap["voiced"])
                         continue
+                    if overlap["agent"]:
+                        log.info("utterance over the agent's speech: %.2f s voiced: a barge-in", overlap["voiced"])
                     task, fresh = preflight["task"], preflight["frames"] >= 0
                     preflight["frames"], preflight["task"] = -1, None
                     if fresh and task is not None:

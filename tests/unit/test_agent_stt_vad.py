@@ -162,7 +162,7 @@ async def _stt_events(probs: list[float], *, agent_speaking: bool, preflight: fl
     v = VoicedDurationVAD(_ScriptedVAD(probs), activation_threshold=0.5)
     tr = _FakeTranscriber()
     engine = WhisperStreamingSTT(transcriber=tr, vad=v, agent_speaking=lambda: agent_speaking,
-                                 drop_overlap_shorter_s=0.34, shared_vad=True, preflight_silence_s=preflight)
+                                 drop_overlap_shorter_s=0.40, shared_vad=True, preflight_silence_s=preflight)
     session_vad = v.stream()  # the session's stream; the STT listens to its events
     st = engine.stream()
     for _ in probs:
