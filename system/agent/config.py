@@ -46,7 +46,9 @@ class AgentConfig:
     llm_model: str = ""  # a local folder with a causal LM and its tokenizer (nothing is downloaded)
     tts_length_scale: float = 1.0
     tts_threads: int = 1
-    tts_first_segment_chars: int = 24  # first clause or a few words: first audio does not wait for a sentence  # onnxruntime intra-op threads of piper (0 = all cores)
+    # first TTS segment (spoken chars): 24 gave audible dropouts (segment 2 not ready when
+    # segment 1 ended, 2 of 3 full runs under load); 40 is the segmenter's measured default
+    tts_first_segment_chars: int = 40  # onnxruntime intra-op threads of piper (0 = all cores)
     stt: str = "ct2"  # "ct2" or "faster-whisper"
     whisper_threads: int = 1
     # decode once the user has been silent this long (VAD ends the turn at vad_min_silence_s);
