@@ -45,10 +45,10 @@ class AgentConfig:
     llm: str = "scripted"  # "scripted" (rules.json) or "transformers" (needs the `llm` extra and llm_model)
     llm_model: str = ""  # a local folder with a causal LM and its tokenizer (nothing is downloaded)
     tts_length_scale: float = 1.0
-    tts_threads: int = 1
+    tts_threads: int = 1  # onnxruntime intra-op threads of piper (0 = all cores)
     # first TTS segment (spoken chars): 24 gave audible dropouts (segment 2 not ready when
     # segment 1 ended, 2 of 3 full runs under load); 40 is the segmenter's measured default
-    tts_first_segment_chars: int = 40  # onnxruntime intra-op threads of piper (0 = all cores)
+    tts_first_segment_chars: int = 40
     stt: str = "ct2"  # "ct2" or "faster-whisper"
     whisper_threads: int = 1
     # decode once the user has been silent this long (VAD ends the turn at vad_min_silence_s);
