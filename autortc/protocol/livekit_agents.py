@@ -174,6 +174,13 @@ class AutoRTCAgentProtocol:
         if trace is not None:
             trace.stage(stage, time.monotonic() if t_mono is None else t_mono, first=first)
 
+    def set_metric(self, name: str, value: float) -> None:
+        """Record an agent-reported figure (e.g. ``cpu_s_stt``) of the current turn; it is sent in
+        the trace's ``lk_metrics`` beside LiveKit Agents' own (last value wins)."""
+        trace = self._current()
+        if trace is not None:
+            trace.lk_metrics[name] = float(value)
+
     async def aclose(self) -> None:
         if self._closed:
             return

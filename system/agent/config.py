@@ -13,9 +13,19 @@ AGENT_NAME = "autortc-agent"
 class AgentConfig:
     """Turn-taking and model settings. Env var ``AUTORTC_AGENT_<FIELD>`` overrides each field.
 
-    Sources: the seed tuned the VAD silence window 550 → 200 ms; interruption needs
-    0.5 s of user speech (LiveKit Agents' default) so a "mm-hmm" backchannel (~300 ms)
-    does not stop the agent while a real barge-in (≥ 0.6 s of speech) does.
+    Sources: the seed tuned the VAD silence window 550 → 200 ms. Barge-in (issue 19): the
+    session's VAD counts voiced frames only (:mod:`system.agent.vad_voiced`) and the agent
+    pauses once the user has spoken ``interruption_min_duration_s`` over it. The bundled
+    "Uh-huh" reaches 0.32 s voiced offline and, through WebRTC, more than 0.34 s in 1 of 3
+    runs (a false yield at 0.34); "Wait, please stop talking." has only 0.29 s voiced before
+    its comma pause and passes 0.40 s ~0.62 s after its onset. 0.40 s leaves the backchannel
+    two 32 ms windows of margin; shorter overlapping utterances get no final transcript (it
+    would interrupt).
+    No words are needed (``interruption_min_words`` 0): the old 3-word check waited ~1.8 s
+    for interim transcripts. A pause with no final transcript resumes after
+    ``false_interruption_timeout_s`` (LiveKit Agents' ``resume_false_interruption``).
+    STT: ``ct2`` (short-window CTranslate2, see :mod:`system.agent.stt_ct2`) or
+    ``faster-whisper`` (the 30 s-window path the agent used before).
     """
 
     agent_name: str = AGENT_NAME
@@ -24,19 +34,26 @@ class AgentConfig:
     vad_min_speech_s: float = 0.05
     endpointing_min_delay_s: float = 0.0
     endpointing_max_delay_s: float = 3.0
-    interruption_min_duration_s: float = 0.5
-    # A barge-in needs >= 3 words of (interim) transcript: "mm-hmm", "okay", "yeah right" keep
-    # the agent talking; "wait, stop, please stop" interrupts it while the user is still speaking.
-    interruption_min_words: int = 3
+    interruption_min_duration_s: float = 0.40
+    interruption_min_words: int = 0
     false_interruption_timeout_s: float = 1.0
     resume_false_interruption: bool = True
     preemptive_generation: bool = True
+    preemptive_tts: bool = False  # True starts TTS before the turn commits: its first chunk then waits for the commit (tts_first_to_publish gate)
     turn_detector: str = "vad"  # "vad" or "v1-mini" (LiveKit's local audio end-of-turn model)
     rules_path: str = str(Path(__file__).with_name("rules.json"))
     llm: str = "scripted"  # "scripted" (rules.json) or "transformers" (needs the `llm` extra and llm_model)
     llm_model: str = ""  # a local folder with a causal LM and its tokenizer (nothing is downloaded)
     tts_length_scale: float = 1.0
-    whisper_threads: int = 2
+    tts_threads: int = 1  # onnxruntime intra-op threads of piper (0 = all cores)
+    # first TTS segment (spoken chars): 24 gave audible dropouts (segment 2 not ready when
+    # segment 1 ended, 2 of 3 full runs under load); 40 is the segmenter's measured default
+    tts_first_segment_chars: int = 40
+    stt: str = "ct2"  # "ct2" or "faster-whisper"
+    whisper_threads: int = 1
+    # decode once the user has been silent this long (VAD ends the turn at vad_min_silence_s);
+    # 0 = decode only at the end of speech
+    stt_preflight_silence_s: float = 0.064
 
     @classmethod
     def from_env(cls) -> AgentConfig:

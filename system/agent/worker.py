@@ -22,6 +22,7 @@ from system.agent.config import AgentConfig
 from system.agent.scripted_llm import ScriptedLLM, load_rules
 from system.agent.stt_whisper import WhisperOptions, WhisperStreamingSTT, WhisperTranscriber
 from system.agent.tts_adapter import LocalTTS
+from system.agent.vad_voiced import VoicedDurationVAD
 
 log = logging.getLogger("autortc.agent")
 
@@ -55,7 +56,7 @@ class Models:
     """One job's models: VAD, whisper, piper. Loading takes seconds of CPU, so they are kept."""
 
     vad: Any
-    whisper: WhisperTranscriber
+    whisper: Any  # ShortWindowTranscriber (stt=ct2) or WhisperTranscriber (stt=faster-whisper)
     tts: Any
     rules: Any
     hf_llm: Any = None  # TransformersLLM when AUTORTC_AGENT_LLM=transformers
@@ -63,16 +64,23 @@ class Models:
     @classmethod
     def load(cls) -> Models:
         from system.tts.piper_engine import PiperOptions, PiperTTS
+        from system.tts.segmenter import SegmenterOptions
 
         t0 = time.monotonic()
         m = cls(
-            vad=inference.VAD(
-                min_silence_duration=CONFIG.vad_min_silence_s,
-                min_speech_duration=CONFIG.vad_min_speech_s,
+            vad=VoicedDurationVAD(
+                inference.VAD(
+                    min_silence_duration=CONFIG.vad_min_silence_s,
+                    min_speech_duration=CONFIG.vad_min_speech_s,
+                    activation_threshold=CONFIG.vad_activation_threshold,
+                ),
                 activation_threshold=CONFIG.vad_activation_threshold,
             ),
-            whisper=WhisperTranscriber(WhisperOptions(cpu_threads=CONFIG.whisper_threads)),
-            tts=PiperTTS(PiperOptions(length_scale=CONFIG.tts_length_scale)),
+            whisper=_load_stt(),
+            tts=PiperTTS(PiperOptions(
+                length_scale=CONFIG.tts_length_scale, intra_op_threads=CONFIG.tts_threads,
+                segmenter=SegmenterOptions(first_segment_max_chars=CONFIG.tts_first_segment_chars),
+            )),
             rules=load_rules(Path(CONFIG.rules_path)),
         )
         if CONFIG.llm == "transformers":
@@ -85,6 +93,16 @@ class Models:
             raise ValueError(f"AUTORTC_AGENT_LLM={CONFIG.llm!r}: expected scripted or transformers")
         log.info("loaded models in %.2f s", time.monotonic() - t0)
         return m
+
+
+def _load_stt() -> Any:
+    if CONFIG.stt == "ct2":
+        from system.agent.stt_ct2 import ShortWindowOptions, ShortWindowTranscriber
+
+        return ShortWindowTranscriber(ShortWindowOptions(intra_threads=CONFIG.whisper_threads))
+    if CONFIG.stt == "faster-whisper":
+        return WhisperTranscriber(WhisperOptions(cpu_threads=CONFIG.whisper_threads))
+    raise ValueError(f"AUTORTC_AGENT_STT={CONFIG.stt!r}: expected ct2 or faster-whisper")
 
 
 # Jobs run as threads of the worker (EXECUTOR=thread, the default): a finished job's models go
@@ -133,9 +151,29 @@ class BundledAgent(Agent):
 async def entrypoint(ctx: JobContext) -> None:
     proto: AutoRTCAgentProtocol | None = None
 
+    cpu: dict[str, Any] = {"trace": None}  # CPU-seconds of the current turn, reported in its trace
+
     def stage(name: str, t_mono: float, info: dict[str, Any]) -> None:
-        if proto is not None:
-            proto.mark(name, t_mono)
+        if proto is None:
+            return
+        if name in ("stt_decode", "tts_done"):
+            _account_cpu(name, info)
+            return
+        proto.mark(name, t_mono, first=not name.startswith("stt_"))
+
+    def _account_cpu(name: str, info: dict[str, Any]) -> None:
+        # per turn: STT decode threads, TTS synthesis threads, and the whole worker process from
+        # the turn's first decode on (with several rooms in one process it counts them all)
+        assert proto is not None
+        tid = proto.current_trace_id
+        if tid is None:
+            return
+        if cpu["trace"] != tid:
+            cpu.update(trace=tid, stt=0.0, tts=0.0, p0=time.process_time() - info["cpu_s"])
+        key = "stt" if name == "stt_decode" else "tts"
+        cpu[key] += info["cpu_s"]
+        proto.set_metric(f"cpu_s_{key}", cpu[key])
+        proto.set_metric("cpu_s_process", time.process_time() - cpu["p0"])
 
     models: Models = ctx.proc.userdata["models"]
 
@@ -155,7 +193,10 @@ async def entrypoint(ctx: JobContext) -> None:
 
     session = AgentSession(
         vad=vad,
-        stt=WhisperStreamingSTT(transcriber=models.whisper, vad=vad, interims_when=agent_speaking),
+        stt=WhisperStreamingSTT(transcriber=models.whisper, vad=vad, agent_speaking=agent_speaking,
+                                drop_overlap_shorter_s=CONFIG.interruption_min_duration_s,
+                                model=f"whisper-tiny.en/{CONFIG.stt}", shared_vad=True, on_event=stage,
+                                preflight_silence_s=CONFIG.stt_preflight_silence_s if CONFIG.stt_preflight_silence_s > 0 else None),
         llm=models.hf_llm if models.hf_llm is not None else ScriptedLLM(rules=models.rules, on_event=stage),
         tts=LocalTTS(engine=models.tts, on_event=stage),
         turn_handling={
@@ -173,7 +214,8 @@ async def entrypoint(ctx: JobContext) -> None:
                 "resume_false_interruption": CONFIG.resume_false_interruption,
                 "false_interruption_timeout": CONFIG.false_interruption_timeout_s,
             },
-            "preemptive_generation": {"enabled": CONFIG.preemptive_generation},
+            "preemptive_generation": {"enabled": CONFIG.preemptive_generation,
+                                      "preemptive_tts": CONFIG.preemptive_tts},
         },
         aec_warmup_duration=None,
         user_away_timeout=None,

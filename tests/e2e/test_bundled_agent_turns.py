@@ -85,7 +85,8 @@ def test_barge_in_stops_the_agent_and_backchannel_does_not(stack, tmp_path):
     st = stop["turntaking"]["stop_time_ms"]
     print(f"stop time {st} ms; backchannel false yields {ignore['turntaking']['false_yields']}")
     # the story reply runs ~11 s: an agent that did not yield would be heard for ~10 s after the
-    # barge-in; the bundled one needs 0.5 s of speech and 3 words of interim transcript (~1.8 s here)
+    # barge-in; the bundled one pauses after 0.40 s of voiced speech (~0.7 s here). Its stop-time
+    # figures come from scripts/bench_turntaking.py, not from this bound.
     assert st is not None and 0 < st < 4000
     assert any(r["interrupted"] for r in stop_trace["probe"]["replies"])
     assert ignore["turntaking"]["false_yields"] == 0

@@ -1,0 +1,200 @@
+"""The bundled agent's STT and barge-in pieces, against planted truth.
+
+* ShortWindowTranscriber: piper speaks known sentences (the text is the truth, the agent's STT
+  never sees it); the short-window decode must give them back.
+* VoicedDurationVAD: a scripted inner VAD with known per-window probabilities; speech_duration
+  must count the windows at/above the activation threshold only.
+* WhisperStreamingSTT: an utterance over the agent's speech shorter than the interruption
+  threshold gets no final (a final interrupts the agent); the same utterance with the agent
+  silent, or a long one over it, does; a speculative decode during the end-of-speech silence
+  becomes the final without a second decode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import numpy as np
+import pytest
+from livekit import rtc
+from livekit.agents import stt, vad
+
+pytestmark = pytest.mark.unit
+
+WIN = 0.032
+
+
+@pytest.fixture(scope="module")
+def piper():
+    from system.tts.piper_engine import PiperTTS
+
+    return PiperTTS()
+
+
+@pytest.fixture(scope="module")
+def short_window():
+    from system.agent.stt_ct2 import ShortWindowTranscriber
+
+    return ShortWindowTranscriber()
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z]+", text.lower())
+
+
+@pytest.mark.parametrize("sentence", [
+    "What is the weather like today?",
+    "Please tell me a long story about a dragon and a sailor who got lost at sea.",
+])
+def test_short_window_transcribes_piper_speech(piper, short_window, sentence):
+    import jiwer
+
+    pcm = piper.synthesize(sentence).astype(np.float32) / 32768.0
+    text = short_window.transcribe(pcm, piper.sample_rate)
+    wer = jiwer.wer(" ".join(_words(sentence)), " ".join(_words(text)) or "x")
+    print(f"{sentence!r} -> {text!r} WER {wer:.2f}, window {short_window.window_s(pcm.size / piper.sample_rate):.1f} s")
+    assert wer <= 0.2, text
+    assert short_window.cpu_seconds > 0
+
+
+def test_short_window_silence_and_window_rule(short_window):
+    assert short_window.transcribe(np.zeros(0, np.float32), 16000) == ""
+    assert short_window.window_s(1.5) == 10.0  # the floor below which the decoder loops
+    assert short_window.window_s(12.0) == 14.0  # utterance + 2 s
+
+
+def test_short_window_options_reject_windows_that_loop():
+    from system.agent.stt_ct2 import ShortWindowOptions
+
+    with pytest.raises(ValueError, match="min_window_s"):
+        ShortWindowOptions(min_window_s=4.0)
+
+
+def _frame(n: int = 512, sr: int = 16000) -> rtc.AudioFrame:
+    return rtc.AudioFrame(b"\0\0" * n, sr, 1, n)
+
+
+class _ScriptedVAD(vad.VAD):
+    """Emits START after the first window >= 0.5, INFERENCE_DONE per window (speech_duration
+    grows while speaking, silence included, as silero's does), END after ``end_after`` quiet windows."""
+
+    def __init__(self, probs: list[float], end_after: int = 6) -> None:
+        super().__init__(capabilities=vad.VADCapabilities(update_interval=WIN))
+        self.probs, self.end_after = probs, end_after
+
+    def stream(self) -> vad.VADStream:
+        return _ScriptedStream(self)
+
+
+class _ScriptedStream(vad.VADStream):
+    async def _main_task(self) -> None:
+        owner: _ScriptedVAD = self._vad  # type: ignore[assignment]
+        speaking, sd, quiet = False, 0.0, 0.0
+        frames: list[rtc.AudioFrame] = []
+        i = 0
+        async for item in self._input_ch:
+            if not isinstance(item, rtc.AudioFrame) or i >= len(owner.probs):
+                continue
+            p = owner.probs[i]
+            i += 1
+            frames.append(item)
+
+            def ev(t: vad.VADEventType, **kw) -> vad.VADEvent:
+                base = dict(type=t, samples_index=i * 512, timestamp=i * WIN, speech_duration=sd,
+                            silence_duration=quiet, frames=[item], probability=p, speaking=speaking,
+                            raw_accumulated_silence=quiet)
+                base.update(kw)
+                return vad.VADEvent(**base)
+
+            if speaking:
+                sd += WIN
+                self._event_ch.send_nowait(ev(vad.VADEventType.INFERENCE_DONE))
+                quiet = 0.0 if p >= 0.5 else quiet + WIN
+                if quiet >= owner.end_after * WIN:
+                    speaking = False
+                    self._event_ch.send_nowait(ev(vad.VADEventType.END_OF_SPEECH, frames=list(frames)))
+            elif p >= 0.5:
+                speaking, sd, quiet = True, WIN, 0.0
+                frames = [item]
+                self._event_ch.send_nowait(ev(vad.VADEventType.START_OF_SPEECH, speech_duration=WIN))
+
+
+async def _vad_events(v: vad.VAD, n: int) -> list[vad.VADEvent]:
+    s = v.stream()
+    for _ in range(n):
+        s.push_frame(_frame())
+    s.end_input()
+    return [e async for e in s]
+
+
+def test_voiced_vad_counts_voiced_windows_only():
+    from system.agent.vad_voiced import VoicedDurationVAD
+
+    # 8 voiced windows, then 6 quiet ones until END: the inner speech_duration reaches 14 windows
+    probs = [0.9] * 8 + [0.1] * 6 + [0.0] * 4
+    inner_events = asyncio.run(_vad_events(_ScriptedVAD(probs), len(probs)))
+    seen: list[vad.VADEvent] = []
+    wrapped = VoicedDurationVAD(_ScriptedVAD(probs), activation_threshold=0.5)
+    unsubscribe = wrapped.subscribe(seen.append)
+    events = asyncio.run(_vad_events(wrapped, len(probs)))
+    unsubscribe()
+    inner_max = max(e.speech_duration for e in inner_events if e.type == vad.VADEventType.INFERENCE_DONE)
+    voiced_max = max(e.speech_duration for e in events if e.type == vad.VADEventType.INFERENCE_DONE)
+    assert inner_max == pytest.approx(14 * WIN)
+    assert voiced_max == pytest.approx(8 * WIN)
+    assert [e.type for e in events] == [e.type for e in inner_events] == [e.type for e in seen]
+
+
+class _FakeTranscriber:
+    def __init__(self, text: str = "wait please stop") -> None:
+        self.text, self.calls = text, 0
+
+    def transcribe(self, audio: np.ndarray, sr: int) -> str:
+        self.calls += 1
+        return self.text
+
+
+async def _stt_events(probs: list[float], *, agent_speaking: bool, preflight: float | None = None):
+    from system.agent.stt_whisper import WhisperStreamingSTT
+    from system.agent.vad_voiced import VoicedDurationVAD
+
+    v = VoicedDurationVAD(_ScriptedVAD(probs), activation_threshold=0.5)
+    tr = _FakeTranscriber()
+    engine = WhisperStreamingSTT(transcriber=tr, vad=v, agent_speaking=lambda: agent_speaking,
+                                 drop_overlap_shorter_s=0.40, shared_vad=True, preflight_silence_s=preflight)
+    session_vad = v.stream()  # the session's stream; the STT listens to its events
+    st = engine.stream()
+    for _ in probs:
+        f = _frame()
+        session_vad.push_frame(f)
+        st.push_frame(f)
+    session_vad.end_input()
+    async for _ in session_vad:
+        pass
+    st.end_input()
+    out = [e async for e in st]
+    await engine.aclose()
+    return [e.type for e in out], tr.calls
+
+
+def test_short_speech_over_the_agent_gets_no_final():
+    backchannel = [0.9] * 9 + [0.1] * 8  # 0.29 s voiced, the bundled "Uh-huh" measured 0.32 s
+    types, calls = asyncio.run(_stt_events(backchannel, agent_speaking=True))
+    assert stt.SpeechEventType.FINAL_TRANSCRIPT not in types and calls == 0
+    types, calls = asyncio.run(_stt_events(backchannel, agent_speaking=False))
+    assert types.count(stt.SpeechEventType.FINAL_TRANSCRIPT) == 1
+
+
+def test_long_speech_over_the_agent_gets_its_final():
+    barge_in = [0.9] * 20 + [0.1] * 8  # 0.64 s voiced
+    types, _ = asyncio.run(_stt_events(barge_in, agent_speaking=True))
+    assert types.count(stt.SpeechEventType.FINAL_TRANSCRIPT) == 1
+
+
+def test_speculative_decode_becomes_the_final():
+    turn = [0.9] * 20 + [0.1] * 8
+    types, calls = asyncio.run(_stt_events(turn, agent_speaking=False, preflight=2 * WIN))
+    assert stt.SpeechEventType.PREFLIGHT_TRANSCRIPT in types
+    assert types.index(stt.SpeechEventType.PREFLIGHT_TRANSCRIPT) < types.index(stt.SpeechEventType.FINAL_TRANSCRIPT)
+    assert calls == 1
