@@ -703,7 +703,7 @@ class _Clipping(StreamApplier):
         self._clipped = 0
         self._truth = FaultTruth(kind=spec.kind, planted=True, in_agent_copy=True, sample_rate=sr,
                                  start_sample=0, size_samples=0, out_start_sample=0, reply_index=reply_index,
-                                 extra={"gain": spec.gain, "clipped_samples": 0})
+                                 extra={"gain": spec.gain, "clipped_samples": 0, "clipped_ratio": 0.0})
 
     @property
     def truth(self) -> FaultTruth:
@@ -715,6 +715,7 @@ class _Clipping(StreamApplier):
         self._n += pcm.size
         self._truth.size_samples = self._n
         self._truth.extra["clipped_samples"] = self._clipped
+        self._truth.extra["clipped_ratio"] = self._clipped / self._n if self._n else 0.0
         return np.clip(y, -32768, 32767).astype(np.int16)
 
 
