@@ -61,10 +61,11 @@ class FaultEntry:
         return not self.timing and self.level is not None
 
 
-# at_ms is drawn from the first ~2 s of the reply: every P0 reply of the bundled agent's
-# rules but "Okay, I stopped." lasts >= 2.5 s (piper, 24 kHz), and the position search goes on
-# from at_ms to the first place that fits (system/agent/faults.py, module docstring).
-_IN_REPLY = (200.0, 2000.0)
+# at_ms is drawn from the first 1.5 s of the reply; the position search goes on from at_ms to
+# the first place that fits (system/agent/faults.py, module docstring). On the P0 single-reply
+# cases' piper replies (3.1-4.9 s) every positional fault was planted for at_ms 200, 1000 and
+# 1500 (scripts/faults_on_piper.py --at 200,1000,1500).
+_IN_REPLY = (200.0, 1500.0)
 
 CATALOGUE: tuple[FaultEntry, ...] = (
     # -- path faults: after the agent's pre-RTC copy -----------------------------------------

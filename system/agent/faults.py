@@ -40,7 +40,7 @@ the reply's first sample; RMS in dBFS with full scale = 32768):
   (-40 dBFS; MARGIN = 20 ms). The fault is thus surrounded by speech on both sides. The
   applier holds audio from ``p - MARGIN`` until the window is known (at most the silence
   before the next long-enough voiced stretch plus ``size + 2 * MARGIN``), then releases it.
-* "at a sentence pause" (``stall``): the first run of >= ``PAUSE_MS`` (150 ms) consecutive
+* "at a sentence pause" (``stall``): the first run of >= ``PAUSE_MS`` (120 ms) consecutive
   blocks below ``SILENCE_DBFS`` (-50 dBFS) that starts at or after ``at`` and has sound
   (>= -50 dBFS) both before it (after ``at``) and after it, so a trailing silence never
   counts; the stall is inserted at the block boundary in the middle of that run.
@@ -81,7 +81,7 @@ BLOCK_MS = 10  # energy grid
 MARGIN_MS = 20  # speech required on each side of an "inside words" fault
 VOICE_DBFS = -40.0  # a 10 ms block of piper speech is -30..-15 dBFS; pauses are below -60
 SILENCE_DBFS = -50.0
-PAUSE_MS = 150  # shorter silences are closures inside or between words, not sentence pauses
+PAUSE_MS = 120  # piper (rules.json replies): sentence and comma pauses 140-320 ms, closures inside phrases <= 70 ms
 FRAME_MS = 20  # the codec / publish frame a "lost frame" removes
 
 PATH_KINDS = (

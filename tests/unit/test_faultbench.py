@@ -104,7 +104,7 @@ def test_delay_pairs_are_consecutive_on_one_case_and_alternate(cases):
 def test_positions_are_spread_not_hand_picked(cases):
     plan = make_plan(cases, seed=5, k=40, clean=0, delay_pairs=0, faults=["gap_60"])
     at = np.array([i.spec["at_ms"] for i in plan.items])
-    assert len(set(at)) == 40 and at.min() < 700 and at.max() > 1500
+    assert len(set(at)) == 40 and at.min() < 400 and at.max() > 1300
 
 
 def test_plan_errors_name_what_is_missing(cases):

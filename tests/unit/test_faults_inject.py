@@ -4,7 +4,7 @@ Ground truth comes from the construction of the test signal, not from the inject
 "reply" made of words (every sample +-A with a seeded random sign, so no stretch repeats)
 at known intervals on the 10 ms grid, separated by exact digital silence. Where a fault
 must land follows from those intervals alone (the documented rule: first 10 ms / 20 ms
-grid position >= at_ms with 20 ms of word on either side; middle of the first >= 150 ms
+grid position >= at_ms with 20 ms of word on either side; middle of the first >= 120 ms
 pause with sound on both sides; the first word's onset). Each fault is then checked
 sample by sample against the input under several chunkings.
 """
@@ -377,3 +377,16 @@ def test_applier_refuses_stereo_or_float():
         ap.process(np.zeros((10, 2), np.int16))
     with pytest.raises(ValueError, match="mono int16"):
         ap.process(np.zeros(10, np.float32))
+
+
+@pytest.mark.parametrize("pause_ms, planted", [(110, False), (120, True)])
+def test_stall_needs_a_pause_of_at_least_120ms(pause_ms, planted):
+    words = [(100, 600), (600 + pause_ms, 1200)]
+    x = make_reply(words_ms=words, total_ms=1300)
+    out, t = run_all(FaultSpec(kind="stall", at_ms=0, ms=200), x)
+    assert t.planted is planted
+    if planted:
+        p = (600 + 60) * MS
+        assert np.array_equal(out, np.concatenate([x[:p], np.zeros(200 * MS, np.int16), x[p:]]))
+    else:
+        assert out.tobytes() == x.tobytes()
