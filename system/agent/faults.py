@@ -508,7 +508,6 @@ class _Stall(_Held):
         super().__init__(spec, sr, reply_index=reply_index)
         self._n = _ms_to_samples(spec.size_ms or 0.0, sr)
         self._next_b = -(-_ms_to_samples(spec.at_ms, sr) // self._block)
-        self._emit_from_b = self._next_b
         self._seen_sound = False
         self._run_start: int | None = None
         self._min_run = -(-PAUSE_MS // BLOCK_MS)
