@@ -52,7 +52,7 @@ A fault whose position cannot be found before the reply ends is not planted; its
 Hook API for ``system/agent/worker.py`` (to be wired after the fast-agent merge)::
 
     plan = FaultPlan.from_metadata(ctx.job.metadata or ctx.room.metadata)
-    session options:  plan.session_overrides()        # {} or {"interruption": {...}} (false_yield)
+    session options:  plan.session_overrides()        # merge into turn_handling: no_yield, false_yield
     reply speech:     plan.allow_interruptions        # False for no_yield
     before replying:  if plan.skip_reply: do not answer (no_reply)
                       plan.premature_start_ms         # reply this many ms after the user's speech onset
@@ -850,7 +850,11 @@ class FaultPlan:
         return self.kind != "no_yield"
 
     def session_overrides(self) -> dict[str, Any]:
-        """Changes to the session's ``turn_handling`` (``false_yield``: yield on any speech, even "mm-hmm")."""
+        """Keys to merge into the worker's ``turn_handling["interruption"]`` dict (LiveKit Agents 1.8.9
+        names): ``no_yield`` disables interruption; ``false_yield`` yields on any speech, even an
+        "mm-hmm" (50 ms of VAD speech, no words needed, no resume). ``{}`` for every other kind."""
+        if self.kind == "no_yield":
+            return {"interruption": {"enabled": False}}
         if self.kind == "false_yield":
             return {"interruption": {"min_duration": 0.05, "min_words": 0, "resume_false_interruption": False}}
         return {}

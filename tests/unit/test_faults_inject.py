@@ -335,7 +335,10 @@ def test_wrong_words_without_keywords_replaces_the_reply():
 
 def test_turn_taking_hooks():
     assert FaultPlan(FaultSpec(kind="no_reply")).skip_reply
-    assert FaultPlan(FaultSpec(kind="no_yield")).allow_interruptions is False
+    ny = FaultPlan(FaultSpec(kind="no_yield"))
+    assert ny.allow_interruptions is False and ny.session_overrides() == {"interruption": {"enabled": False}}
+    for kind in ("gap", "delay", "no_reply", "premature", "wrong_words"):
+        assert FaultPlan(FaultSpec(kind=kind, ms=60, user_speech_ms=900)).session_overrides() == {}
     fy = FaultPlan(FaultSpec(kind="false_yield")).session_overrides()
     assert fy["interruption"]["min_words"] == 0
     pre = FaultPlan(FaultSpec(kind="premature", user_speech_ms=1800))
