@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from autortc.artifacts import TraceFileError, read_trace
+from autortc.artifacts import TRACE_FILE, TraceFileError, read_trace
 from autortc.faultbench.plan import BenchPlan
 from autortc.faultbench.score import BenchScore, TurnOutcome, Verdict
 from autortc.runner.suite import RunItem
@@ -60,7 +60,7 @@ class TurnRecord:
 
 def _trace(turn_dir: Path) -> Any:
     try:
-        return read_trace(turn_dir / "trace.json")
+        return read_trace(turn_dir / TRACE_FILE)
     except TraceFileError:
         return None
 
