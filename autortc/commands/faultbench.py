@@ -97,7 +97,7 @@ def register(app: typer.Typer) -> None:
         seed = seed if seed is not None else secrets.randbelow(2**31)
         try:
             cf = load_case_file(cases)
-            bcases = [BenchCase.from_case(c) for c in cf.cases.values()]
+            bcases = [BenchCase.from_case(c) for c in cf.cases]
             faults = [f.strip() for f in only_faults.split(",") if f.strip()] or None
             plan = make_plan(bcases, seed=seed, k=k, clean=clean, delay_pairs=delay_pairs, faults=faults)
         except (CaseFileError, PlanError, ValueError) as exc:

@@ -31,7 +31,7 @@ FAULTS = ["gap_60", "clipping_x6", "tail_cut_60", "wrong_words"]
 @pytest.fixture(scope="module")
 def bench(stack, tmp_path_factory):
     cf = load_case_file(CASES)
-    plan = make_plan([BenchCase.from_case(c) for c in cf.cases.values()], seed=17, k=2, clean=4, delay_pairs=0,
+    plan = make_plan([BenchCase.from_case(c) for c in cf.cases], seed=17, k=2, clean=4, delay_pairs=0,
                      faults=FAULTS)
     opts = RunOptions(target=stack.target, cases_path=CASES, suite="fast", out_root=tmp_path_factory.mktemp("fb"),
                       run_id="e2e-faultbench", progress=False, transcriber=None)
