@@ -80,7 +80,7 @@ def run_probe(x: np.ndarray, block_at_frame: int, block_ms: float, monkeypatch) 
                 due = t0 + k * FRAME / SR
                 while time.monotonic() < due:
                     time.sleep(0.0002)
-                produced.append(time.monotonic())
+                produced.append(due)  # the media clock: when the receiver makes the frame available
                 if k == block_at_frame:
                     block_now.set()
                 loop.call_soon_threadsafe(q.put_nowait, x[k * FRAME:(k + 1) * FRAME])
@@ -115,7 +115,8 @@ def test_probe_first_audible_sample_within_2ms_under_a_delayed_loop(block_ms, wh
     t_found = latency.sample_arrival_time(frames, on, SR)
     k = onset // FRAME
     # the probe's convention: a sample's time = its frame's arrival + its offset in the frame;
-    # truth = that with the frame's undelayed arrival (when the producer handed it over)
+    # truth = that on the media clock (the frame's scheduled hand-over; the producer thread is
+    # itself late by up to ~1 ms on a loaded machine, which the instrument rightly does not see)
     t_true = produced[k] + (onset - k * FRAME) / SR
     err_ms = (t_found - t_true) * 1000.0
     lag_ms = (frames[k][0] - produced[k]) * 1000.0
