@@ -24,6 +24,7 @@ _COMMAND_MODULES = (
     "autortc.commands.calibrate",
     "autortc.commands.analyze",
     "autortc.commands.tts_bench",
+    "autortc.commands.faultbench",
     "autortc.network.cli",
     "autobrowser.cli",
 )

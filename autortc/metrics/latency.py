@@ -95,16 +95,31 @@ def _frames_arr(frames: Sequence[Sequence[float]]) -> np.ndarray:
     return f[np.argsort(f[:, 1], kind="stable")]
 
 
+ENVELOPE_S = 0.5
+"""Forward window of :func:`sample_arrival_time`'s lower envelope (s of samples from the frame
+holding the sample): long enough that a burst after an event-loop stall of a few hundred ms is
+over inside it, short enough that the receiver's jitter buffer does not re-time the stream
+within it (NetEq stretches by single packets)."""
+
+
 def sample_arrival_time(frames: Sequence[Sequence[float]], index: int, sr: int) -> float:
     """Arrival time (s, host monotonic) of sample ``index`` of ``post_rtc_full.wav``.
 
     ``frames`` is ``probe.frames``: ``[arrival_t, first_sample_index]`` per frame.
-    Time = arrival of the frame holding the sample + offset inside it / ``sr``.
+    Time = arrival of the frame holding the sample + offset inside it / ``sr``, where the
+    frame's arrival is the lower envelope of ``arrival - first_sample / sr`` over the frames
+    from it to :data:`ENVELOPE_S` later: the receiver hands frames over at its media pace,
+    and a late Python event loop only ever adds delay (frames seen late, then in a burst),
+    so the least-delayed frame nearby gives the undelayed clock. Without this the
+    reconstructed time was late by the loop's lag (tests/unit/test_instrument_timing.py:
+    +11 ms and +102 ms for a loop blocked 30 and 120 ms before the onset).
     """
     f = _frames_arr(frames)
     k = int(np.searchsorted(f[:, 1], index, side="right")) - 1
     k = max(k, 0)
-    return float(f[k, 0] + (index - f[k, 1]) / sr)
+    hi = int(np.searchsorted(f[:, 1], f[k, 1] + ENVELOPE_S * sr, side="right"))
+    base = float(np.min(f[k:max(hi, k + 1), 0] - f[k:max(hi, k + 1), 1] / sr))
+    return base + index / sr
 
 
 def time_to_sample(frames: Sequence[Sequence[float]], t: float, sr: int) -> int:

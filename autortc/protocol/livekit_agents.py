@@ -21,6 +21,7 @@ import io as _io
 import logging
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -141,8 +142,10 @@ class AutoRTCAgentProtocol:
     to the current turn. All times are ``time.monotonic()`` seconds.
     """
 
-    def __init__(self, *, room: rtc.Room, session: AgentSession, send_pre_rtc: bool = True) -> None:
+    def __init__(self, *, room: rtc.Room, session: AgentSession, send_pre_rtc: bool = True,
+                 trace_fields: Callable[[], dict[str, Any]] | None = None) -> None:
         self._room = room
+        self._trace_fields = trace_fields  # extra fields of each trace message (e.g. a fault injector's truth)
         self._session = session
         self._send_pre_rtc = send_pre_rtc
         self._traces: dict[str, _TurnTrace] = {}
@@ -331,6 +334,7 @@ class AutoRTCAgentProtocol:
                     transcript=trace.transcript,
                     reply_text=trace.reply_text,
                     replies=list(trace.replies),
+                    **(self._trace_fields() if self._trace_fields is not None else {}),
                 )
             )
         log.info(

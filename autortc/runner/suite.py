@@ -46,6 +46,18 @@ RETRYABLE: tuple[type[BaseException], ...] = (HarnessSetupError, rtc.ConnectErro
 events (``HarnessSetupError`` and its subclasses), and the SDK's / API's connection errors."""
 
 
+@dataclass(frozen=True)
+class RunItem:
+    """One room of a planned run (``autortc faultbench``): ``case_id`` of the cases file, played under
+    its own ``entry_id`` (its result folder and summary entry) with ``metadata`` merged into the
+    room's / dispatch's metadata (e.g. ``{"fault": {...}}``); ``max_attempts`` overrides the run's."""
+
+    entry_id: str
+    case_id: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    max_attempts: int | None = None
+
+
 @dataclass(frozen=True, kw_only=True)
 class RunOptions:
     target: Target
@@ -68,6 +80,8 @@ class RunOptions:
     # awaited once after the last case, before the final summary.json and the report (--profile:
     # the path's configured vs measured figures); its dict goes into summary.extra
     finalize: Any = None
+    # a planned run instead of the suite's cases: one room per item, same runner/metrics/gates/report
+    items: tuple[RunItem, ...] = ()
 
 
 @dataclass
@@ -111,9 +125,12 @@ class SuiteRunner:
         self._pool = analysis.new_pool(self.opts.transcriber)
         cut: list[str] = []
         try:
-            if self.suite.mode == "per_case":
-                cases = [self.case_file.case(cid) for cid in self.suite.case_ids if not self.opts.only or cid in self.opts.only]
-                cut = await self._run_per_case(cases)
+            if self.opts.items or self.suite.mode == "per_case":
+                items = ([RunItem(check_id("case", it.entry_id), it.case_id, it.metadata, it.max_attempts) for it in self.opts.items]
+                         or [RunItem(cid, cid) for cid in self.suite.case_ids if not self.opts.only or cid in self.opts.only])
+                for it in items:  # an unknown case id fails before any room
+                    self.case_file.case(it.case_id)
+                cut = await self._run_per_case(items)
             else:
                 cut = await self._run_conversation()
         finally:
@@ -142,25 +159,26 @@ class SuiteRunner:
 
     # -- per-case suites ------------------------------------------------------------------
 
-    async def _run_per_case(self, cases: list[Case]) -> list[str]:
+    async def _run_per_case(self, items: list[RunItem]) -> list[str]:
         sem = asyncio.Semaphore(max(1, self.opts.jobs))
-        progress = _Progress(len(cases), enabled=self.opts.progress, label=f"{self.opts.suite} ({self.opts.jobs} job(s))")
+        progress = _Progress(len(items), enabled=self.opts.progress, label=f"{self.opts.suite} ({self.opts.jobs} job(s))")
 
-        async def one(case: Case) -> None:
+        async def one(item: RunItem) -> None:
+            case = self.case_file.case(item.case_id)
             async with sem:
                 try:
-                    await self._run_case(case)
+                    await self._run_case(case, item)
                 except Exception as exc:  # a bug in the runner itself: this case fails, the others go on
                     tb = traceback.format_exc()
-                    log.error("case=%s: runner error: %s", case.id, tb)
-                    self.harness_errors.append(f"{case.id}: runner: {type(exc).__name__}: {exc}")
-                    res = CaseResult(case_id=case.id, p_level=case.p_level, verdict="FAIL",
+                    log.error("case=%s: runner error: %s", item.entry_id, tb)
+                    self.harness_errors.append(f"{item.entry_id}: runner: {type(exc).__name__}: {exc}")
+                    res = CaseResult(case_id=item.entry_id, p_level=case.p_level, verdict="FAIL",
                                      error=f"error: {type(exc).__name__}: {exc}\n{tb}", tags=list(case.tags))
-                    self.results[case.id] = res
-                    write_json(child(self.run_dir, case.id) / "result.json", res)
-                progress.advance(case.id, self.results[case.id].verdict)
+                    self.results[item.entry_id] = res
+                    write_json(child(self.run_dir, item.entry_id) / "result.json", res)
+                progress.advance(item.entry_id, self.results[item.entry_id].verdict)
 
-        tasks = {asyncio.create_task(one(c), name=f"case.{c.id}"): c.id for c in cases}
+        tasks = {asyncio.create_task(one(it), name=f"case.{it.entry_id}"): it.entry_id for it in items}
         try:
             await asyncio.gather(*tasks)
         except asyncio.CancelledError:
@@ -179,7 +197,7 @@ class SuiteRunner:
                                timeouts=o.timeouts, path=o.browser_path)
         return BotUser(o.target, room=room, run_id=self.run_id, timeouts=o.timeouts)
 
-    async def _attempt_turns(self, label: str, play) -> tuple[Any, list[str], str | None]:
+    async def _attempt_turns(self, label: str, play, max_attempts: int | None = None) -> tuple[Any, list[str], str | None]:
         """Run ``play(attempt)`` until it returns, retrying only :data:`RETRYABLE`.
 
         Returns ``(value, retry_reasons, error)``; ``error`` is ``None`` on success, else the
@@ -187,7 +205,8 @@ class SuiteRunner:
         unexpected exception (not retried: a bug or a real failure must not look like flakiness).
         """
         reasons: list[str] = []
-        for attempt in range(1, self.opts.max_attempts + 1):
+        max_attempts = max_attempts or self.opts.max_attempts
+        for attempt in range(1, max_attempts + 1):
             try:
                 return await play(attempt), reasons, None
             except RETRYABLE as exc:
@@ -199,34 +218,36 @@ class SuiteRunner:
                 log.error("%s failed (not retried): %s", label, tb)
                 self.harness_errors.append(f"{label}: {type(exc).__name__}: {exc}")
                 return None, reasons, f"error: {type(exc).__name__}: {exc}\n{tb}"
-        err = f"harness: all {self.opts.max_attempts} attempts failed; last: {reasons[-1]}"
+        err = f"harness: all {max_attempts} attempts failed; last: {reasons[-1]}"
         self.harness_errors.append(f"{label}: {reasons[-1]}")
         return None, reasons, err
 
-    async def _run_case(self, case: Case) -> None:
+    async def _run_case(self, case: Case, item: RunItem | None = None) -> None:
         t0 = time.monotonic()
-        case_dir = child(self.run_dir, case.id)
+        item = item or RunItem(case.id, case.id)
+        entry_id = item.entry_id
+        case_dir = child(self.run_dir, entry_id)
 
         async def play(attempt: int) -> list[Path]:
-            room = check_id("room", f"{self.run_id}-{case.id}-a{attempt}")
-            meta = {"run_id": self.run_id, "case_id": case.id, "suite": self.opts.suite, "attempt": attempt}
+            room = check_id("room", f"{self.run_id}-{entry_id}-a{attempt}")
+            meta = {**item.metadata, "run_id": self.run_id, "case_id": case.id, "suite": self.opts.suite, "attempt": attempt}
             async with CaseRoom(self.opts.target, room, metadata=meta), self._user_side(room) as user:
                 trace_id = new_trace_id(case.id, 0)
                 turn_dir = child(case_dir, trace_id)
                 await user.play_turn(case, trace_id=trace_id, turn_index=0, out_dir=turn_dir)
                 return [turn_dir]
 
-        turn_dirs, reasons, error = await self._attempt_turns(f"case={case.id}", play)
-        self.retry_reasons[case.id] = reasons
-        turns = [await self._analyze(case, d, case.id) for d in (turn_dirs or [])]
-        result = CaseResult(case_id=case.id, p_level=case.p_level, turns=turns,
+        turn_dirs, reasons, error = await self._attempt_turns(f"case={entry_id}", play, item.max_attempts)
+        self.retry_reasons[entry_id] = reasons
+        turns = [await self._analyze(case, d, entry_id) for d in (turn_dirs or [])]
+        result = CaseResult(case_id=entry_id, p_level=case.p_level, turns=turns,
                             attempts=len(reasons) + (0 if error and error.startswith("harness") else 1),
                             error=error, duration_s=round(time.monotonic() - t0, 2), tags=list(case.tags))
         result.verdict = judge_case(result)  # type: ignore[assignment]
         write_json(case_dir / "result.json", result)
-        self.results[case.id] = result
+        self.results[entry_id] = result
         await self._write_summary()
-        log.info("case=%s verdict=%s attempts=%d (%.1f s)", case.id, result.verdict, result.attempts, result.duration_s)
+        log.info("case=%s verdict=%s attempts=%d (%.1f s)", entry_id, result.verdict, result.attempts, result.duration_s)
 
     # -- conversation suites (nightly) ----------------------------------------------------
 

@@ -359,7 +359,7 @@ def write_turn_folder(
 
     ``post`` (default: ``pre``) is placed in ``post_rtc_full.wav`` so that its sample 0
     arrives ``delay_ms`` after the user's EoT; frames of ``frame_ms`` arrive every
-    ``frame_ms`` plus uniform jitter in ``[0, jitter_ms]``.  Returns
+    ``frame_ms`` plus uniform jitter in ``[0, jitter_ms]`` (receiver-side lag: the truth is the undelayed clock).  Returns
     ``{"eot_to_first_audio_ms": ..., "t_user_eot": ..., "onset_sample": ...}`` where the
     truth uses the onset of ``post``'s first sample above 1e-3 full scale.
     """
@@ -390,7 +390,9 @@ def write_turn_folder(
     p_on = np.flatnonzero(np.abs(post) > 1e-3)
     onset = lead + (int(p_on[0]) if p_on.size else 0)
     k = onset // fl
-    t_onset = float(arrivals[k] + (onset - k * fl) / sr)
+    # jitter here is receiver-side lag (a frame seen late by the event loop), not a later sound:
+    # the onset's true time is on the undelayed clock
+    t_onset = float(t_full_start + onset / sr)
     reply_start = max(0, lead - int(0.05 * sr))
     reply_end = min(full.shape[0], lead + post.shape[0] + int(0.2 * sr))
     sf.write(str(d / "user.wav"), user, user_sr, subtype="PCM_16")

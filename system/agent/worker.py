@@ -19,6 +19,7 @@ from livekit.agents.voice.room_io import RoomOptions
 
 from autortc.protocol.livekit_agents import AutoRTCAgentProtocol
 from system.agent.config import AgentConfig
+from system.agent.fault_output import FaultWiring
 from system.agent.scripted_llm import ScriptedLLM, load_rules
 from system.agent.stt_whisper import WhisperOptions, WhisperStreamingSTT, WhisperTranscriber
 from system.agent.tts_adapter import LocalTTS
@@ -186,6 +187,8 @@ async def entrypoint(ctx: JobContext) -> None:
     if CONFIG.turn_detector == "v1-mini":
         turn_detection = inference.TurnDetector(version="v1-mini")
     holder: dict[str, AgentSession] = {}
+    # fault bench (docs/faultbench.md): the planted fault of this room, if its metadata names one
+    faults = FaultWiring.from_job(ctx, reply_text_for=lambda case_id: models.rules.reply_for(case_id.replace("_", " "))[1])
 
     def agent_speaking() -> bool:
         s = holder.get("session")
@@ -199,7 +202,7 @@ async def entrypoint(ctx: JobContext) -> None:
                                 preflight_silence_s=CONFIG.stt_preflight_silence_s if CONFIG.stt_preflight_silence_s > 0 else None),
         llm=models.hf_llm if models.hf_llm is not None else ScriptedLLM(rules=models.rules, on_event=stage),
         tts=LocalTTS(engine=models.tts, on_event=stage),
-        turn_handling={
+        turn_handling=faults.turn_handling({
             "turn_detection": turn_detection,
             "endpointing": {
                 "mode": "fixed",
@@ -216,14 +219,16 @@ async def entrypoint(ctx: JobContext) -> None:
             },
             "preemptive_generation": {"enabled": CONFIG.preemptive_generation,
                                       "preemptive_tts": CONFIG.preemptive_tts},
-        },
+        }),
         aec_warmup_duration=None,
         user_away_timeout=None,
     )
     holder["session"] = session
-    await session.start(agent=BundledAgent(), room=ctx.room, room_options=RoomOptions(close_on_disconnect=True))
-    proto = AutoRTCAgentProtocol(room=ctx.room, session=session)
+    await session.start(agent=faults.agent(BundledAgent)(), room=ctx.room, room_options=RoomOptions(close_on_disconnect=True))
+    faults.install_path(session)  # fault bench: path faults after the pre-RTC copy
+    proto = AutoRTCAgentProtocol(room=ctx.room, session=session, trace_fields=faults.trace_fields)
     await proto.start()
+    faults.install_agent(session)  # fault bench: agent faults before the pre-RTC copy
     log.info("session started in room %s", ctx.room.name)
 
 

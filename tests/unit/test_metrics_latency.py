@@ -29,10 +29,12 @@ def test_first_onset_skips_previous_reply_tail():
     assert first_onset(np.zeros(SR, np.float32), SR) is None
 
 
-def test_sample_arrival_time_uses_offset_inside_frame():
+def test_sample_arrival_time_uses_offset_inside_frame_and_the_least_delayed_frame():
+    # 20 ms frames; the second was seen 5 ms late, the third 1 ms late (a late event loop only adds delay)
     frames = [[10.000, 0], [10.025, 960], [10.041, 1920]]
     assert sample_arrival_time(frames, 0, SR) == pytest.approx(10.0)
-    assert sample_arrival_time(frames, 960 + 480, SR) == pytest.approx(10.025 + 0.010)
+    # frame 1's own arrival says 10.035; frame 2 (0.5 s window ahead) shows the clock is at most 1 ms late there
+    assert sample_arrival_time(frames, 960 + 480, SR) == pytest.approx(10.001 + 0.030)
     assert sample_arrival_time(frames, 1920 + 48, SR) == pytest.approx(10.041 + 0.001)
     assert time_to_sample(frames, 10.026, SR) == 960 + 48
 

@@ -1,0 +1,195 @@
+"""The worker's fault wiring (system/agent/fault_output.py) over LiveKit Agents' real AudioOutput chain.
+
+Chain as the worker builds it: session -> FaultOutput(agent) -> recorder (the pre-RTC copy) ->
+FaultOutput(path) -> sink. The reply is built here from known words (same construction as
+tests/unit/test_faults_inject.py), so where each fault must be follows from the construction,
+not from the injector.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from livekit import rtc
+from livekit.agents.voice import io as voice_io
+
+from system.agent.fault_output import FaultOutput, FaultWiring, _Replies
+from system.agent.faults import FaultPlan
+
+pytestmark = pytest.mark.unit
+
+SR = 24000
+MS = SR // 1000
+WORDS_MS = [(200, 700), (760, 1400), (1700, 2500)]
+TOTAL_MS = 2800
+
+
+def make_reply(seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = np.zeros(TOTAL_MS * MS, dtype=np.int16)
+    for s, e in WORDS_MS:
+        x[s * MS : e * MS] = (12000 * rng.choice([-1, 1], size=(e - s) * MS)).astype(np.int16)
+    return x
+
+
+class Sink(voice_io.AudioOutput):
+    """The room output stand-in: keeps frames, reports playback like a sink does."""
+
+    def __init__(self, label: str = "sink", next_output: voice_io.AudioOutput | None = None) -> None:
+        super().__init__(label=label, next_in_chain=next_output, capabilities=voice_io.AudioOutputCapabilities(pause=True))
+        self.frames: list[rtc.AudioFrame] = []
+        self.events: list[str] = []
+
+    @property
+    def sample_rate(self) -> int | None:
+        return SR
+
+    async def capture_frame(self, frame: rtc.AudioFrame) -> None:
+        await super().capture_frame(frame)
+        self.frames.append(frame)
+        self.events.append("frame")
+        if self.next_in_chain:
+            await self.next_in_chain.capture_frame(frame)
+
+    def flush(self) -> None:
+        super().flush()
+        self.events.append("flush")
+        if self.next_in_chain:
+            self.next_in_chain.flush()
+
+    def clear_buffer(self) -> None:
+        self.events.append("clear")
+        if self.next_in_chain:
+            self.next_in_chain.clear_buffer()
+
+    def pcm(self) -> np.ndarray:
+        return np.concatenate([np.frombuffer(bytes(f.data), np.int16) for f in self.frames]) if self.frames else np.zeros(0, np.int16)
+
+
+def chain(meta: dict | None):
+    """(head, recorder, sink, wiring) built in the worker's order: path wrapper, recorder, agent wrapper."""
+    sink = Sink("sink")
+    wiring = FaultWiring(FaultPlan.from_metadata(json.dumps(meta) if meta else None))
+    session = SimpleNamespace(output=SimpleNamespace(audio=sink))
+    wiring.install_path(session)  # type: ignore[arg-type]
+    recorder = Sink("recorder", session.output.audio)
+    session.output.audio = recorder
+    wiring.install_agent(session)  # type: ignore[arg-type]
+    return session.output.audio, recorder, sink, wiring
+
+
+async def play(head: voice_io.AudioOutput, x: np.ndarray, chunk: int = 480) -> list[rtc.AudioFrame]:
+    frames = [rtc.AudioFrame(x[i:i + chunk].tobytes(), SR, 1, len(x[i:i + chunk])) for i in range(0, x.size, chunk)]
+    for f in frames:
+        await head.capture_frame(f)
+    head.flush()
+    for _ in range(50):  # released audio is handed on by an owned task
+        await asyncio.sleep(0)
+    return frames
+
+
+def test_no_fault_installs_nothing_and_the_output_is_the_same_frames():
+    x = make_reply()
+    head, recorder, sink, wiring = chain({"run_id": "r1", "case_id": "content_weather", "suite": "fast", "attempt": 1})
+    assert head is recorder and not wiring.active and wiring.trace_fields() == {}
+    frames = asyncio.run(play(head, x))
+    assert all(a is b for a, b in zip(sink.frames, frames, strict=True))
+    assert sink.pcm().tobytes() == x.tobytes() == recorder.pcm().tobytes()
+
+
+def test_passthrough_side_hands_on_the_very_frame_objects():
+    """A FaultOutput whose applier is a Passthrough (the other side of a fault) changes nothing."""
+    x = make_reply()
+    sink = Sink()
+    out = FaultOutput("agent", _Replies(FaultPlan.from_metadata({"fault": {"kind": "gap", "ms": 60, "at_ms": 300}})), sink)
+    frames = asyncio.run(play(out, x))  # gap is a path fault: the agent side passes through
+    assert all(a is b for a, b in zip(sink.frames, frames, strict=True))
+    assert sink.events[-1] == "flush"
+
+
+@pytest.mark.parametrize("chunk", [480, 240, 1000])
+def test_path_gap_after_the_copy_sample_exact(chunk):
+    x = make_reply()
+    head, recorder, sink, wiring = chain({"case_id": "c", "fault": {"kind": "gap", "at_ms": 300, "ms": 60, "seed": 1}})
+    asyncio.run(play(head, x, chunk))
+    assert recorder.pcm().tobytes() == x.tobytes()  # the agent's copy is clean
+    y = sink.pcm()
+    # constructed truth: first 10 ms grid point >= 300 ms with 20 ms of word either side: 300 ms (word 200-700)
+    p, n = 300 * MS, 60 * MS
+    assert y.size == x.size
+    assert not y[p:p + n].any() and np.array_equal(y[:p], x[:p]) and np.array_equal(y[p + n:], x[p + n:])
+    truth = wiring.trace_fields()["fault_truth"]
+    assert [(t["kind"], t["planted"], t["start_sample"], t["size_samples"], t["in_agent_copy"]) for t in truth] == [
+        ("gap", True, p, n, False)]
+    assert sink.events[-1] == "flush" and sink.events.count("flush") == 1
+
+
+def test_tail_cut_holds_the_reply_and_releases_it_before_the_flush():
+    x = make_reply()
+    head, recorder, sink, _ = chain({"fault": {"kind": "tail_cut", "fraction": 0.6}})
+    asyncio.run(play(head, x))
+    assert recorder.pcm().tobytes() == x.tobytes()
+    keep = int(round(0.6 * x.size))
+    assert np.array_equal(sink.pcm(), x[:keep])
+    assert sink.events[-1] == "flush" and "flush" not in sink.events[:-1]
+
+
+def test_agent_clipping_is_in_the_copy_and_the_output():
+    x = make_reply()
+    head, recorder, sink, wiring = chain({"fault": {"kind": "clipping", "gain": 6}})
+    asyncio.run(play(head, x))
+    want = np.clip(x.astype(np.int32) * 6, -32768, 32767).astype(np.int16)
+    assert np.array_equal(recorder.pcm(), want) and np.array_equal(sink.pcm(), want)
+    assert wiring.trace_fields()["fault"]["kind"] == "clipping"
+
+
+def test_delay_prepends_exact_silence_before_the_copy():
+    x = make_reply()
+    head, recorder, sink, _ = chain({"fault": {"kind": "delay", "ms": 300}})
+    asyncio.run(play(head, x))
+    want = np.concatenate([np.zeros(300 * MS, np.int16), x])
+    assert np.array_equal(recorder.pcm(), want) and np.array_equal(sink.pcm(), want)
+    assert max(len(f.data) for f in sink.frames) <= 20 * MS  # handed on in <= 20 ms frames
+
+
+def test_clear_buffer_drops_held_audio_and_the_next_reply_is_clean():
+    x = make_reply()
+    head, recorder, sink, wiring = chain({"fault": {"kind": "tail_cut", "fraction": 0.6}})
+
+    async def go():
+        for i in range(0, 24000, 480):
+            await head.capture_frame(rtc.AudioFrame(x[i:i + 480].tobytes(), SR, 1, 480))
+        head.clear_buffer()  # barge-in: the held first second never reaches the sink
+        await play(head, x)
+
+    asyncio.run(go())
+    assert "clear" in sink.events
+    assert np.array_equal(sink.pcm(), x)  # reply 1 is not the planted reply_index 0
+    assert recorder.pcm().size == 24000 + x.size
+
+
+def test_turn_handling_overrides_merge_and_agent_hooks():
+    base = {"interruption": {"enabled": True, "mode": "vad", "min_duration": 0.5}, "turn_detection": "vad"}
+    clean = FaultWiring(FaultPlan.from_metadata(None))
+    assert clean.turn_handling(base) is base
+    ny = FaultWiring(FaultPlan.from_metadata({"fault": {"kind": "no_yield"}}))
+    assert ny.turn_handling(base)["interruption"] == {"enabled": False, "mode": "vad", "min_duration": 0.5}
+    assert base["interruption"]["enabled"] is True
+
+    class A:
+        pass
+
+    assert clean.agent(A) is A  # type: ignore[arg-type]
+    assert FaultWiring(FaultPlan.from_metadata({"fault": {"kind": "no_reply"}})).agent(A) is not A  # type: ignore[arg-type]
+
+
+def test_from_job_reads_dispatch_then_room_metadata_and_names_a_bad_field():
+    job = SimpleNamespace(id="AJ_1", metadata="", room=SimpleNamespace(metadata=json.dumps({"fault": {"kind": "click"}})))
+    assert FaultWiring.from_job(SimpleNamespace(job=job)).plan.kind == "click"
+    job.metadata = json.dumps({"fault": {"kind": "gap", "ms": -1}})
+    with pytest.raises(ValueError, match=r"job AJ_1 metadata: fault\.ms"):
+        FaultWiring.from_job(SimpleNamespace(job=job))

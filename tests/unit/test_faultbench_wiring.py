@@ -1,0 +1,71 @@
+"""The bench's glue to the runner: plan items -> RunItems, results + trace -> TurnOutcome, timing parts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from autortc.artifacts import TRACE_FILE, read_trace, write_trace
+from autortc.faultbench import bench
+from autortc.faultbench.plan import BenchCase, make_plan
+from autortc.faultbench.score import score
+from autortc.results import CaseResult
+from autortc.testing.faults import make_speech, write_turn_folder
+
+pytestmark = pytest.mark.unit
+
+CASES = [BenchCase("a", "P0", keywords=("sunny",), user_speech_ms=1500.0),
+         BenchCase("b", "P0", keywords=("dragon",), user_speech_ms=1200.0)]
+
+
+def test_run_items_carry_the_fault_and_one_attempt_for_no_reply():
+    plan = make_plan(CASES, seed=5, k=1, clean=1, delay_pairs=0, faults=["gap_60", "no_reply"])
+    items = bench.run_items(plan)
+    by_fault = {it.metadata.get("fault", {}).get("kind"): it for it in items}
+    assert by_fault["gap"].metadata["fault"]["ms"] == 60 and by_fault["gap"].max_attempts is None
+    assert by_fault["no_reply"].max_attempts == 1
+    assert by_fault[None].metadata == {"case_id": by_fault[None].case_id, "bench_item": by_fault[None].metadata["bench_item"]}
+    assert all(it.entry_id == bench.entry_id(p) for it, p in zip(items, plan.items))
+
+
+def test_outcomes_read_truth_from_the_trace_and_map_errors(tmp_path: Path):
+    from autortc.gates import load_gates
+    from autortc.metrics.turn import compute_turn_metrics
+
+    plan = make_plan(CASES, seed=5, k=1, clean=1, delay_pairs=0, faults=["gap_60", "no_reply", "clipping_x6"])
+    sp = make_speech(48000, seed=2, sentences=1)
+    results = {}
+    truth = [{"kind": "gap", "planted": True, "in_agent_copy": False, "size_ms": 60.0}]
+    for it in plan.items:
+        eid = bench.entry_id(it)
+        if it.fault == "no_reply":
+            results[eid] = CaseResult(case_id=eid, p_level="P0", error="harness: all 1 attempts failed; last: attempt 1: NoReplyError: no reply")
+            continue
+        if it.fault == "clipping_x6":
+            results[eid] = CaseResult(case_id=eid, p_level="P0", error="harness: all 3 attempts failed; last: BarrierTimeout")
+            continue
+        td = tmp_path / eid / "t0"
+        want = write_turn_folder(td, pre=sp.samples, sr=48000, delay_ms=500.0, stages_ms={"end_of_turn": 200.0})
+        art = read_trace(td / TRACE_FILE)
+        if it.fault == "gap_60":
+            art.agent.extra["fault_truth"] = truth
+        write_trace(td, art)
+        res = compute_turn_metrics(td, gates=load_gates())
+        res.trace_id = "t0"
+        results[eid] = CaseResult(case_id=eid, p_level="P0", turns=[res])
+    recs = {r.outcome.fault: r for r in bench.outcomes(plan, results, tmp_path)}
+    assert list(recs["gap_60"].outcome.truth) == truth and recs["gap_60"].outcome.verdicts
+    assert recs["no_reply"].outcome.error == "" and "no reply came" in recs["no_reply"].note
+    assert recs["clipping_x6"].outcome.error.startswith("harness")
+    clean = recs[None]
+    assert clean.outcome.truth == () and clean.outcome.latency_ms == pytest.approx(want["eot_to_first_audio_ms"], abs=2.0)
+    # parts on one clock add up to the latency (synthetic stages: decision at EoT + 200 ms, publish at + 480 ms)
+    assert clean.uplink_ms == pytest.approx(200.0, abs=0.01) and clean.agent_ms == pytest.approx(280.0, abs=0.01)
+    assert clean.uplink_ms + clean.agent_ms + clean.downlink_ms == pytest.approx(clean.outcome.latency_ms, abs=0.01)
+    sc = score([r.outcome for r in recs.values()])
+    rows = {r.name: r for r in sc.rows}
+    assert rows["gap_60"].planted == 1 and rows["no_reply"].planted == 1 and rows["no_reply"].caught == 0
+    assert rows["clipping_x6"].harness_errors == 1
+    tim = bench.timing(list(recs.values()))
+    assert tim["turns"] >= 1 and tim["sum_error_ms_max"] < 0.01
