@@ -14,8 +14,10 @@ DROP_DB                     12 dB      a dropout is this far below the agent's o
                                        8.4 dB of its copy (12 gold sentences, worst 5 ms
                                        window); a -45 dBFS noise fill sits >= 14 dB under.
 VOICED_DBFS                 -50 dBFS   the reference must be sound around the dropout
-DROP_TOLERANCE_MS           6 ms       the reference must stay voiced this far either side
+DROP_TOLERANCE_MS           10 ms      the reference must stay voiced this far either side
                                        (absorbs jitter-buffer time stretch at word edges)
+RESUME_MS                   300 ms     the received audio must sound again within this after
+                                       a dropout (else: the reply ended -- barge-in, cut)
 MIN_DROPOUT_MS / BRIDGE_MS  8 / 5 ms   a run of dropped windows this long, holes up to 5 ms
                                        bridged (Opus smears a lost frame: 8/8 zeroed 20 ms
                                        frames and 3/3 -45 dBFS fills found, 0 on 12 clean)
@@ -45,9 +47,10 @@ ENV_WIN_MS = 5.0
 ENV_HOP_MS = 1.0
 DROP_DB = 12.0
 VOICED_DBFS = -50.0
-DROP_TOLERANCE_MS = 6.0
+DROP_TOLERANCE_MS = 10.0
 MIN_DROPOUT_MS = 8.0
 BRIDGE_MS = 5.0
+RESUME_MS = 300.0
 CLICK_WIN_MS = 1.0
 CLICK_CONTEXT_MS = 15.0
 CLICK_GUARD_MS = 2.0
@@ -163,6 +166,11 @@ def frame_dropouts(post: np.ndarray, ref: np.ndarray, sr: int, *, lag: int = 0,
                 x, y = max(sub, key=lambda s: s[1] - s[0])
                 aa, bb = max(0, a - tol) + x, max(0, a - tol) + y
         if bb - aa < need:
+            continue
+        # a dropout is inside speech: the received audio sounds again after it (a reply that
+        # stops for good -- a barge-in, a tail cut -- is missing audio, not a dropout)
+        after = ep[bb:bb + int(RESUME_MS / ENV_HOP_MS)]
+        if not after.size or not (after > rm[aa:bb].min() + gain - drop_db / 2).any():
             continue
         win = ENV_WIN_MS / ENV_HOP_MS
         depth = float(np.median(rm[aa:bb] + gain - ep[aa:bb]))

@@ -269,8 +269,17 @@ def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: T
 
     # content
     if transcriber is not None and seg is not None and res.audio_valid:
+        # everything the agent said in this turn: with several replies (a first one cut by
+        # the user, then the answer) the user heard them all, and agent.reply_text holds all
+        said = seg
+        reps = probe.replies if probe is not None else []
+        if full is not None and len(reps) > 1 and reps[0].start_sample is not None:
+            ends = [r.end_sample for r in reps if r.end_sample is not None]
+            end = min(full.samples.shape[0], (max(ends) if ends else full.samples.shape[0]) + int(0.3 * full.sr))
+            if end > reps[0].start_sample:
+                said = Audio(full.samples[int(reps[0].start_sample):end], full.sr)
         try:
-            text = transcriber.transcribe(seg.samples, seg.sr)
+            text = transcriber.transcribe(said.samples, said.sr)
         except Exception as exc:  # STT is the caller's; its failure is a turn error, not a crash
             res.errors.append(f"transcribe failed: {type(exc).__name__}: {exc}")
             text = None
