@@ -195,7 +195,7 @@ def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: T
             F.hf_ratio_drop = fingerprints.hf_ratio_drop(pre.samples, seg.samples, pre.sr, seg.sr)
             F.speed_ratio = defects.speed_ratio(pre_at, seg.samples, seg.sr)
             F.speed_change = abs(F.speed_ratio - 1.0) if F.speed_ratio is not None else None
-            if not any(s.expect == "stop" for s in user_t.segments):
+            if not _interrupted(user_t, probe):
                 a = fingerprints.audible_span(pre_at, seg.sr)
                 b = fingerprints.audible_span(seg.samples, seg.sr)
                 if a is not None:
@@ -340,6 +340,15 @@ def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: T
     return res
 
 
+def _interrupted(user_t: UserBlock, probe: Any) -> bool:
+    """The first reply was cut by the user (a ``stop`` segment, or the probe saw it interrupted):
+    its missing end is turn-taking (judged by barge_in_stop / talk_over), not missing audio."""
+    if any(s.expect == "stop" for s in user_t.segments):
+        return True
+    reps = probe.replies if probe is not None else []
+    return bool(reps) and bool(reps[0].interrupted)
+
+
 def _covered(g: continuity.Gap, declared: Sequence[Span]) -> bool:
     """Is the gap inside a pause the agent declared (``agent.expected_silence_ms``, reply ms)?"""
     return any(float(a) - 20.0 <= g.start_ms and g.end_ms <= float(b) + 20.0 for a, b in declared)
@@ -384,7 +393,7 @@ def _expectations(res: TurnResult, art: TurnArtifacts | None, seg: Audio | None,
         why = f"capture_status {res.capture_status}" if res.capture_status != "OK" else "reference comparison failed"
         want("fingerprints.hf_ratio_drop", why)
         want("fingerprints.speed_change", why)
-        if not any(s.expect == "stop" for s in segs):
+        if not _interrupted(user_t, art.probe if art is not None else None):
             want("continuity.missing_audio_ms", why)
     if respond and case.expect_keywords:
         why = ("no transcriber configured" if transcriber is None else
