@@ -198,3 +198,19 @@ def test_premature_ms():
 def test_fingerprint_helpers_still_agree_on_clean_speed(clean):
     pre, post = clean["long_02.wav"]
     assert fingerprints.drift_ratio(pre, post, SR) == pytest.approx(1.0, abs=0.01)
+
+
+@pytest.mark.parametrize("name", ["long_03.wav", "numbers_01.wav"])
+def test_40ms_chunk_played_twice_in_the_agents_copy_is_judged_and_attributed(gold, name):
+    """The bench's agent ``repeat`` fault: 40 ms of speech played twice, before the pre-RTC copy
+    (so both copies have it).  Formerly excused because the agent's copy had it too."""
+    x, sr = gold[name]
+    n = int(0.040 * sr)
+    p = _voiced_at(x, sr, 2 * n, 2)
+    xr = np.concatenate([x[:p + n], x[p:p + n], x[p + n:]]).astype(np.float32)
+    res = _turn(resample(xr, sr, SR), _opus(xr, sr))
+    t = (p + n) / sr * 1000.0
+    assert res.fingerprints.repeat_count >= 1
+    assert any(r.start_ms - 30 <= t + 40 and t - 30 <= r.end_ms for r in res.fingerprints.repeats), (t, res.fingerprints.repeats)
+    assert {v.gate: v.status for v in res.verdicts}["repeats"] == "WARN"
+    assert res.origin["repeats"] == "agent"
