@@ -55,6 +55,7 @@ class GateVerdict:
     warn_threshold: float | None = None
     n: int | None = None
     message: str = ""
+    expected_n: int | None = None  # turns that should have measured it (run scope); n = measured
 
 
 @dataclass
@@ -95,6 +96,8 @@ class LatencyMetrics:
     agent_reported_ms: float | None = None
     reported_vs_heard_ms: float | None = None  # heard - reported: silence the agent does not see
     user_kpi_ms: float | None = None  # browser-side, filled by the browser harness
+    # the reply was already sounding at the user's EoT (talk-over): no latency, counted apart
+    premature: bool = False
 
 
 @dataclass
@@ -111,6 +114,11 @@ class ContinuityMetrics:
     user_max_gap_ms: float | None = None
     user_gaps: list[Interval] = field(default_factory=list)
     user_expected_silence_coverage: float | None = None
+    # silences of the agent's own copy longer than the sentence-pause cap: judged as gaps,
+    # attributed to the agent (ms in post_rtc_reply.wav)
+    agent_gaps: list[Interval] = field(default_factory=list)
+    # audible duration of the agent's copy the user did not get (speed-corrected), ms
+    missing_audio_ms: float | None = None
 
 
 @dataclass
@@ -146,6 +154,8 @@ class ContentMetrics:
 
 @dataclass
 class TurnTakingMetrics:
+    # respond turns: ms the reply sounded before the user's EoT (0.0 = started after EoT)
+    premature_ms: float | None = None
     stop_time_ms: float | None = None
     false_yields: int | None = None
     talk_over_ms: float | None = None
@@ -164,6 +174,8 @@ class Fingerprints:
     hf_ratio_drop: float | None = None
     repeat_count: int | None = None
     repeats: list[Interval] = field(default_factory=list)
+    speed_ratio: float | None = None  # post plays this much faster/higher than the agent's copy
+    speed_change: float | None = None  # |speed_ratio - 1|
 
 
 @dataclass
@@ -187,6 +199,13 @@ class TurnResult:
     fingerprints: Fingerprints = field(default_factory=Fingerprints)
     verdicts: list[GateVerdict] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # metric paths this turn should have measured -> why not ("" when measured): a gate on
+    # such a metric that stayed None FAILs "not measured: <reason>" on P0 turns
+    expected: dict[str, str] = field(default_factory=dict)
+    # where a fault arose, per metric family ("agent": in the agent's own pre-RTC copy too;
+    # "path": added on the way; "agent+path"): attribution, never an excuse
+    origin: dict[str, str] = field(default_factory=dict)
+    no_reply: bool | None = None  # the agent never answered this turn (cause NO_REPLY)
     v: int = RESULT_VERSION
 
     def metric(self, path: str) -> Any:
@@ -211,6 +230,8 @@ class CaseResult:
     error: str | None = None
     duration_s: float | None = None
     tags: list[str] = field(default_factory=list)
+    cause: str | None = None  # why the agent failed the case: NO_REPLY, AGENT_GONE, LATE_REPLY
+    flaky: bool = False  # passed only on a later attempt (earlier attempts failed)
     v: int = RESULT_VERSION
 
 
@@ -224,6 +245,8 @@ class CaseEntry:
     turns: int = 0
     result: str = ""
     error: str | None = None
+    cause: str | None = None
+    flaky: bool = False
 
 
 @dataclass

@@ -18,11 +18,15 @@ worker by this spec (the runner itself never imports the agent under test)."""
 
 
 def bundled_whisper():
-    """Factory for :data:`BUNDLED_TRANSCRIBER`: faster-whisper tiny.en on one CPU thread."""
+    """Factory for :data:`BUNDLED_TRANSCRIBER`: faster-whisper tiny.en on one CPU thread, beam 5.
+
+    Beam 5, not the agent's greedy decoding: the keywords gate FAILs a P0 turn on a missing
+    word, and greedy tiny.en dropped "should arrive on Friday afternoon" from a complete
+    recorded reply (fast suite, endpoint_numbers) that beam 5 transcribes."""
     from autortc.metrics.turn import FunctionTranscriber
     from system.agent.stt_whisper import WhisperOptions, WhisperTranscriber
 
-    return FunctionTranscriber(WhisperTranscriber(WhisperOptions(cpu_threads=1)).transcribe)
+    return FunctionTranscriber(WhisperTranscriber(WhisperOptions(cpu_threads=1, beam_size=5)).transcribe)
 
 
 def bundled_state() -> dict:

@@ -94,12 +94,47 @@ def evaluate_turn(turn: TurnResult, gates: GateSet) -> list[GateVerdict]:
         status, thr = g.judge(v)
         if g.scope == "run" and status == "FAIL" and g.aggregate in ("p95", "p50", "mean", "sum"):
             status = "WARN"
-        msg = f"{g.metric} = {v!r} {'meets' if status == 'PASS' else 'violates'} {g.op} {thr}" if v is not None \
-            else f"{g.metric} not measured"
+        if v is not None:
+            msg = f"{g.metric} = {v!r} {'meets' if status == 'PASS' else 'violates'} {g.op} {thr}"
+            detail = _detail(turn, g.name)
+            if detail:
+                msg += f" ({detail})"
+        elif g.metric in turn.expected and turn.p_level in UNMEASURED_FAILS:
+            # unmeasured is not green: the turn should have measured it (issue 18 item 7)
+            status = "FAIL"
+            msg = f"not measured: {turn.expected[g.metric] or 'no value'}"
+        else:
+            msg = f"{g.metric} not measured"
         out.append(GateVerdict(gate=g.name, status=status, measured=v, threshold=thr, op=g.op, scope="turn",
                                metric=g.metric, case_id=turn.case_id, trace_id=turn.trace_id,
                                turn_index=turn.turn_index, warn_threshold=g.warn, n=1, message=msg))
     return out
+
+
+UNMEASURED_FAILS = ("P0",)
+"""Priority levels on which a gate whose metric the turn should have measured (``TurnResult.expected``)
+but did not is FAIL "not measured: <reason>" (issue 18 item 7); elsewhere it stays SKIP."""
+
+
+def _detail(turn: TurnResult, gate: str) -> str:
+    """What a violated gate is about, in words (ratio, missing keywords, where it arose)."""
+    parts: list[str] = []
+    if gate == "speed" and turn.fingerprints.speed_ratio is not None:
+        r = turn.fingerprints.speed_ratio
+        parts.append(f"speed/pitch change: plays x{r:.4f} ({'faster/higher' if r > 1 else 'slower/lower'})")
+    elif gate == "hf_loss" and turn.fingerprints.hf_ratio_drop is not None:
+        parts.append(f"HF loss: 4-8 kHz share down {turn.fingerprints.hf_ratio_drop:.0%} vs the agent's copy")
+    elif gate == "keywords" and turn.content.missing_keywords:
+        parts.append(f"missing keywords: {', '.join(turn.content.missing_keywords)}")
+    elif gate == "talk_over" and turn.latency.premature:
+        parts.append("premature reply: talk-over, left out of the latency distribution")
+    elif gate == "max_gap" and turn.continuity.agent_gaps:
+        parts.append(f"{len(turn.continuity.agent_gaps)} silence(s) already in the agent's own copy")
+    if gate in turn.origin:
+        o = turn.origin[gate]
+        parts.append({"agent": "in the agent's own audio", "path": "added on the way",
+                      "agent+path": "partly in the agent's own audio, partly added on the way"}.get(o, o))
+    return "; ".join(parts)
 
 
 def judge_turn(turn: TurnResult, gates: GateSet, *, failed: bool = False) -> TurnResult:
@@ -173,12 +208,18 @@ def evaluate_run(cases: Iterable[CaseResult], gates: GateSet | RunGates, *,
     for base in rg.base:
         groups: dict[GateSpec, list[tuple[TurnResult, float]]] = {}
         owners: dict[GateSpec, list[str]] = {}
+        expected_n = 0
+        unmeasured: list[str] = []
         for c in cases:
             spec = rg.of(c.case_id).get(base.name)
             for t in c.turns:
                 if not spec.applies_to(t.p_level):
                     continue
                 v = _num(t.metric(spec.metric))
+                if spec.metric in t.expected:
+                    expected_n += 1
+                    if v is None and t.p_level in UNMEASURED_FAILS:
+                        unmeasured.append(f"{t.case_id}/{t.trace_id}: {t.expected[spec.metric] or 'no value'}")
                 if v is not None:
                     groups.setdefault(spec, []).append((t, v))
                     if spec != base and c.case_id not in owners.setdefault(spec, []):
@@ -186,11 +227,14 @@ def evaluate_run(cases: Iterable[CaseResult], gates: GateSet | RunGates, *,
         extra = [float(x) for x in (extra_values or {}).get(base.metric, []) if x is not None] if base.enabled else []
         if extra:
             groups.setdefault(base, [])
+        miss = (f"; not measured on {len(unmeasured)} P0 turn(s): " + "; ".join(unmeasured[:3])
+                + (" ..." if len(unmeasured) > 3 else "")) if unmeasured else ""
         if not groups:
             if base.enabled:
-                out.append(GateVerdict(gate=base.name, status="SKIP", measured=None, threshold=base.threshold,
-                                       op=base.op, scope="run", metric=base.metric, warn_threshold=base.warn, n=0,
-                                       message=f"no turn measured {base.metric}"))
+                out.append(GateVerdict(gate=base.name, status="FAIL" if unmeasured else "SKIP", measured=None,
+                                       threshold=base.threshold, op=base.op, scope="run", metric=base.metric,
+                                       warn_threshold=base.warn, n=0, expected_n=expected_n,
+                                       message=f"no turn measured {base.metric}{miss}"))
             continue
         judged = {spec: _judge_group(spec, rows, extra if spec == base else []) for spec, rows in groups.items()}
         main = base if base in judged else max(judged, key=lambda s: {"SKIP": 0, "PASS": 1, "WARN": 2, "FAIL": 3}[judged[s][0]])
@@ -199,8 +243,13 @@ def evaluate_run(cases: Iterable[CaseResult], gates: GateSet | RunGates, *,
         for spec, (st, m, th, _, _, k) in others:
             label += (f"; {', '.join(owners.get(spec, []))} judged by their override {spec.op} {th}: "
                       f"{st} ({m:.4g} over {k})")
-        status = worst([status] + [j[0] for _, j in others])
-        out.append(GateVerdict(gate=base.name, status=status, measured=measured, threshold=thr, op=main.op,
+        status = worst([status] + [j[0] for _, j in others] + (["FAIL"] if unmeasured else []))
+        label += miss
+        if base.name == "eot_to_first_audio":
+            prem = sum(1 for c in cases for t in c.turns if t.latency.premature)
+            if prem:
+                label += f"; {prem} premature (talk-over) turn(s) left out of the distribution"
+        out.append(GateVerdict(gate=base.name, status=status, measured=measured, threshold=thr, op=main.op, expected_n=expected_n,
                                scope="run", metric=base.metric, case_id=worst_t.case_id if worst_t else None,
                                trace_id=worst_t.trace_id if worst_t else None,
                                turn_index=worst_t.turn_index if worst_t else None, warn_threshold=main.warn,
@@ -223,7 +272,8 @@ def judge_run(run_id: str, cases: list[CaseResult], gates: GateSet | RunGates, *
     rg = gates if isinstance(gates, RunGates) else RunGates(gates)
     run_gates = evaluate_run(cases, rg, extra_values=extra_values)
     entries = [CaseEntry(case_id=c.case_id, verdict=judge_case(c), p_level=c.p_level, turns=len(c.turns),
-                         result=(result_paths or {}).get(c.case_id, f"{c.case_id}/result.json"), error=c.error)
+                         result=(result_paths or {}).get(c.case_id, f"{c.case_id}/result.json"), error=c.error,
+                         cause=c.cause, flaky=c.flaky)
                for c in cases]
     verdict = worst([v.status for v in run_gates] + [e.verdict for e in entries])
     return RunSummary(run_id=run_id, suite=suite, verdict=verdict, started_at=started_at, ended_at=ended_at,

@@ -21,10 +21,18 @@ import numpy as np
 
 from autortc.artifacts import CaseBlock, Span, TurnArtifacts, TurnAudio, UserBlock, load_turn
 from autortc.audio import Audio, resample
-from autortc.metrics import content, continuity, fidelity, fingerprints, latency, level, turntaking
+from autortc.metrics import content, continuity, defects, fidelity, fingerprints, latency, level, turntaking
 from autortc.results import Interval, TurnResult, worst
 
 log = logging.getLogger("autortc.metrics")
+
+SENTENCE_PAUSE_CAP_MS = 500.0
+"""Longest silence of the agent's own copy excused as an intended pause (a sentence pause)
+unless declared; a longer one is an agent-side gap (issue 18 item 4).  Source: the bundled
+piper voice's sentence pauses in the 12 TTS gold sentences (cases/tts/gold) are 150-419 ms
+(measured with continuity.detect_gaps); between-sentence pauses of read speech cluster
+around 200-500 ms (Campione & Véronis 2002, "A large-scale multilingual study of silent
+pause duration")."""
 
 
 class Transcriber(abc.ABC):
@@ -123,12 +131,18 @@ def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: T
         else:
             on = latency.first_onset(seg.samples, seg.sr)
             shift_ms = 0.0 if on is None else on / seg.sr * 1000.0
+        agent_long: list[tuple[float, float]] = []
         if pre_at is not None:
-            # The pauses the agent meant are the silences of its own pre-RTC copy (the bundled
-            # piper voice leaves 100-270 ms between sentences): not gaps of the transport.
-            # 20 ms each side absorbs the receiver's jitter-buffer stretch at the edges.
+            # The silences of the agent's own copy are the pauses it meant, but only up to a
+            # natural sentence pause (SENTENCE_PAUSE_CAP_MS) unless declared: a longer one is
+            # an agent-side gap the user hears (attributed, not excused).  20 ms each side
+            # absorbs the receiver's jitter-buffer stretch at the edges.
             intended = continuity.detect_gaps(pre_at, seg.sr)
-            declared += [(g.start_ms - 20.0, g.end_ms + 20.0) for g in intended.gaps]
+            for g in intended.gaps:
+                if g.duration_ms <= SENTENCE_PAUSE_CAP_MS or _covered(g, agent.expected_silence_ms if agent else []):
+                    declared.append((g.start_ms - 20.0, g.end_ms + 20.0))
+                else:
+                    agent_long.append((g.start_ms + shift_ms, g.end_ms + shift_ms))
         spans = [(float(a) + shift_ms, float(b) + shift_ms) for a, b in declared]
         spans += [(float(a), float(b)) for a, b in reply_expected_silence_ms]
         rep = continuity.detect_gaps(seg.samples, seg.sr, expected_silence_ms=spans)
@@ -137,37 +151,57 @@ def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: T
         C.gaps = _iv(rep.gaps)
         C.excused_gaps = _iv(rep.excused)
         C.max_gap_ms = rep.max_gap_ms
-        drops = continuity.audible_dropouts(seg.samples, seg.sr, gaps=rep, reference=pre_at if ok else None,
-                                            reference_lag=lag)
+        C.agent_gaps = [Interval(round(a, 2), round(b, 2)) for a, b in agent_long]
+        if agent_long:
+            res.origin["max_gap"] = "agent"
+        if ok:
+            # with the agent's copy: dropouts down to one 20 ms codec frame, also when filled
+            # with low noise -- the received level far under the copy where the copy is speech
+            # (the gap-based reference rule false-alarmed on clean piper through Opus)
+            drops = [continuity.Gap(d.start_ms, d.end_ms) for d in
+                     defects.frame_dropouts(seg.samples, pre_at, seg.sr, lag=lag or 0, local_lag=continuity._local_lag)]
+            if drops:
+                res.origin["audible_dropout"] = "path"
+        else:
+            drops = continuity.audible_dropouts(seg.samples, seg.sr, gaps=rep)
         C.dropouts = _iv(drops)
         C.audible_dropouts = len(drops)
         C.dropout_method = "reference" if ok else "signal"
         C.expected_silence_coverage = continuity.expected_silence_coverage(rep, seg.sr, spans)
 
+        # Everything the user hears is judged; the agent's copy only says where it arose.
         F = res.fingerprints
-        sp = fingerprints.detect_spikes(seg.samples, seg.sr)
-        if ok:
-            # a burst the agent itself sent (a plosive in its own copy) is speech, not a
-            # transport fault: keep the spikes that have no counterpart in pre_rtc (+-20 ms)
-            shift = (lag or 0) / seg.sr * 1000.0
-            own = [(q.start_ms + shift, q.end_ms + shift) for q in fingerprints.detect_spikes(pre_at, seg.sr)]
-            sp = [q for q in sp if not any(a - 20.0 <= q.end_ms and q.start_ms <= b + 20.0 for a, b in own)]
+        shift = (lag or 0) / seg.sr * 1000.0
+        sp = defects.detect_spikes(seg.samples, seg.sr)
         F.peak_spike_count = len(sp)
-        F.spikes = [Interval(s.start_ms, s.end_ms) for s in sp]
+        F.spikes = [Interval(round(q.start_ms, 2), round(q.end_ms, 2)) for q in sp]
+        if sp and pre_at is not None:
+            own = [(q.start_ms + shift, q.end_ms + shift) for q in defects.detect_spikes(pre_at, seg.sr)]
+            res.origin["peak_spike"] = _origin([(q.start_ms, q.end_ms) for q in sp], own)
         F.peak_derivative_max = fingerprints.peak_derivative_max(seg.samples)
         F.hf_energy_ratio_post = fingerprints.hf_energy_ratio(seg.samples, seg.sr)
         if detect_repeats:
             reps = fingerprints.detect_repeats(seg.samples, seg.sr)
-            if ok:  # a repetition the agent's own copy has is what it meant to say
-                shift = (lag or 0) / seg.sr * 1000.0
-                own_r = [(q.start_ms + shift, q.end_ms + shift) for q in fingerprints.detect_repeats(pre_at, seg.sr)]
-                reps = [q for q in reps if not any(a - 20.0 <= q.end_ms and q.start_ms <= b + 20.0 for a, b in own_r)]
             F.repeat_count = len(reps)
             F.repeats = [Interval(r.start_ms, r.end_ms) for r in reps]
+            if reps and pre_at is not None:
+                own_r = [(q.start_ms + shift, q.end_ms + shift) for q in fingerprints.detect_repeats(pre_at, seg.sr)]
+                res.origin["repeats"] = _origin([(q.start_ms, q.end_ms) for q in reps], own_r)
+        if L.clipping_ratio and L.pre_clipping_ratio is not None:
+            res.origin["clipping"] = "agent" if L.pre_clipping_ratio >= 0.5 * L.clipping_ratio else "path"
         if ok:
             F.drift_ratio = fingerprints.drift_ratio(pre_at, seg.samples, seg.sr)
             F.hf_energy_ratio_pre = fingerprints.hf_energy_ratio(pre.samples, pre.sr)
             F.hf_ratio_drop = fingerprints.hf_ratio_drop(pre.samples, seg.samples, pre.sr, seg.sr)
+            F.speed_ratio = defects.speed_ratio(pre_at, seg.samples, seg.sr)
+            F.speed_change = abs(F.speed_ratio - 1.0) if F.speed_ratio is not None else None
+            if not _interrupted(user_t, probe):
+                a = fingerprints.audible_span(pre_at, seg.sr)
+                b = fingerprints.audible_span(seg.samples, seg.sr)
+                if a is not None:
+                    post_ms = (b[1] - b[0]) / seg.sr * 1000.0 if b is not None else 0.0
+                    C.missing_audio_ms = round(defects.missing_audio_ms((a[1] - a[0]) / seg.sr * 1000.0, post_ms,
+                                                                        F.speed_ratio), 1)
     if user is not None:
         # the user's first segment as published: pauses outside the case's declared ones
         # (case.expected_silence_ms, ms from the start of the segment's WAV) are gaps of the
@@ -204,7 +238,27 @@ def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: T
             Lt.inter_arrival_p95_ms = float(np.percentile(ia, 95))
             Lt.inter_arrival_max_ms = float(ia.max())
         t_eot = user_t.t_user_eot
-        if t_eot is not None:
+        s0 = user_t.segments[0] if user_t.segments else None
+        respond = s0 is None or s0.expect == "respond"
+        if t_eot is not None and respond:
+            # talk-over: the reply already sounding at the user's EoT (it started after the
+            # user began speaking); such a turn has no latency and is counted apart
+            t_on_user = s0.t_onset if s0 is not None and s0.t_onset is not None else user_t.t_audio_start
+            early = None
+            if t_on_user is not None:
+                st = latency.time_to_sample(frames, float(t_on_user), full.sr)
+                o = latency.first_onset(full.samples, full.sr, start=st)
+                if o is not None:
+                    t_o = latency.sample_arrival_time(frames, o, full.sr)
+                    slice_t = latency.sample_arrival_time(frames, int(sl[0]), full.sr) if sl else None
+                    if t_o < float(t_eot) and (slice_t is None or slice_t < float(t_eot)):
+                        early = t_o
+            pm = defects.premature_ms(early, float(t_eot), float(t_on_user) if t_on_user is not None else None)
+            res.turntaking.premature_ms = 0.0 if early is None else pm
+            if early is not None:
+                Lt.premature = True
+                Lt.first_audio_t = early
+        if t_eot is not None and not Lt.premature:
             start = latency.time_to_sample(frames, float(t_eot), full.sr)
             on = latency.first_onset(full.samples, full.sr, start=start)
             if on is not None:
@@ -215,8 +269,17 @@ def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: T
 
     # content
     if transcriber is not None and seg is not None and res.audio_valid:
+        # everything the agent said in this turn: with several replies (a first one cut by
+        # the user, then the answer) the user heard them all, and agent.reply_text holds all
+        said = seg
+        reps = probe.replies if probe is not None else []
+        if full is not None and len(reps) > 1 and reps[0].start_sample is not None:
+            ends = [r.end_sample for r in reps if r.end_sample is not None]
+            end = min(full.samples.shape[0], (max(ends) if ends else full.samples.shape[0]) + int(0.3 * full.sr))
+            if end > reps[0].start_sample:
+                said = Audio(full.samples[int(reps[0].start_sample):end], full.sr)
         try:
-            text = transcriber.transcribe(seg.samples, seg.sr)
+            text = transcriber.transcribe(said.samples, said.sr)
         except Exception as exc:  # STT is the caller's; its failure is a turn error, not a crash
             res.errors.append(f"transcribe failed: {type(exc).__name__}: {exc}")
             text = None
@@ -257,6 +320,8 @@ def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: T
         res.turntaking.false_yields = sum(1 for y in ys if y)
         res.turntaking.talk_over_ms = turntaking.talk_over_ms(user_iv, agent_iv)
 
+    _expectations(res, art, seg, pre, full, frames, transcriber, detect_repeats)
+
     # perceptual
     if perceptual:
         if ok:
@@ -273,6 +338,73 @@ def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: T
     else:
         res.perceptual.reason = "not requested"
     return res
+
+
+def _interrupted(user_t: UserBlock, probe: Any) -> bool:
+    """The first reply was cut by the user (a ``stop`` segment, or the probe saw it interrupted):
+    its missing end is turn-taking (judged by barge_in_stop / talk_over), not missing audio."""
+    if any(s.expect == "stop" for s in user_t.segments):
+        return True
+    reps = probe.replies if probe is not None else []
+    return bool(reps) and bool(reps[0].interrupted)
+
+
+def _covered(g: continuity.Gap, declared: Sequence[Span]) -> bool:
+    """Is the gap inside a pause the agent declared (``agent.expected_silence_ms``, reply ms)?"""
+    return any(float(a) - 20.0 <= g.start_ms and g.end_ms <= float(b) + 20.0 for a, b in declared)
+
+
+def _origin(found: list[tuple[float, float]], own: list[tuple[float, float]], *, tol_ms: float = 20.0) -> str:
+    """"agent" when every finding has a counterpart (+-``tol_ms``) in the agent's own copy,
+    "path" when none has, "agent+path" otherwise."""
+    hit = [any(a - tol_ms <= e and s <= b + tol_ms for a, b in own) for s, e in found]
+    return "agent" if all(hit) else "path" if not any(hit) else "agent+path"
+
+
+def _expectations(res: TurnResult, art: TurnArtifacts | None, seg: Audio | None, pre: Audio | None,
+                  full: Audio | None, frames: list, transcriber: Transcriber | None, detect_repeats: bool) -> None:
+    """Fill ``res.expected``: the metrics this turn should have measured, with why each
+    missing one was not (the gates stage FAILs a P0 gate whose metric stayed unmeasured)."""
+    user_t = art.user if art is not None else UserBlock(source="bot")
+    case = art.case if art is not None else CaseBlock()
+    segs = user_t.segments
+    respond = not segs or segs[0].expect == "respond"
+    exp: dict[str, str] = {}
+
+    def want(path: str, why: str) -> None:
+        exp[path] = "" if res.metric(path) is not None else why
+
+    no_seg = "no reply audio (post_rtc_reply.wav missing and no probe.reply_slice)"
+    for p in ("continuity.audible_dropouts", "continuity.max_gap_ms", "level.clipping_ratio",
+              "fingerprints.peak_spike_count"):
+        want(p, no_seg)
+    if detect_repeats:
+        want("fingerprints.repeat_count", no_seg)
+    if respond and art is not None:
+        if res.latency.premature:
+            pass  # talk-over: judged by talk_over, counted apart from the latency distribution
+        else:
+            why = ("no probe capture/frames" if not frames or full is None else
+                   "user EoT time unknown (user.t_user_eot)" if user_t.t_user_eot is None else
+                   "no reply onset found in the capture after the user's EoT")
+            want("latency.eot_to_first_audio_ms", why)
+            want("turntaking.premature_ms", why)
+    if pre is not None:
+        why = f"capture_status {res.capture_status}" if res.capture_status != "OK" else "reference comparison failed"
+        want("fingerprints.hf_ratio_drop", why)
+        want("fingerprints.speed_change", why)
+        if not _interrupted(user_t, art.probe if art is not None else None):
+            want("continuity.missing_audio_ms", why)
+    if respond and case.expect_keywords:
+        why = ("no transcriber configured" if transcriber is None else
+               "reply audio not valid (silent or missing)" if not res.audio_valid else
+               next((e for e in res.errors if e.startswith("transcribe failed")), "no transcript"))
+        want("content.keyword_hit_rate", why)
+    if any(s.expect == "stop" for s in segs):
+        want("turntaking.stop_time_ms", "agent audio at the barge-in onset not found (was it speaking?)")
+    if any(s.expect == "ignore" for s in segs):
+        want("turntaking.false_yields", "user/probe timelines missing")
+    res.expected = exp
 
 
 def compute_turn_metrics(turn_dir: Path, *, gates: Any = None, transcribe: Any = None,

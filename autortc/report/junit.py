@@ -27,17 +27,29 @@ def write_junit(path: Path, summary: RunSummary, cases: list[CaseResult]) -> Pat
         bad = [f"{t.trace_id}: {v.gate} measured {fmt(v.measured, 4)} (gate {v.op} {fmt(v.threshold, 4)})"
                for t in c.turns for v in t.verdicts if v.status == "FAIL"]
         verdict = verdicts.get(c.case_id, c.verdict)
+        if c.flaky or c.cause:
+            props = ET.SubElement(tc, "properties")
+            if c.flaky:
+                ET.SubElement(props, "property", name="flaky", value="true")
+                ET.SubElement(props, "property", name="attempts", value=str(c.attempts))
+            if c.cause:
+                ET.SubElement(props, "property", name="cause", value=c.cause)
         if verdict == "FAIL":
             nf += 1
             el = ET.SubElement(tc, "failure", message=(c.error or "; ".join(bad[:3]) or "turn failed")[:500],
-                               type="GateFailure")
+                               type=f"AgentFailure.{c.cause}" if c.cause else "GateFailure")
             el.text = "\n".join(([c.error] if c.error else []) + bad + [e for t in c.turns for e in t.errors])
         elif verdict == "SKIP":
             ns += 1
             ET.SubElement(tc, "skipped", message="no gate had data")
         warns = [f"{t.trace_id}: {v.gate} {fmt(v.measured, 4)}" for t in c.turns for v in t.verdicts if v.status == "WARN"]
+        out = []
+        if c.flaky:
+            out.append(f"FLAKY: passed only on attempt {c.attempts} (earlier attempts failed)")
         if warns:
-            ET.SubElement(tc, "system-out").text = "WARN " + "; ".join(warns)
+            out.append("WARN " + "; ".join(warns))
+        if out:
+            ET.SubElement(tc, "system-out").text = "\n".join(out)
     ts.set("tests", str(len(cases)))
     ts.set("failures", str(nf))
     ts.set("skipped", str(ns))

@@ -84,7 +84,8 @@ def _threshold_text(g: GateInfo) -> str:
 def build_view(summary: RunSummary, cases: list[CaseResult], notes: list[str] | None = None) -> ReportView:
     """The report's content.  ``cases`` in summary order; ``notes`` adds lines to the Notes section."""
     specs = {g.name: g for g in summary.gate_specs}
-    entry_verdict = {e.case_id: e.verdict for e in summary.cases}
+    entry_verdict = {e.case_id: e.verdict + (" FLAKY" if e.flaky else "") + (f" ({e.cause})" if e.cause else "")
+                     for e in summary.cases}
 
     gates = []
     for g in summary.gates:
@@ -93,7 +94,7 @@ def build_view(summary: RunSummary, cases: list[CaseResult], notes: list[str] | 
                           measured=fmt(g.measured, _nd(g.measured)), op=g.op,
                           threshold=fmt(g.threshold, _nd(g.threshold)),
                           warn=fmt(g.warn_threshold) if g.warn_threshold is not None else "",
-                          n=g.n, where=where, message=g.message,
+                          n=(f"{g.n} of {g.expected_n}" if g.expected_n else f"{g.n}"), where=where, message=g.message,
                           source=specs[g.gate].source if g.gate in specs else ""))
     warn_gates = [g for g in gates if g["status"] == "WARN"]
 
@@ -124,8 +125,10 @@ def build_view(summary: RunSummary, cases: list[CaseResult], notes: list[str] | 
             bad = [v for v in t.verdicts if v.status == "FAIL"]
             if t.latency.eot_to_first_audio_ms is not None:
                 eot_values.append(t.latency.eot_to_first_audio_ms)
-            rows.append([c.case_id, c.p_level, t.verdict, str(t.turn_index), t.capture_status,
-                         fmt(t.latency.eot_to_first_audio_ms), fmt(t.continuity.max_gap_ms),
+            tv = t.verdict + (" FLAKY" if c.flaky else "") + (f" ({c.cause})" if c.cause else "")
+            rows.append([c.case_id, c.p_level, tv, str(t.turn_index), t.capture_status,
+                         "talk-over" if t.latency.premature else fmt(t.latency.eot_to_first_audio_ms),
+                         fmt(t.continuity.max_gap_ms),
                          fmt(t.continuity.audible_dropouts), fmt(t.level.clipping_ratio, 4),
                          fmt(t.fidelity.mel_distance, 2), fmt(t.perceptual.mos_lqo, 2),
                          fmt(t.fingerprints.drift_ratio, 3), fmt(t.fingerprints.hf_ratio_drop, 3),
@@ -162,6 +165,22 @@ def _details(summary: RunSummary, cases: list[CaseResult]) -> list[Table]:
                                          "talk-over ms"],
                          [[f"{c.case_id} / {t.trace_id}", fmt(t.turntaking.stop_time_ms),
                            fmt(t.turntaking.false_yields), fmt(t.turntaking.talk_over_ms)] for c, t in tt]))
+    heard = [(c, t) for c in cases for t in c.turns
+             if t.latency.premature or t.origin or t.fingerprints.speed_ratio is not None
+             or t.continuity.missing_audio_ms or t.content.missing_keywords or t.no_reply]
+    if heard:
+        prem = sum(1 for _, t in heard if t.latency.premature)
+        out.append(Table(
+            "What the user heard",
+            ["Case / turn", "talk-over ms", "speed ratio", "HF drop", "missing audio ms", "missing keywords",
+             "WER", "where it arose"],
+            [[f"{c.case_id} / {t.trace_id}" + (" (no reply)" if t.no_reply else ""),
+              fmt(t.turntaking.premature_ms), fmt(t.fingerprints.speed_ratio, 4), fmt(t.fingerprints.hf_ratio_drop, 3),
+              fmt(t.continuity.missing_audio_ms), ", ".join(t.content.missing_keywords) or "-", fmt(t.content.wer, 2),
+              ", ".join(f"{k}: {v}" for k, v in sorted(t.origin.items())) or "-"] for c, t in heard],
+            lead=(f"{prem} premature (talk-over) turn(s), left out of the EoT → first audio distribution. " if prem
+                  else "") + "Where it arose: 'agent' = also in the agent's own pre-RTC copy, 'path' = added on the "
+                  "way; both are judged."))
     rv = [(c, t) for c in cases for t in c.turns if t.latency.reported_vs_heard_ms is not None]
     if rv:
         out.append(Table(
@@ -172,8 +191,10 @@ def _details(summary: RunSummary, cases: list[CaseResult]) -> list[Table]:
             lead="Agent-reported = LiveKit Agents' end-of-utterance delay + TTFT + TTFB (else its stages); heard = "
                  "user EoT → first audible sample at the probe."))
     ex = summary.extra or {}
-    if ex.get("retry_reasons") or ex.get("harness_errors") or ex.get("cut"):
+    if ex.get("retry_reasons") or ex.get("harness_errors") or ex.get("cut") or ex.get("agent_failures"):
         bullets = [f"{cid}: {r}" for cid, reasons in (ex.get("retry_reasons") or {}).items() for r in reasons]
+        bullets += [f"FLAKY {cid}: passed only on a later attempt" for cid in ex.get("flaky") or []]
+        bullets += [f"AGENT {cid}: {cause} (case FAIL, not retried)" for cid, cause in (ex.get("agent_failures") or {}).items()]
         bullets += [f"HARNESS {e}" for e in ex.get("harness_errors") or []]
         if ex.get("cut"):
             bullets.append(f"cut by Ctrl-C: {', '.join(ex['cut'])}")

@@ -26,6 +26,7 @@ from typing import Any, Literal
 import aiohttp
 from livekit import api, rtc
 
+from autortc.artifacts import TRACE_FILE
 from autortc.bots.barrier import HarnessSetupError
 from autortc.bots.target import CaseRoom, Target
 from autortc.cases import Case, load_case_file
@@ -34,11 +35,16 @@ from autortc.results import CaseResult, TurnResult, write_json
 from autortc.runner import analysis
 from autortc.runner.conversation import TurnTimeouts
 from autortc.runner.paths import check_id, child, new_run_id, new_trace_id
-from autortc.runner.users import BotUser, BrowserPath, BrowserUser, UserSide
+from autortc.runner.users import AgentFailure, BotUser, BrowserPath, BrowserUser, UserSide
 
 log = logging.getLogger("autortc.runner")
 
 EXIT_PASS, EXIT_GATE_FAIL, EXIT_HARNESS = 0, 1, 2
+
+
+def is_flaky(result: CaseResult, retry_reasons: list[str]) -> bool:
+    """A case that passed (PASS/WARN) only on a later attempt: earlier attempts failed."""
+    return bool(retry_reasons) and result.verdict in ("PASS", "WARN") and not result.error
 
 
 RETRYABLE: tuple[type[BaseException], ...] = (HarnessSetupError, rtc.ConnectError, api.TwirpError, aiohttp.ClientError)
@@ -112,6 +118,7 @@ class SuiteRunner:
                                    suite_source=f"{opts.cases_path}:suites.{opts.suite}.gates")
         self.results: dict[str, CaseResult] = {}
         self.retry_reasons: dict[str, list[str]] = {}
+        self._last_reasons: list[str] = []
         self.harness_errors: list[str] = []
         self.extra: dict[str, Any] = {}
         self.started_at = _now()
@@ -205,10 +212,13 @@ class SuiteRunner:
         unexpected exception (not retried: a bug or a real failure must not look like flakiness).
         """
         reasons: list[str] = []
+        self._last_reasons = reasons  # what was retried before an AgentFailure ended the loop
         max_attempts = max_attempts or self.opts.max_attempts
         for attempt in range(1, max_attempts + 1):
             try:
                 return await play(attempt), reasons, None
+            except AgentFailure:
+                raise  # the agent's failure: never retried (a retry would launder it)
             except RETRYABLE as exc:
                 reason = f"attempt {attempt}: {type(exc).__name__}: {exc}"
                 log.warning("%s %s", label, reason)
@@ -237,13 +247,23 @@ class SuiteRunner:
                 await user.play_turn(case, trace_id=trace_id, turn_index=0, out_dir=turn_dir)
                 return [turn_dir]
 
-        turn_dirs, reasons, error = await self._attempt_turns(f"case={entry_id}", play, item.max_attempts)
+        cause = None
+        try:
+            turn_dirs, reasons, error = await self._attempt_turns(f"case={entry_id}", play, item.max_attempts)
+        except AgentFailure as exc:
+            reasons = list(self._last_reasons)
+            turn_dirs, error, cause = [], f"{exc}", exc.cause
+            log.warning("case=%s agent failure %s (not retried)", entry_id, exc)
+            turns = [await self._agent_failed_turn(case, entry_id, exc, new_trace_id(entry_id, 0), case_dir)]
         self.retry_reasons[entry_id] = reasons
-        turns = [await self._analyze(case, d, entry_id) for d in (turn_dirs or [])]
+        if cause is None:
+            turns = [await self._analyze(case, d, entry_id) for d in (turn_dirs or [])]
         result = CaseResult(case_id=entry_id, p_level=case.p_level, turns=turns,
                             attempts=len(reasons) + (0 if error and error.startswith("harness") else 1),
-                            error=error, duration_s=round(time.monotonic() - t0, 2), tags=list(case.tags))
+                            error=error, duration_s=round(time.monotonic() - t0, 2), tags=list(case.tags),
+                            cause=cause)
         result.verdict = judge_case(result)  # type: ignore[assignment]
+        result.flaky = is_flaky(result, reasons)
         write_json(case_dir / "result.json", result)
         self.results[entry_id] = result
         await self._write_summary()
@@ -309,13 +329,24 @@ class SuiteRunner:
                         await release()  # the page plays one turn per load
                     return d
 
-                turn_dir, reasons, error = await self._attempt_turns(f"conversation turn {entry_id}", play)
+                cause = None
+                try:
+                    turn_dir, reasons, error = await self._attempt_turns(f"conversation turn {entry_id}", play)
+                except AgentFailure as exc:
+                    reasons = list(self._last_reasons)
+                    turn_dir, error, cause = None, f"{exc}", exc.cause
+                    log.warning("conversation turn %s agent failure %s (not retried)", entry_id, exc)
+                    turns = [await self._agent_failed_turn(case, entry_id, exc, new_trace_id(cid, i),
+                                                           child(self.run_dir, entry_id))]
                 self.retry_reasons[entry_id] = reasons
-                turns = [await self._analyze(case, turn_dir, entry_id)] if turn_dir else []
+                if cause is None:
+                    turns = [await self._analyze(case, turn_dir, entry_id)] if turn_dir else []
                 res = CaseResult(case_id=entry_id, p_level=case.p_level, turns=turns,
                                  attempts=len(reasons) + (0 if error and error.startswith("harness") else 1),
-                                 error=error, duration_s=round(time.monotonic() - t0, 2), tags=list(case.tags))
+                                 error=error, duration_s=round(time.monotonic() - t0, 2), tags=list(case.tags),
+                                 cause=cause)
                 res.verdict = judge_case(res)  # type: ignore[assignment]
+                res.flaky = is_flaky(res, reasons)
                 write_json(child(self.run_dir, entry_id) / "result.json", res)
                 self.results[entry_id] = res
                 done += 1
@@ -332,6 +363,26 @@ class SuiteRunner:
         return []
 
     # -- metrics and summary ----------------------------------------------------------------
+
+    async def _agent_failed_turn(self, case: Case, entry_id: str, exc: "AgentFailure", trace_id: str,
+                                 case_dir: Path) -> TurnResult:
+        """The turn of an agent failure: its folder analysed when written (what the user heard is
+        still judged), marked ``no_reply`` and judged again so the ``no_reply`` gate FAILs."""
+        from autortc.gates import judge_turn
+
+        gates = self.gates.for_case(entry_id, case.gates, source=f"{self.opts.cases_path}:{case.id}.gates")
+        d = exc.turn_dir
+        if d is not None and (d / TRACE_FILE).exists():
+            res = await self._analyze(case, d, entry_id)
+        else:
+            d = child(case_dir, trace_id)
+            d.mkdir(parents=True, exist_ok=True)
+            res = TurnResult(case_id=entry_id, trace_id=trace_id, p_level=case.p_level)
+        res.no_reply = True
+        res.errors.append(f"{exc.cause}: {exc}")
+        judge_turn(res, gates)
+        write_json(d / "result.json", res)
+        return res
 
     async def _analyze(self, case: Case, turn_dir: Path, entry_id: str) -> TurnResult:
         """The turn's metrics and verdicts (worker process, the case's own gates), written to its
@@ -363,6 +414,8 @@ class SuiteRunner:
                 "retries": sum(len(v) for v in self.retry_reasons.values()),
                 "retry_rate": round(sum(len(v) for v in self.retry_reasons.values()) / max(1, attempts), 4),
                 "harness_errors": list(self.harness_errors),
+                "flaky": sorted(c.case_id for c in cases if c.flaky),
+                "agent_failures": {c.case_id: c.cause for c in cases if c.cause},
                 "cut": list(cut or []),
                 "target": repr(self.opts.target),
                 **self.extra,

@@ -33,14 +33,54 @@ from autortc.runner.conversation import TurnTimeouts, case_block, probe_artifact
 log = logging.getLogger("autortc.runner")
 
 
-class NoReplyError(HarnessSetupError):
-    """REPLY_EVENTS_MISSING: the turn expected an answer and no ``reply_start`` came (retried)."""
+class AgentFailure(Exception):
+    """The agent under test failed the turn once the harness had set it up: never retried (a
+    retry would launder the agent), the case FAILs with ``cause``.
+
+    ``cause``: ``NO_REPLY`` (no reply within the turn's reply timeout, or an anchor of the
+    agent's speech never came), ``AGENT_GONE`` (the agent left the room).  ``turn_dir``: the
+    turn folder when it was written (its audio is still analysed)."""
+
+    def __init__(self, cause: str, message: str, *, turn_dir: Path | None = None) -> None:
+        super().__init__(f"{cause}: {message}")
+        self.cause = cause
+        self.turn_dir = turn_dir
 
 
-def require_replies(art: TurnArtifacts, case: Case) -> None:
-    """A turn that expected an answer and saw no ``reply_start`` is a capture failure, retried."""
+class NoReplyError(AgentFailure):
+    """NO_REPLY: the turn expected an answer and no ``reply_start`` came within ``reply_s``."""
+
+    def __init__(self, message: str, *, turn_dir: Path | None = None) -> None:
+        super().__init__("NO_REPLY", message, turn_dir=turn_dir)
+
+
+def require_replies(art: TurnArtifacts, case: Case, *, turn_dir: Path | None = None,
+                    agent_present: bool = True) -> None:
+    """A turn that expected an answer and saw no ``reply_start`` is the agent's failure:
+    :class:`AgentFailure` ``AGENT_GONE`` when the agent is no longer in the room, else
+    :class:`NoReplyError`."""
     if (art.probe is None or not art.probe.replies) and any(s.expect != "ignore" for s in case.segments):
-        raise NoReplyError(f"REPLY_EVENTS_MISSING: no reply_start for trace_id={art.trace_id}")
+        if not agent_present:
+            raise AgentFailure("AGENT_GONE", f"the agent left the room before replying (trace_id={art.trace_id})",
+                               turn_dir=turn_dir)
+        raise NoReplyError(f"no reply_start for trace_id={art.trace_id}", turn_dir=turn_dir)
+
+
+def agent_present(probe: ProbeBot) -> bool:
+    """Is an agent participant (the probe's target) still in the probe's room?"""
+    room = getattr(probe, "room", None)
+    if room is None:
+        return True
+    try:
+        parts = list(room.remote_participants.values())
+    except Exception:
+        return True
+    ident = getattr(probe, "agent_identity", None)
+    if ident:
+        return any(p.identity == ident for p in parts)
+    from livekit import rtc
+
+    return any(p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT for p in parts)
 
 
 class UserSide(abc.ABC):
@@ -109,9 +149,18 @@ class BotUser(UserSide):
         await self.user.wait_agent_ready()
 
     async def play_turn(self, case: Case, *, trace_id: str, turn_index: int, out_dir: Path) -> TurnArtifacts:
-        art = await run_turn(user=self.user, probe=self.probe, case=case, trace_id=trace_id, turn_index=turn_index,
-                             run_id=self.run_id, out_dir=out_dir, timeouts=self.timeouts)
-        require_replies(art, case)
+        from autortc.runner.conversation import TurnError
+
+        try:
+            art = await run_turn(user=self.user, probe=self.probe, case=case, trace_id=trace_id, turn_index=turn_index,
+                                 run_id=self.run_id, out_dir=out_dir, timeouts=self.timeouts)
+        except TurnError as exc:
+            if "anchor" in str(exc):  # the agent's speech the segment waits for never came
+                if not agent_present(self.probe):
+                    raise AgentFailure("AGENT_GONE", f"the agent left the room ({exc})") from exc
+                raise AgentFailure("NO_REPLY", str(exc)) from exc
+            raise
+        require_replies(art, case, turn_dir=out_dir, agent_present=agent_present(self.probe))
         return art
 
     async def _aclose_impl(self) -> None:
@@ -204,7 +253,7 @@ class BrowserUser(UserSide):
             probe=probe_block, agent=agent_blk, case=case_block(case),
         )
         write_trace(out_dir, art)
-        require_replies(art, case)
+        require_replies(art, case, turn_dir=out_dir, agent_present=agent_present(self.probe))
         return art
 
     async def _aclose_impl(self) -> None:

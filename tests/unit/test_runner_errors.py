@@ -103,3 +103,37 @@ def test_barrier_timeout_is_a_setup_error_and_names_the_barrier():
     assert isinstance(e, suite_mod.HarnessSetupError) and isinstance(e, TimeoutError)
     assert isinstance(e, suite_mod.RETRYABLE)
     assert "mic_published" in str(e) and "sample 10" in str(e)
+
+
+def test_agent_failures_are_case_fails_with_cause_never_retried_and_late_passes_are_flaky(runner, tmp_path):
+    """Issue 18 item 8: NO_REPLY / AGENT_GONE fail the case with their cause (exit 1, not 2),
+    are not retried; a case that passed only on a later attempt is FLAKY in summary and JUnit."""
+    from autortc.runner.users import AgentFailure, NoReplyError
+
+    ScriptedUser.script = {
+        "endpoint_short_hello": [NoReplyError("no reply_start for trace_id=x"), "ok"],
+        "content_weather": [AgentFailure("AGENT_GONE", "the agent left the room"), "ok"],
+        "boom_trigger": [BarrierTimeout("agent_ready", 30.0), "ok"],
+    }
+    out = asyncio.run(runner.run())
+    res = {c: json.loads((out.run_dir / c / "result.json").read_text()) for c in ScriptedUser.script}
+    for cid, cause in (("endpoint_short_hello", "NO_REPLY"), ("content_weather", "AGENT_GONE")):
+        r = res[cid]
+        assert r["verdict"] == "FAIL" and r["cause"] == cause and r["attempts"] == 1, r
+        assert ScriptedUser.script[cid] == ["ok"]  # never retried
+        t = r["turns"][0]
+        assert t["no_reply"] is True
+        assert any(v["gate"] == "no_reply" and v["status"] == "FAIL" for v in t["verdicts"])
+    assert not any("endpoint_short_hello" in e or "content_weather" in e for e in out.harness_errors)
+    assert out.exit_code != EXIT_HARNESS
+    flaky = res["boom_trigger"]
+    assert flaky["attempts"] == 2 and flaky["flaky"] is True
+    summary = json.loads((out.run_dir / "summary.json").read_text())
+    entry = {e["case_id"]: e for e in summary["cases"]}
+    assert entry["boom_trigger"]["flaky"] is True and entry["endpoint_short_hello"]["cause"] == "NO_REPLY"
+    assert summary["extra"]["flaky"] == ["boom_trigger"]
+    junit = (out.run_dir / "junit.xml").read_text()
+    assert 'name="flaky" value="true"' in junit and "FLAKY: passed only on attempt 2" in junit
+    assert 'type="AgentFailure.NO_REPLY"' in junit
+    report = (out.run_dir / "report.md").read_text()
+    assert "FLAKY" in report and "NO_REPLY" in report

@@ -1,0 +1,314 @@
+"""What the user hears that the agent did not mean: short dropouts, clicks, speed/pitch change,
+band loss, missing audio, and a reply sounding before the user finished (talk-over).
+
+Pure functions over mono float numpy arrays (full scale 1.0, shape ``(n,)``), same ``sr``
+for a pair unless said.  Thresholds are named constants with their source:
+
+==========================  =========  =====================================================
+name                        value      why
+==========================  =========  =====================================================
+ENV_WIN_MS / ENV_HOP_MS     5 / 1      envelope of the frame-dropout rule: a 20 ms Opus frame
+                                       spans 16 windows, so one lost frame is seen (issue 18)
+DROP_DB                     12 dB      a dropout is this far below the agent's own copy at the
+                                       same place.  Clean piper through Opus stays within
+                                       8.4 dB of its copy (12 gold sentences, worst 5 ms
+                                       window); a -45 dBFS noise fill sits >= 14 dB under.
+VOICED_DBFS                 -50 dBFS   the reference must be sound around the dropout
+DROP_TOLERANCE_MS           10 ms      the reference must stay voiced this far either side
+                                       (absorbs jitter-buffer time stretch at word edges)
+RESUME_MS                   300 ms     the received audio must sound again within this after
+                                       a dropout (else: the reply ended -- barge-in, cut)
+MIN_DROPOUT_MS / BRIDGE_MS  8 / 5 ms   a run of dropped windows this long, holes up to 5 ms
+                                       bridged (Opus smears a lost frame: 8/8 zeroed 20 ms
+                                       frames and 3/3 -45 dBFS fills found, 0 on 12 clean)
+CLICK_WIN_MS                1 ms       a click is one window far above the 15 ms around it
+CLICK_RATIO / CLICK_ABS     6 / 0.2    peak over the neighbourhood's peak / absolute peak:
+                                       0 hits on the 12 piper gold sentences, raw and through
+                                       Opus; a full-scale first sample through Opus: 7-40
+BOOM_DC                     0.3        |mean| of a 5 ms window (a DC step / thump): piper
+                                       speech reaches 0.10, a 0.95 boom 0.90 (before a codec;
+                                       Opus's high-pass leaves 0.15-0.19 of it: not caught)
+SPEED_FMIN / FMAX           80..4000   band of the long-term spectrum compared for speed
+==========================  =========  =====================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from autortc.audio.energy import runs
+
+__all__ = ["Dropout", "Click", "envelope_db", "frame_dropouts", "detect_clicks", "speed_ratio", "missing_audio_ms",
+           "premature_ms", "detect_booms", "detect_spikes", "DROP_DB", "VOICED_DBFS", "MIN_DROPOUT_MS", "CLICK_RATIO", "CLICK_ABS"]
+
+ENV_WIN_MS = 5.0
+ENV_HOP_MS = 1.0
+DROP_DB = 12.0
+VOICED_DBFS = -50.0
+DROP_TOLERANCE_MS = 10.0
+MIN_DROPOUT_MS = 8.0
+BRIDGE_MS = 5.0
+RESUME_MS = 300.0
+CLICK_WIN_MS = 1.0
+CLICK_CONTEXT_MS = 15.0
+CLICK_GUARD_MS = 2.0
+CLICK_RATIO = 6.0
+CLICK_ABS = 0.2
+BOOM_WIN_MS = 5.0
+BOOM_DC = 0.3
+SPEED_FMIN = 80.0
+SPEED_FMAX = 4000.0
+
+
+@dataclass(frozen=True)
+class Dropout:
+    start_ms: float  # in post
+    end_ms: float
+    depth_db: float  # how far below the agent's copy (median over the run)
+
+
+@dataclass(frozen=True)
+class Click:
+    start_ms: float
+    end_ms: float
+    peak: float
+    ratio: float
+
+
+def envelope_db(x: np.ndarray, sr: int, *, win_ms: float = ENV_WIN_MS, hop_ms: float = ENV_HOP_MS) -> np.ndarray:
+    """RMS in dBFS of ``win_ms`` windows every ``hop_ms`` (window ``i`` starts at ``i * hop``); floor -120."""
+    x = np.asarray(x, dtype=np.float64)
+    w = max(1, int(round(win_ms * sr / 1000)))
+    h = max(1, int(round(hop_ms * sr / 1000)))
+    if x.shape[0] < w:
+        return np.zeros(0)
+    c = np.concatenate([[0.0], np.cumsum(x * x)])
+    starts = np.arange(0, x.shape[0] - w + 1, h)
+    e = (c[starts + w] - c[starts]) / w
+    return 10.0 * np.log10(np.maximum(e, 1e-12))
+
+
+def _min_filter(a: np.ndarray, k: int) -> np.ndarray:
+    from scipy.ndimage import minimum_filter1d
+
+    return minimum_filter1d(a, size=2 * k + 1, mode="nearest") if a.size else a
+
+
+def _close(mask: np.ndarray, bridge_ms: float) -> np.ndarray:
+    """Bridge holes of at most ``bridge_ms`` (envelope hops) between dropped windows: Opus
+    smears a lost frame's edges and leaves a few windows inside it above the limit."""
+    out = mask.copy()
+    k = int(round(bridge_ms / ENV_HOP_MS))
+    r = runs(mask)
+    for (a, b), (c, _) in zip(r, r[1:]):
+        if c - b <= k:
+            out[b:c] = True
+    return out
+
+
+def frame_dropouts(post: np.ndarray, ref: np.ndarray, sr: int, *, lag: int = 0,
+                   local_lag=None, drop_db: float = DROP_DB, min_ms: float = MIN_DROPOUT_MS,
+                   voiced_dbfs: float = VOICED_DBFS, tolerance_ms: float = DROP_TOLERANCE_MS) -> list[Dropout]:
+    """Stretches of ``post`` far below the agent's own copy ``ref`` where ``ref`` is speech.
+
+    ``lag``: post index - ref index (:func:`autortc.metrics.fidelity.align`).  ``local_lag``:
+    optional ``(post, ref, end_sample, sr, prior_lag) -> lag | None`` refining the lag near a
+    candidate (jitter buffers stretch time, so the global lag drifts over a long reply).
+
+    A window of ``post`` is *dropped* when its level is at least ``drop_db`` below the
+    *quietest* reference window within ``+-tolerance_ms`` (gain-corrected by the median
+    level difference over speech) and that quietest reference window is above
+    ``voiced_dbfs``: a natural pause shifted by the path is never inside voiced reference.
+    Runs of dropped windows of ``min_ms`` or more are dropouts; a zeroed 20 ms frame and
+    a 60 ms noise fill at -45 dBFS both are (tests/unit/test_metrics_defects.py).
+
+    Returns dropouts in post time (ms), in order.
+    """
+    post = np.asarray(post, dtype=np.float64)
+    ref = np.asarray(ref, dtype=np.float64)
+    hop = max(1, int(round(ENV_HOP_MS * sr / 1000)))
+    ep = envelope_db(post, sr)
+    er = envelope_db(ref, sr)
+    if ep.size == 0 or er.size == 0:
+        return []
+    tol = max(1, int(round(tolerance_ms / ENV_HOP_MS)))
+
+    def ref_at(shift: int) -> np.ndarray:
+        """Reference envelope resampled onto post windows for post = ref + shift (samples)."""
+        idx = np.arange(ep.shape[0]) - int(round(shift / hop))
+        ok = (idx >= 0) & (idx < er.shape[0])
+        out = np.full(ep.shape[0], -120.0)
+        out[ok] = er[idx[ok]]
+        return out
+
+    r = ref_at(lag)
+    rmin = _min_filter(r, tol)
+    speech = (rmin > voiced_dbfs) & (ep > voiced_dbfs)
+    gain = float(np.median(ep[speech] - r[speech])) if speech.sum() >= 20 else 0.0
+    cand = _close((rmin > voiced_dbfs) & (ep < rmin + gain - drop_db), BRIDGE_MS)
+    need = max(1, int(round(min_ms / ENV_HOP_MS)))
+    out: list[Dropout] = []
+    for a, b in runs(cand):
+        if b - a < need // 2:
+            continue
+        aa, bb = a, b
+        rm = rmin
+        if local_lag is not None:
+            ll = local_lag(post.astype(np.float32), ref.astype(np.float32), a * hop, sr, lag)
+            if ll is not None and ll != lag:
+                rm = _min_filter(ref_at(ll), tol)
+                c2 = _close((rm > voiced_dbfs) & (ep < rm + gain - drop_db), BRIDGE_MS)
+                sub = [(x, y) for x, y in runs(c2[max(0, a - tol):b + tol]) if y - x >= need]
+                if not sub:
+                    continue
+                x, y = max(sub, key=lambda s: s[1] - s[0])
+                aa, bb = max(0, a - tol) + x, max(0, a - tol) + y
+        if bb - aa < need:
+            continue
+        # a dropout is inside speech: the received audio sounds again after it (a reply that
+        # stops for good -- a barge-in, a tail cut -- is missing audio, not a dropout)
+        after = ep[bb:bb + int(RESUME_MS / ENV_HOP_MS)]
+        if not after.size or not (after > rm[aa:bb].min() + gain - drop_db / 2).any():
+            continue
+        win = ENV_WIN_MS / ENV_HOP_MS
+        depth = float(np.median(rm[aa:bb] + gain - ep[aa:bb]))
+        # window i covers [i, i + win) hops; the dropped samples span the window starts
+        # shifted by half a window
+        s_ms = (aa + win / 2) * ENV_HOP_MS
+        e_ms = (bb - 1 + win / 2) * ENV_HOP_MS
+        out.append(Dropout(round(s_ms, 2), round(e_ms, 2), round(depth, 1)))
+    return out
+
+
+def detect_clicks(x: np.ndarray, sr: int, *, ratio: float = CLICK_RATIO, abs_min: float = CLICK_ABS,
+                  win_ms: float = CLICK_WIN_MS, context_ms: float = CLICK_CONTEXT_MS,
+                  guard_ms: float = CLICK_GUARD_MS) -> list[Click]:
+    """Clicks/booms: a ``win_ms`` window whose peak is at least ``abs_min`` and ``ratio`` times
+    the peak of the ``context_ms`` on *both* sides (``guard_ms`` next to it left out), taken
+    as the larger side.  Speech never qualifies: a plosive burst is followed by its
+    aspiration and vowel (so the right side is as loud), a vowel is periodic; a full-scale
+    sample in silence or a DC step is (through Opus too).  Adjacent windows merge.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    ax = np.abs(x)
+    w = max(1, int(round(win_ms * sr / 1000)))
+    nw = ax.shape[0] // w
+    if nw < 3:
+        return []
+    pk = ax[: nw * w].reshape(nw, w).max(axis=1)
+    c = max(1, int(round(context_ms / win_ms)))
+    g = max(0, int(round(guard_ms / win_ms)))
+    pad = np.concatenate([np.zeros(g + c), pk, np.zeros(g + c)])
+    win = np.lib.stride_tricks.sliding_window_view(pad, c)  # win[j] = pad[j:j+c]
+    left = win[np.arange(nw)].max(axis=1)  # pk[i-g-c : i-g]
+    right = win[np.arange(nw) + 2 * g + c + 1].max(axis=1)  # pk[i+g+1 : i+g+1+c]
+    ctx = np.maximum(left, right)
+    hit = (pk >= abs_min) & (pk >= ratio * np.maximum(ctx, 1e-9))
+    out: list[Click] = []
+    for a, b in runs(hit):
+        p = float(pk[a:b].max())
+        out.append(Click(a * w / sr * 1000, b * w / sr * 1000, p, p / max(float(ctx[a:b].max()), 1e-9)))
+    return out
+
+
+def detect_booms(x: np.ndarray, sr: int, *, dc_min: float = BOOM_DC, win_ms: float = BOOM_WIN_MS) -> list[Click]:
+    """Booms/thumps: ``win_ms`` windows whose mean (DC) reaches ``dc_min``; speech is AC
+    (above 80 Hz) so its 5 ms means stay small.  Adjacent windows merge."""
+    x = np.asarray(x, dtype=np.float64)
+    w = max(1, int(round(win_ms * sr / 1000)))
+    n = x.shape[0] // w
+    if n == 0:
+        return []
+    m = np.abs(x[: n * w].reshape(n, w).mean(axis=1))
+    out: list[Click] = []
+    for a, b in runs(m >= dc_min):
+        p = float(np.abs(x[a * w:b * w]).max())
+        out.append(Click(a * w / sr * 1000, b * w / sr * 1000, p, float(m[a:b].max())))
+    return out
+
+
+def detect_spikes(x: np.ndarray, sr: int) -> list[Click]:
+    """Clicks and booms (:func:`detect_clicks` + :func:`detect_booms`), overlapping ones merged, in time order."""
+    found = sorted(detect_clicks(x, sr) + detect_booms(x, sr), key=lambda c: c.start_ms)
+    out: list[Click] = []
+    for c in found:
+        if out and c.start_ms <= out[-1].end_ms + 5.0:
+            o = out[-1]
+            out[-1] = Click(o.start_ms, max(o.end_ms, c.end_ms), max(o.peak, c.peak), max(o.ratio, c.ratio))
+        else:
+            out.append(c)
+    return out
+
+
+def _log_spectrum(x: np.ndarray, sr: int, grid: np.ndarray) -> np.ndarray | None:
+    from scipy.signal import welch
+
+    x = np.asarray(x, dtype=np.float64)
+    if x.size < 4096:
+        return None
+    f, p = welch(x, fs=sr, nperseg=4096, noverlap=3072)
+    lp = 10 * np.log10(np.maximum(p, 1e-16))
+    return np.interp(grid, np.log2(np.maximum(f, 1e-3)), lp)
+
+
+def speed_ratio(pre: np.ndarray, post: np.ndarray, sr: int, *, sr_post: int | None = None,
+                max_change: float = 0.2) -> float | None:
+    """How much faster (and higher) ``post`` plays than ``pre``: 24/22.05 = 1.088 for 22.05 kHz
+    audio played as 24 kHz; 1.0 = unchanged.
+
+    Found as the shift of the long-term log-frequency spectrum (``SPEED_FMIN``-``SPEED_FMAX``,
+    1/600 octave steps, mean removed) that best matches ``pre``'s: a rate error scales every
+    frequency by the ratio; a cut reply, a low-pass or a dropout does not.  ``None`` when
+    either signal is shorter than 4096 samples.
+    """
+    sp = sr_post or sr
+    grid = np.arange(np.log2(SPEED_FMIN), np.log2(SPEED_FMAX), 1 / 600)
+    a = _log_spectrum(pre, sr, grid)
+    b = _log_spectrum(post, sp, grid)
+    if a is None or b is None:
+        return None
+    # whiten: remove the slow spectral tilt (a low-pass or codec changes it, not the fine structure)
+    from scipy.ndimage import uniform_filter1d
+
+    a = a - uniform_filter1d(a, 120, mode="nearest")
+    b = b - uniform_filter1d(b, 120, mode="nearest")
+    kmax = int(np.ceil(np.log2(1 + max_change) * 600))
+    best, bk = -np.inf, 0
+    n = grid.shape[0]
+    for k in range(-kmax, kmax + 1):
+        if k >= 0:
+            u, v = a[: n - k], b[k:]
+        else:
+            u, v = a[-k:], b[: n + k]
+        u = u - u.mean()
+        v = v - v.mean()
+        cc = float(u @ v / (np.sqrt((u @ u) * (v @ v)) + 1e-12))
+        if cc > best:
+            best, bk = cc, k
+    return float(2.0 ** (bk / 600))
+
+
+def missing_audio_ms(pre_span_ms: float, post_span_ms: float, speed: float | None = None) -> float:
+    """Audible duration the user did not get: ``pre_span / speed - post_span`` (ms, >= 0).
+
+    ``speed`` (:func:`speed_ratio`) corrects for a rate change so a faster reply is not
+    "missing" audio.  Spans are first-to-last audible sample (:func:`fingerprints.audible_span`).
+    """
+    exp = pre_span_ms / (speed if speed and speed > 0 else 1.0)
+    return max(0.0, exp - post_span_ms)
+
+
+def premature_ms(reply_onset_t: float | None, t_eot: float | None, t_user_onset: float | None) -> float | None:
+    """Talk-over of a premature reply: ``t_eot - reply_onset_t`` in ms when the reply's first
+    audible sample came after the user started speaking and before the user's EoT; ``0.0``
+    when it came at or after EoT; ``None`` when a time is unknown (seconds on one clock).
+    """
+    if reply_onset_t is None or t_eot is None:
+        return None
+    if reply_onset_t >= t_eot:
+        return 0.0
+    if t_user_onset is not None and reply_onset_t < t_user_onset:
+        return 0.0  # sounding before the user spoke: an earlier reply, not this one
+    return (t_eot - reply_onset_t) * 1000.0

@@ -1,0 +1,216 @@
+"""Issue 18 detectors against ground truth from outside them: real piper speech (the committed
+TTS gold WAVs, the bundled voice) through real libopus (PyAV), faults planted by construction
+(exact samples zeroed, seeded noise at an exact dBFS, scipy.signal filters, resampling with a
+mislabelled rate, truncation)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from autortc.artifacts import TurnAudio
+from autortc.audio import Audio, resample
+from autortc.gates import judge_turn, load_gates
+from autortc.metrics import continuity, defects, fidelity, fingerprints
+from autortc.metrics.turn import compute
+
+pytestmark = pytest.mark.unit
+
+GOLD = Path(__file__).resolve().parents[2] / "cases" / "tts" / "gold"
+NAMES = sorted(p.name for p in GOLD.glob("*.wav"))
+SR = 48000
+
+
+def _opus(x: np.ndarray, sr: int) -> np.ndarray:
+    from autortc.testing.opus import opus_roundtrip
+
+    pytest.importorskip("av")
+    return opus_roundtrip(x, sr)[0]
+
+
+@pytest.fixture(scope="module")
+def gold() -> dict[str, tuple[np.ndarray, int]]:
+    assert len(NAMES) >= 12, f"expected the 12 piper gold WAVs in {GOLD}"
+    out = {}
+    for n in NAMES:
+        x, sr = sf.read(GOLD / n, dtype="float32")
+        out[n] = (x, sr)
+    return out
+
+
+@pytest.fixture(scope="module")
+def clean(gold):
+    """name -> (pre at 48 kHz, post = the same piper audio through Opus at 48 kHz)."""
+    return {n: (resample(x, sr, SR), _opus(x, sr)) for n, (x, sr) in gold.items()}
+
+
+def _voiced_at(x: np.ndarray, sr: int, n: int, k: int) -> int:
+    """k-th position (10 ms grid) where the 10 ms blocks from 30 ms before to 30 ms after
+    ``n`` samples are all >= -40 dBFS (the fault bench's VOICE_DBFS rule): inside speech."""
+    e = defects.envelope_db(x, sr, win_ms=10, hop_ms=10)
+    m = int(np.ceil(n / (sr / 100)))
+    c = [i for i in range(3, e.size - m - 3) if (e[i - 3:i + m + 3] > -40).all()]
+    assert c, "no voiced stretch"
+    return c[(k * 7919) % len(c)] * sr // 100
+
+
+def _turn(pre48: np.ndarray, post: np.ndarray):
+    res = compute(None, TurnAudio(pre=Audio(pre48, SR), reply=Audio(post, SR)))
+    return judge_turn(res, load_gates())
+
+
+# ---------------------------------------------------------------- zero false alarms on clean
+
+
+def test_clean_piper_through_opus_has_no_finding(clean):
+    """All 12 gold sentences through real Opus: no click, no dropout, speed 1.0, HF drop < 0.8,
+    and no WARN/FAIL from any gate (the old boom detector fired 8-17x on long_0x)."""
+    for n, (pre, post) in clean.items():
+        assert defects.detect_spikes(post, SR) == [], n
+        assert defects.detect_spikes(pre, SR) == [], n
+        lag = fidelity.align(pre, post, SR).lag_samples
+        assert defects.frame_dropouts(post, pre, SR, lag=lag, local_lag=continuity._local_lag) == [], n
+        assert abs(defects.speed_ratio(pre, post, SR) - 1.0) < 0.005, n
+        res = _turn(pre, post)
+        bad = [(v.gate, v.status, v.measured, v.message) for v in res.verdicts if v.status in ("WARN", "FAIL")]
+        assert bad == [], (n, bad)
+
+
+# ---------------------------------------------------------------- dropouts
+
+
+@pytest.mark.parametrize("name", ["long_01.wav", "numbers_02.wav", "punct_03.wav", "short_02.wav"])
+@pytest.mark.parametrize("k", [0, 1])
+def test_one_lost_20ms_frame_inside_speech_is_found(gold, name, k):
+    x, sr = gold[name]
+    n = int(0.020 * sr)
+    p = _voiced_at(x, sr, n, k)
+    xf = x.copy()
+    xf[p:p + n] = 0.0  # the planted fault: exactly these samples
+    pre, post = resample(x, sr, SR), _opus(xf, sr)
+    res = _turn(pre, post)
+    t = p / sr * 1000.0
+    assert res.continuity.audible_dropouts >= 1
+    hit = [d for d in res.continuity.dropouts if d.start_ms - 15 <= t + 20 and t - 15 <= d.end_ms]
+    assert hit, (t, res.continuity.dropouts)
+    assert {v.gate: v.status for v in res.verdicts}["audible_dropout"] == "FAIL"
+    assert res.origin.get("audible_dropout") == "path"
+
+
+@pytest.mark.parametrize("name", ["long_02.wav", "numbers_01.wav", "short_01.wav"])
+def test_noise_filled_dropout_at_minus_45_dbfs_is_found(gold, name):
+    x, sr = gold[name]
+    n = int(0.060 * sr)
+    p = _voiced_at(x, sr, n, 3)
+    noise = np.random.default_rng(7).standard_normal(n)
+    noise *= 10 ** (-45 / 20) / np.sqrt(np.mean(noise ** 2))  # RMS exactly -45 dBFS
+    xf = x.copy()
+    xf[p:p + n] = noise
+    pre, post = resample(x, sr, SR), _opus(xf, sr)
+    lag = fidelity.align(pre, post, SR).lag_samples
+    dr = defects.frame_dropouts(post, pre, SR, lag=lag, local_lag=continuity._local_lag)
+    t = p / sr * 1000.0
+    assert [d for d in dr if d.start_ms - 15 <= t + 60 and t - 15 <= d.end_ms], (t, dr)
+
+
+# ---------------------------------------------------------------- clicks / clipping
+
+
+def test_full_scale_click_on_first_sample_is_found_and_attributed_to_the_agent(gold):
+    x, sr = gold["numbers_02.wav"]
+    xc = x.copy()
+    xc[0] = 32767 / 32768  # the bench's click: first sample at full scale, in the agent's copy
+    pre, post = resample(xc, sr, SR), _opus(xc, sr)
+    res = _turn(pre, post)
+    assert res.fingerprints.peak_spike_count == 1
+    assert res.fingerprints.spikes[0].start_ms < 5.0
+    assert {v.gate: v.status for v in res.verdicts}["peak_spike"] == "WARN"
+    assert res.origin["peak_spike"] == "agent"  # attributed, not excused
+
+
+def test_clipping_x6_in_the_agents_copy_fails_and_names_the_agent(gold):
+    x, sr = gold["short_03.wav"]
+    xc = np.clip(x * 6.0, -1.0, 32767 / 32768).astype(np.float32)
+    pre, post = resample(xc, sr, SR), _opus(xc, sr)
+    res = _turn(pre, post)
+    assert {v.gate: v.status for v in res.verdicts}["clipping"] == "FAIL"
+    assert res.origin["clipping"] == "agent"
+
+
+# ---------------------------------------------------------------- band and speed
+
+
+def test_3k4_lowpass_is_a_named_hf_loss_warning(gold):
+    from scipy.signal import butter, sosfilt
+
+    x, sr = gold["long_03.wav"]
+    xl = sosfilt(butter(8, 3400, fs=sr, output="sos"), x).astype(np.float32)
+    res = _turn(resample(x, sr, SR), _opus(xl, sr))
+    v = {v.gate: v for v in res.verdicts}
+    assert v["hf_loss"].status == "WARN" and "HF loss" in v["hf_loss"].message
+    assert v["speed"].status == "PASS"
+
+
+def test_22k05_played_as_24k_is_a_named_speed_verdict_with_its_ratio(gold):
+    x, sr = gold["punct_02.wav"]
+    assert sr == 22050
+    post = _opus(resample(x, 24000, SR), SR)  # the same samples declared as 24 kHz
+    res = _turn(resample(x, sr, SR), post)
+    assert res.fingerprints.speed_ratio == pytest.approx(24000 / 22050, abs=0.003)
+    v = {v.gate: v for v in res.verdicts}["speed"]
+    assert v.status == "FAIL" and "x1.08" in v.message
+    # not an accidental missing-audio or dropout verdict: the speed-corrected duration matches
+    assert res.continuity.missing_audio_ms < 150
+
+
+# ---------------------------------------------------------------- missing audio
+
+
+def test_reply_cut_at_60_percent_is_missing_audio(gold):
+    x, sr = gold["long_01.wav"]
+    cut = x[: int(0.6 * x.shape[0])]
+    post = np.concatenate([_opus(cut, sr), np.zeros(int(0.4 * x.shape[0] / sr * SR), np.float32)])
+    res = _turn(resample(x, sr, SR), post)
+    lost = 0.4 * x.shape[0] / sr * 1000.0
+    # the trailing silence of the sentence is not audio: measured within 300 ms of the cut
+    assert lost - 300 <= res.continuity.missing_audio_ms <= lost + 50
+    assert {v.gate: v.status for v in res.verdicts}["missing_audio"] == "FAIL"
+
+
+def test_missing_audio_is_speed_corrected():
+    assert defects.missing_audio_ms(1000.0, 1000.0 / 1.088, 1.088) == pytest.approx(0.0, abs=1e-6)
+    assert defects.missing_audio_ms(1000.0, 600.0, None) == pytest.approx(400.0)
+
+
+# ---------------------------------------------------------------- talk-over
+
+
+def test_premature_ms():
+    assert defects.premature_ms(10.0, 10.5, 8.0) == pytest.approx(500.0)
+    assert defects.premature_ms(10.6, 10.5, 8.0) == 0.0
+    assert defects.premature_ms(7.0, 10.5, 8.0) == 0.0  # an earlier reply, before the user spoke
+    assert defects.premature_ms(None, 10.5, 8.0) is None
+
+
+def test_fingerprint_helpers_still_agree_on_clean_speed(clean):
+    pre, post = clean["long_02.wav"]
+    assert fingerprints.drift_ratio(pre, post, SR) == pytest.approx(1.0, abs=0.01)
+
+
+@pytest.mark.parametrize("name", ["long_03.wav", "numbers_01.wav"])
+def test_40ms_chunk_played_twice_in_the_agents_copy_is_judged_and_attributed(gold, name):
+    """The bench's agent ``repeat`` fault: 40 ms of speech played twice, before the pre-RTC copy
+    (so both copies have it).  Formerly excused because the agent's copy had it too."""
+    x, sr = gold[name]
+    n = int(0.040 * sr)
+    p = _voiced_at(x, sr, 2 * n, 2)
+    xr = np.concatenate([x[:p + n], x[p:p + n], x[p + n:]]).astype(np.float32)
+    res = _turn(resample(xr, sr, SR), _opus(xr, sr))
+    t = (p + n) / sr * 1000.0
+    assert res.fingerprints.repeat_count >= 1
+    assert any(r.start_ms - 30 <= t + 40 and t - 30 <= r.end_ms for r in res.fingerprints.repeats), (t, res.fingerprints.repeats)
+    assert {v.gate: v.status for v in res.verdicts}["repeats"] == "WARN"
+    assert res.origin["repeats"] == "agent"
