@@ -45,6 +45,7 @@ __all__ = [
     "ConsoleReporter",
     "NoiseFilter",
     "NoiseRule",
+    "attach_log_file",
     "attach_run_log",
     "detach_run_log",
     "format_gate",
@@ -134,14 +135,21 @@ def terminal_level(verbosity: int) -> int:
     return {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
 
 
-class _SdkTerminalFilter(logging.Filter):
-    """Terminal handler only: SDK INFO lines stay in the file unless ``-vv``."""
+# INFO lines a person waits on (a cold ~7 min SFU build): shown on the terminal at every verbosity but -q.
+STATUS_LOGGERS = ("autortc.stack.livekit",)
+
+
+class _TerminalFilter(logging.Filter):
+    """Terminal handler only: the verbosity's level, SDK INFO lines only at ``-vv``, status lines always."""
 
     def __init__(self, verbosity: int) -> None:
         super().__init__()
         self._verbosity = verbosity
+        self._level = terminal_level(verbosity)
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < self._level:
+            return self._verbosity >= 0 and record.levelno >= logging.INFO and record.name in STATUS_LOGGERS
         if self._verbosity >= 2 or record.levelno >= logging.WARNING:
             return True
         return not any(record.name == n or record.name.startswith(n + ".") for n in SDK_LOGGERS)
@@ -166,9 +174,9 @@ def setup_logging(verbosity: int = 0, *, console: Console | None = None, level: 
     root.setLevel(root_level)
     if _terminal_handler is not None:
         root.removeHandler(_terminal_handler)
-    handler = RichHandler(console=con, level=terminal_level(verbosity), show_path=False, show_time=verbosity >= 1,
-                          rich_tracebacks=False, markup=False)
-    handler.addFilter(_SdkTerminalFilter(verbosity))
+    handler = RichHandler(console=con, level=min(terminal_level(verbosity), logging.INFO), show_path=False,
+                          show_time=verbosity >= 1, rich_tracebacks=False, markup=False)
+    handler.addFilter(_TerminalFilter(verbosity))
     root.addHandler(handler)
     _terminal_handler = handler
     if verbosity < 2:
@@ -212,7 +220,12 @@ def attach_run_log(run_dir: Path | str, *, level: int | str = logging.DEBUG) -> 
     Returns the handler; pass it to :func:`detach_run_log` when the run ends.  Appends, so a
     resumed run keeps its earlier lines.
     """
-    path = Path(run_dir) / RUN_LOG_NAME
+    return attach_log_file(Path(run_dir) / RUN_LOG_NAME, level=level)
+
+
+def attach_log_file(path: Path | str, *, level: int | str = logging.DEBUG) -> logging.FileHandler:
+    """:func:`attach_run_log` for any file (``autortc --log-file PATH``)."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setLevel(level)

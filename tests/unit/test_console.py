@@ -176,6 +176,7 @@ def test_noise_is_dropped_at_its_logger_and_the_run_log_keeps_detail(tmp_path, c
         logging.getLogger("livekit").error("livekit::room: ICE failed")
         logging.getLogger("autortc.runner").info("case=endpoint_short_hello verdict=PASS attempts=1")
         logging.getLogger("autortc.runner").debug("turn detail trace_id=t0")
+        logging.getLogger("autortc.stack.livekit").info("building livekit-server v1 with go install (cold: ~7 min)")
     finally:
         detach_run_log(fh)
     term = buf.getvalue()
@@ -187,6 +188,7 @@ def test_noise_is_dropped_at_its_logger_and_the_run_log_keeps_detail(tmp_path, c
     assert "signal connected" not in term and "signal connected" in log
     assert "verdict=PASS" not in term and "verdict=PASS" in log
     assert "turn detail trace_id=t0" in log
+    assert "building livekit-server" in term  # a status a person waits on is not hidden
 
 
 def test_verbose_shows_info_on_the_terminal(clean_logging):
