@@ -278,9 +278,13 @@ def format_value(metric: str, value: float | bool | None, *, aggregate: str | No
 
 def format_gate(g: GateVerdict, *, aggregate: str | None = None) -> str:
     """``"max_gap 240 ms (< 200 ms)"``: gate, measured, and the limit it had to meet."""
-    limit = g.threshold if g.status == "FAIL" or g.warn_threshold is None else g.warn_threshold
     return (f"{g.gate} {format_value(g.metric, g.measured, aggregate=aggregate)} "
-            f"({g.op} {format_value(g.metric, limit, aggregate=aggregate)})")
+            f"({g.op} {format_value(g.metric, _limit(g), aggregate=aggregate)})")
+
+
+def _limit(g: GateVerdict) -> float | None:
+    """The threshold the verdict broke: the warn level for a WARN, the fail level otherwise."""
+    return g.threshold if g.status == "FAIL" or g.warn_threshold is None else g.warn_threshold
 
 
 # --------------------------------------------------------------------------- reporter
@@ -374,6 +378,9 @@ class ConsoleReporter:
             line.append(f" EoT→audio {shown:>8s}")
         else:
             line.append(" EoT→audio        —")
+        eot_gate = next((g for t in result.turns for g in _bad_verdicts(t) if g.metric == _EOT), None)
+        if eot_gate is not None:  # the value is already on the line: only say what it had to be
+            line.append(f" (needs {eot_gate.op} {format_value(_EOT, _limit(eot_gate))})", style=_STYLE[eot_gate.status])
         if result.attempts != 1:
             line.append(f"  attempts {result.attempts}", style="yellow")
         if result.duration_s is not None:
@@ -393,6 +400,8 @@ class ConsoleReporter:
         multi = len(result.turns) > 1
         for t in result.turns:
             for g in _bad_verdicts(t):
+                if g.metric == _EOT and not multi:
+                    continue  # shown next to the EoT value by case_line
                 where = f"turn {t.turn_index}: " if multi else ""
                 causes.append(where + format_gate(g))
             for e in t.errors:
@@ -419,7 +428,7 @@ class ConsoleReporter:
         for g in rows:
             agg = aggregates.get(g.gate)
             limit = format_value(g.metric, g.threshold, aggregate=agg)
-            if g.warn_threshold is not None:
+            if g.warn_threshold is not None and g.warn_threshold != g.threshold:
                 limit = f"{limit} (warn {format_value(g.metric, g.warn_threshold, aggregate=agg)})"
             table.add_row(Text(g.status, style=_STYLE.get(g.status, "")), titles.get(g.gate) or g.gate,
                           format_value(g.metric, g.measured, aggregate=agg), f"{g.op} {limit}",

@@ -71,6 +71,9 @@ def _case(i: int) -> CaseResult:
         t.verdicts = [GateVerdict("clipping", "FAIL", 0.0123456, 0.001, "<", "turn", "level.clipping_ratio")]
         t.verdict = res.verdict = "FAIL"
         res.attempts = 2
+    elif cid == "content_weather":  # the EoT gate: said once, next to the value
+        t.verdicts = [GateVerdict("eot_to_first_audio", "WARN", EOT[i], 650.0, "<=", "turn", "latency.eot_to_first_audio_ms")]
+        t.verdict = res.verdict = "WARN"
     elif cid == "noise_background":  # harness error: no turns analysed
         res.turns, res.verdict, res.error, res.attempts = [], "FAIL", LONG_ERROR, 3
     return res
@@ -108,6 +111,7 @@ def test_sixteen_case_run_fits_in_40_lines_and_shows_every_failure_cause():
     assert "audible_dropout 2 (== 0)" in text
     assert "clipping 1.2 % (< 0.10 %)" in text
     assert "peak_spike 3 (== 0)" in text
+    assert re.search(r"content_weather\s+EoT→audio\s+1440 ms \(needs <= 650 ms\)\s+6.1 s$", out, re.M)
     assert " ".join(LONG_ERROR.split())[:200] in text
     assert re.search(r"level_quiet_speaker.*attempts 2", out)
     # final table: run gates with units, no raw floats; report path and exit code
@@ -117,13 +121,14 @@ def test_sixteen_case_run_fits_in_40_lines_and_shows_every_failure_cause():
     assert re.search(r"audio_valid\s+100.0 %\s+>= 100.0 %", out)
     assert "no data (SKIP): user_kpi" in out
     assert "report: output/runs/r1/report.html" in out
-    assert lines[-1].startswith("==== 2 failed, 1 errors, 1 warned, 12 passed") and lines[-1].endswith("exit 1 ====")
+    assert lines[-1].startswith("==== 2 failed, 1 errors, 2 warned, 11 passed") and lines[-1].endswith("exit 1 ====")
 
 
 def test_quiet_prints_only_what_did_not_pass():
     out = _run(-1)
     assert "endpoint_short_hello" in out and "noise_background" in out and "distortion_sibilant" in out
-    assert "content_weather" not in out  # passed
+    assert "content_weather" in out  # warned
+    assert "endpoint_numbers" not in out  # passed
     assert "llm_ttft" not in out  # passing gate row hidden
     assert len(out.rstrip("\n").split("\n")) < len(_run(0).rstrip("\n").split("\n"))
 
