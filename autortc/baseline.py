@@ -462,8 +462,20 @@ def _signed(metric: str, v: float | None) -> str:
     return ("+" if v > 0 else "−" if v < 0 else "±") + s
 
 
+def _interval(metric: str, lo: float | None, hi: float | None) -> str:
+    """``[−478, −108] ms``: the unit once, after the bracket."""
+    if lo is None or hi is None:
+        return "—"
+    a, b = _signed(metric, lo), _signed(metric, hi)
+    unit = ""
+    for u in (" ms", " %", " dB"):
+        if a.endswith(u) and b.endswith(u):
+            a, b, unit = a[: -len(u)], b[: -len(u)], u
+    return f"[{a}, {b}]{unit}"
+
+
 def delta_table(rows: Sequence[MetricDelta], *, title: str = "") -> Any:
-    """A :class:`rich.table.Table`: metric, baseline, run, delta, 95 % CI, min effect, verdict."""
+    """A :class:`rich.table.Table`: effect (metric, statistic), n, baseline, run, delta, 95 % CI, min effect, verdict."""
     from rich import box
     from rich.table import Table
     from rich.text import Text
@@ -472,13 +484,14 @@ def delta_table(rows: Sequence[MetricDelta], *, title: str = "") -> Any:
 
     style = {"REGRESSION": "bold red", "IMPROVED": "green", "UNCHANGED": "", "NO_DATA": "dim"}
     t = Table(title=title or None, box=box.SIMPLE, title_justify="left", show_edge=False, pad_edge=False)
-    for col, just in (("metric", "left"), ("n", "right"), ("baseline", "right"), ("run", "right"),
-                      ("delta", "right"), ("95 % CI", "right"), ("min effect", "right"), ("verdict", "left")):
-        t.add_column(col, justify=just)  # type: ignore[arg-type]
+    for col, just in (("effect", "left"), ("n", "right"), ("baseline", "right"), ("run", "right"),
+                      ("delta", "right"), ("95 % CI", "right"), ("min", "right"), ("verdict", "left")):
+        # numbers and the verdict never wrap; on a narrow terminal the effect name and the interval fold
+        t.add_column(col, justify=just, no_wrap=col not in ("effect", "95 % CI"),  # type: ignore[arg-type]
+                     overflow="fold")
     for r in rows:
-        ci = "—" if r.ci_low is None else f"[{_signed(r.metric, r.ci_low)}, {_signed(r.metric, r.ci_high)}]"
-        t.add_row(f"{r.metric} ({r.statistic})", f"{r.n_baseline}/{r.n_run}", format_value(r.metric, r.baseline),
-                  format_value(r.metric, r.run), _signed(r.metric, r.delta), ci,
+        t.add_row(r.key.removesuffix("_p50"), f"{r.n_baseline}/{r.n_run}", format_value(r.metric, r.baseline),
+                  format_value(r.metric, r.run), _signed(r.metric, r.delta), _interval(r.metric, r.ci_low, r.ci_high),
                   _signed(r.metric, r.min_effect if r.worse == "higher" else -r.min_effect),
                   Text(r.verdict, style=style[r.verdict]))
     return t
