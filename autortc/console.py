@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -479,7 +478,3 @@ def _counts_from_summary(summary: RunSummary) -> dict[str, int]:
         counts[k] = counts.get(k, 0) + 1
     return counts
 
-
-def is_interactive() -> bool:
-    """stdout is a terminal (the bar is drawn only then)."""
-    return sys.stdout.isatty()

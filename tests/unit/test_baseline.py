@@ -183,7 +183,6 @@ def test_baseline_errors_name_the_file(tmp_path):
 
 def test_compare_accepts_plain_floats():
     rng = np.random.default_rng(3)
-    _, base = None, None
     from autortc.baseline import Baseline, BaselineRun, TurnValue
 
     vals = _draw(rng, 40)
