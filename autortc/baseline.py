@@ -60,6 +60,8 @@ __all__ = [
     "has_regression",
     "compare_run",
     "flake_rates",
+    "flake_table",
+    "summary_values",
     "list_baselines",
     "load_baseline",
     "load_effects",
@@ -154,6 +156,18 @@ def read_run_values(run_dir: Path | str) -> tuple[RunSummary, dict[str, list[Tur
         summary = read_json(run / "summary.json", RunSummary)
     except ResultFileError as exc:
         raise BaselineError(f"{run}: not a run folder ({exc})") from exc
+    return summary, summary_values(summary, run)
+
+
+def summary_values(summary: RunSummary, run_dir: Path | str) -> dict[str, list[TurnValue]]:
+    """Per metric path, the value of each turn of the cases ``summary`` lists (their ``result.json``
+    under ``run_dir``); what :func:`read_run_values` returns for a summary already in memory
+    (the runner's ``--baseline`` hook, before the final ``summary.json`` is written).
+
+    Raises:
+        BaselineError: a case result is unreadable.
+    """
+    run = Path(run_dir)
     values: dict[str, list[TurnValue]] = {}
     for entry in summary.cases:
         path = run / (entry.result or f"{entry.case_id}/result.json")
@@ -168,7 +182,7 @@ def read_run_values(run_dir: Path | str) -> tuple[RunSummary, dict[str, list[Tur
                 values.setdefault(metric, []).append(
                     TurnValue(case_id=t.case_id, trace_id=t.trace_id, turn_index=t.turn_index, run_id=summary.run_id,
                               value=v))
-    return summary, values
+    return values
 
 
 def baseline_path(name: str, root: Path | str = DEFAULT_BASELINES) -> Path:
@@ -494,4 +508,23 @@ def delta_table(rows: Sequence[MetricDelta], *, title: str = "") -> Any:
                   format_value(r.metric, r.run), _signed(r.metric, r.delta), _interval(r.metric, r.ci_low, r.ci_high),
                   _signed(r.metric, r.min_effect if r.worse == "higher" else -r.min_effect),
                   Text(r.verdict, style=style[r.verdict]))
+    return t
+
+
+def flake_table(rows: Sequence[FlakeRate], *, title: str = "") -> Any:
+    """A :class:`rich.table.Table` of :func:`flake_rates`: case, verdicts per repeat, flake rate,
+    fail rate with its 95 % Wilson interval."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    t = Table(title=title or None, box=box.SIMPLE, title_justify="left", show_edge=False, pad_edge=False)
+    for col in ("", "case", "verdicts", "flake", "fail rate [95 % CI]"):
+        t.add_column(col, no_wrap=col != "case", overflow="fold")
+    for f in rows:
+        rate = "—" if f.flake_rate is None else f"{100 * f.flake_rate:.0f} %"
+        fail = "—" if f.fail_rate is None or f.ci_low is None or f.ci_high is None else \
+            f"{100 * f.fail_rate:.0f} % [{100 * f.ci_low:.0f}, {100 * f.ci_high:.0f}] %"
+        t.add_row(Text("FLAKY" if f.flaky else "ok", style="yellow" if f.flaky else "green"), f.case_id,
+                  " ".join(f.verdicts), rate, fail)
     return t

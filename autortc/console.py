@@ -50,6 +50,7 @@ __all__ = [
     "format_gate",
     "format_value",
     "get_console",
+    "get_verbosity",
     "reset_logging",
     "setup_logging",
     "terminal_level",
@@ -125,6 +126,12 @@ SDK_LOGGERS = ("livekit", "livekit.agents", "livekit.plugins", "websockets", "ai
 
 _installed: dict[str, NoiseFilter] = {}
 _terminal_handler: logging.Handler | None = None
+_verbosity = 0
+
+
+def get_verbosity() -> int:
+    """The verbosity the last :func:`setup_logging` was given (-1 quiet .. 2), for reporters."""
+    return _verbosity
 
 
 def terminal_level(verbosity: int) -> int:
@@ -166,7 +173,8 @@ def setup_logging(verbosity: int = 0, *, console: Console | None = None, level: 
 
     Idempotent: a second call replaces the terminal handler instead of adding one.
     """
-    global _terminal_handler
+    global _terminal_handler, _verbosity
+    _verbosity = verbosity
     con = console or get_console()
     root = logging.getLogger()
     root_level = level if level is not None else os.environ.get("AUTORTC_LOG_LEVEL", "DEBUG" if verbosity >= 2 else "INFO")
