@@ -224,7 +224,8 @@ class SuiteRunner:
                 return await play(attempt), reasons, None
             except RETRYABLE as exc:
                 reason = f"attempt {attempt}: {type(exc).__name__}: {exc}"
-                log.warning("%s %s", label, reason)
+                # INFO: the case line shows the attempts, the report and autortc.log the reasons
+                log.info("%s %s", label, reason)
                 reasons.append(reason)
             except Exception as exc:
                 tb = traceback.format_exc()
