@@ -204,7 +204,7 @@ def _details(summary: RunSummary, cases: list[CaseResult]) -> list[Table]:
                          _interval(r.metric, r.ci_low, r.ci_high),
                          _signed(r.metric, r.min_effect if r.worse == "higher" else -r.min_effect), r.reason])
         out.append(Table(
-            f"Baseline `{base.get('name')}`: " + ("significant REGRESSION" if base.get("regression") else "no significant regression"),
+            f"Baseline {base.get('name')}: " + ("significant REGRESSION" if base.get("regression") else "no significant regression"),
             ["Verdict", "Effect", "n (baseline/run)", "Baseline", "Run", "Delta", "95 % CI", "Min effect", "Why"], rows,
             status_col=0,
             lead=f"Median shift run − baseline with a 95 % percentile-bootstrap interval over every turn of "
