@@ -34,16 +34,19 @@ async () => {
                     error: a.error ? a.error.code : null});
     }
     const svg = sec.querySelector('svg.timeline');
-    const bars = {}, marks = {};
+    const bars = {}, marks = {}, marks_x = {}, ticks = [];
     if (svg) {
       for (const r of svg.querySelectorAll('rect')) if (r.getAttribute('class') !== 'lane') {
         const k = r.getAttribute('class'); bars[k] = (bars[k] || 0) + 1; }
       for (const l of svg.querySelectorAll('line[class]')) {
-        const k = l.getAttribute('class').replace('m-', ''); marks[k] = (marks[k] || 0) + 1; }
+        const k = l.getAttribute('class').replace('m-', ''); marks[k] = (marks[k] || 0) + 1;
+        (marks_x[k] = marks_x[k] || []).push(parseFloat(l.getAttribute('x1'))); }
+      for (const t of svg.querySelectorAll('text.tick'))
+        ticks.push([parseFloat(t.dataset.x), parseFloat(t.dataset.t)]);
     }
     const box = svg ? svg.getBoundingClientRect() : null;
     out.push({case_id: sec.dataset.case, trace_id: sec.dataset.trace, players, timeline: !!svg,
-              timeline_px: box ? [box.width, box.height] : null, bars, marks,
+              timeline_px: box ? [box.width, box.height] : null, bars, marks, marks_x, ticks,
               gates: sec.querySelectorAll('table tr').length - 1});
   }
   return out;
@@ -73,7 +76,8 @@ async def _inspect(html: Path, screenshot: Path | None, chromium: str | None) ->
 def inspect_report(html: Path | str, *, screenshot: Path | str | None = None,
                    chromium: str | None = None) -> list[dict[str, Any]]:
     """Per turn section of ``html``: ``{case_id, trace_id, players: [{file, decoded, duration}],
-    timeline, bars: {kind: n}, marks: {kind: n}, gates}`` as Chromium rendered it.
+    timeline, bars: {kind: n}, marks: {kind: n}, marks_x: {kind: [x px]}, ticks: [[x px, t s]], gates}``
+    as Chromium rendered it.
 
     Raises:
         FileNotFoundError: no report at ``html`` or no Chromium (``autobrowser.chromium.find_chromium``).

@@ -106,7 +106,7 @@ class Timeline:
     lanes: list[str]
     bars: list[Bar]
     marks: list[Mark]
-    ticks: list[tuple[float, str]]
+    ticks: list[tuple[float, float, str]]  # (x px, t s, label)
     note: str = ""
     lane_y0: int = TOP
     lane_h: int = LANE_H
@@ -224,6 +224,9 @@ def _timeline(turn: TurnResult, art) -> Timeline | None:
                             f"reply {r.reply_index} heard {a:.2f}–{b:.2f} s" + (" (interrupted)" if r.interrupted else "")))
         if p.reply_slice is not None:
             reply0 = p.t_full_start + p.reply_slice[0] / p.sr - t0
+            if not p.replies:  # no per-reply spans: the slice cut into post_rtc_reply.wav is what was heard
+                a, b = rel(p.t_full_start + p.reply_slice[0] / p.sr), rel(p.t_full_start + p.reply_slice[1] / p.sr)
+                bars.append(Bar(1, a, b - a, "heard", f"reply heard (post_rtc_reply.wav) {a:.2f}–{b:.2f} s"))
         for name, t in (("reply start evt", p.t_reply_start_evt), ("reply end evt", p.t_reply_end_evt)):
             x = rel(t)
             if x is not None:
@@ -257,7 +260,7 @@ def _timeline(turn: TurnResult, art) -> Timeline | None:
     for m in marks:
         m.x = px(m.x)
     step = next(s for s in (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0) if (t_max - t_min) / s <= 12)
-    ticks = [(px(t), f"{t:g} s") for t in np.arange(np.ceil(t_min / step) * step, t_max, step)]
+    ticks = [(px(t), round(float(t), 3), f"{t:g} s") for t in np.arange(np.ceil(t_min / step) * step, t_max, step)]
     height = TOP + LANE_H * len(lanes) + 8 + 14 * 2
     return Timeline(WIDTH, height, lanes, bars, marks, ticks)
 
