@@ -525,6 +525,7 @@ def flake_table(rows: Sequence[FlakeRate], *, title: str = "") -> Any:
         rate = "—" if f.flake_rate is None else f"{100 * f.flake_rate:.0f} %"
         fail = "—" if f.fail_rate is None or f.ci_low is None or f.ci_high is None else \
             f"{100 * f.fail_rate:.0f} % [{100 * f.ci_low:.0f}, {100 * f.ci_high:.0f}] %"
-        t.add_row(Text("FLAKY" if f.flaky else "ok", style="yellow" if f.flaky else "green"), f.case_id,
+        label, style = ("FLAKY", "yellow") if f.flaky else ("ok", "green") if f.fail_rate is not None else ("n/a", "dim")
+        t.add_row(Text(label, style=style), f.case_id,
                   " ".join(f.verdicts), rate, fail)
     return t

@@ -184,7 +184,7 @@ def _details(summary: RunSummary, cases: list[CaseResult]) -> list[Table]:
         rows = []
         for f in rep["flake"]:
             fr, lo, hi = f.get("fail_rate"), f.get("ci_low"), f.get("ci_high")
-            rows.append(["FLAKY" if f.get("flaky") else "ok", f["case_id"], " ".join(f.get("verdicts") or []),
+            rows.append(["FLAKY" if f.get("flaky") else "ok" if fr is not None else "n/a", f["case_id"], " ".join(f.get("verdicts") or []),
                          "-" if f.get("flake_rate") is None else f"{100 * f['flake_rate']:.0f} %",
                          "-" if fr is None or lo is None or hi is None else
                          f"{100 * fr:.0f} % [{100 * lo:.0f}, {100 * hi:.0f}] %"])
