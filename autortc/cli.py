@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import importlib
-import logging
-import os
+from pathlib import Path
 
 import typer
 
@@ -23,6 +22,8 @@ _COMMAND_MODULES = (
     "autortc.commands.stages",
     "autortc.commands.calibrate",
     "autortc.commands.analyze",
+    "autortc.commands.baseline",
+    "autortc.commands.cases_new",
     "autortc.commands.tts_bench",
     "autortc.commands.faultbench",
     "autortc.network.cli",
@@ -35,15 +36,22 @@ def _register_all() -> None:
         importlib.import_module(name).register(app)
 
 
+@app.callback()
+def _global_options(
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True,
+                                help="-v: INFO logs on the terminal; -vv: DEBUG and SDK lines"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="errors and failing cases only"),
+    log_file: Path = typer.Option(None, "--log-file", help="also write every log record (INFO+, DEBUG at -vv) here"),
+) -> None:
+    """End-to-end QA for real-time voice agents (full logs of a run: output/runs/<run>/autortc.log)."""
+    from autortc.console import attach_log_file, setup_logging
+
+    setup_logging(-1 if quiet else verbose)
+    if log_file is not None:
+        attach_log_file(log_file)
+
+
 def main() -> None:
-    logging.basicConfig(
-        level=os.environ.get("AUTORTC_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # LiveKit Agents streams its session events to every participant on this topic; the bots do
-    # not read them, and the SDK logs each unread stream at INFO on the root logger.
-    logging.getLogger().addFilter(
-        lambda r: not r.getMessage().startswith("ignoring byte stream with topic 'lk.agent.session'"))
     _register_all()
     app()
 

@@ -173,6 +173,12 @@ def register(app: typer.Typer) -> None:
         measure_s: float = typer.Option(30.0, help="--profile: seconds of probe train before and after the suite"),
         measure_pps: float = typer.Option(200.0, help="--profile: probe packets per second (loss within ±0.5 point needs thousands)"),
         progress: bool = typer.Option(True, "--progress/--no-progress"),
+        repeat: int = typer.Option(1, "--repeat", min=1, help="run the same cases N times (folders <run>-r1..rN); "
+                                   "flake rate per case"),
+        baseline: str = typer.Option(None, "--baseline", help="compare with this baseline (autortc baseline save); "
+                                     "exit 1 on a significant regression"),
+        effects: Path = typer.Option(None, help="--baseline: TOML of minimum effects (default autortc/baseline_effects.toml)"),
+        baselines: Path = typer.Option(Path("output/baselines"), help="--baseline: baselines folder"),
         transcriber: str = typer.Option(BUNDLED_TRANSCRIBER, help="content check's STT: 'module:factory' returning a "
                                         "Transcriber (autortc.metrics.turn); '' skips the content check"),
     ) -> None:
@@ -193,25 +199,58 @@ def register(app: typer.Typer) -> None:
         except (RuntimeError, ValueError) as exc:
             typer.echo(f"target: {exc}", err=True)
             raise typer.Exit(2) from exc
+        from autortc.baseline import BaselineError, delta_table, flake_table, load_baseline, load_effects
+        from autortc.baseline import MetricDelta, FlakeRate
+        from autortc.console import get_console, get_verbosity
+        from autortc.runner.repeat import run_repeated
+
+        try:
+            base = load_baseline(baseline, root=baselines) if baseline else None
+            eff = load_effects(effects) if baseline else None
+        except BaselineError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from exc
+        con = get_console()
+        verbosity = get_verbosity()
+
+        def repeat_done(i: int, o) -> None:  # an earlier repeat: its closing line only
+            if o.reporter is not None:
+                o.reporter.close()
+                con.print(o.reporter.closing_line(o.summary, o.exit_code))
+
         try:
             opts = RunOptions(target=tgt, cases_path=cases, suite=suite, out_root=out, run_id=run_id, jobs=jobs,
                               max_attempts=max_attempts, turns=turns, gates_path=gates, only=tuple(only),
                               perceptual=perceptual, via=via, progress=progress, token_url=token_url,  # type: ignore[arg-type]
-                              transcriber=transcriber or None)
-            if profile:
-                outcome = asyncio.run(_run_with_profile(opts, ports, profile, profiles_file, measure_s, measure_pps))
-            else:
-                outcome = asyncio.run(run_suite(opts))
+                              transcriber=transcriber or None, verbosity=verbosity)
+            one = (lambda o: _run_with_profile(o, ports, profile, profiles_file, measure_s, measure_pps)) if profile else None
+            res = asyncio.run(run_repeated(opts, repeat, baseline=base, effects=eff, run=one, on_repeat=repeat_done))
         except (CaseFileError, ValueError, RuntimeError) as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(2) from exc
-        s = outcome.summary
-        typer.echo(f"run {s.run_id}: {s.verdict} — {outcome.run_dir}")
-        for g in s.gates:
-            typer.echo(f"  {g.status:4s} {g.gate}: {g.measured} (threshold {g.threshold}) {getattr(g, 'where', '') or ''}")
-        for e in outcome.harness_errors:
-            typer.echo(f"  HARNESS {e}", err=True)
-        if outcome.cut:
-            typer.echo(f"  cut (not finished): {', '.join(outcome.cut)}", err=True)
-        typer.echo(f"  report: {outcome.run_dir / 'report.md'}")
-        raise typer.Exit(outcome.exit_code)
+        outcome = res.outcomes[-1]
+        rep = outcome.reporter
+        if rep is not None:
+            rep.close()
+        if "repeat" in res.extra:
+            con.print(flake_table([FlakeRate(**f) for f in res.extra["repeat"]["flake"]],
+                                  title=f"flake over {len(res.outcomes)} repeats (PASS/WARN vs FAIL)"))
+        if "baseline" in res.extra:
+            b = res.extra["baseline"]
+            con.print(delta_table([MetricDelta(**r) for r in b["rows"]],
+                                  title=f"vs baseline {b['name']} (median shift, 95 % bootstrap CI)"), overflow="fold")
+        shown = {o.summary.run_id for o in res.outcomes}
+        for o in res.outcomes:  # harness problems not tied to a case line (finalize, report, summarize)
+            case_ids = {e.case_id for e in o.summary.cases}
+            for e in o.harness_errors:
+                head = e.split(":", 1)[0].removeprefix("case=").split("/", 1)[0]
+                if head not in case_ids:
+                    con.print(f"HARNESS {o.summary.run_id}: {e}" if len(shown) > 1 else f"HARNESS {e}", overflow="fold")
+            if o.cut:
+                con.print(f"cut (not finished): {', '.join(o.cut)}", overflow="fold")
+        report = outcome.run_dir / "report.html"
+        if rep is not None:
+            rep.run_finished(outcome.summary, report, res.exit_code)
+        else:
+            typer.echo(f"run {outcome.summary.run_id}: {outcome.summary.verdict} — report {report} — exit {res.exit_code}")
+        raise typer.Exit(res.exit_code)

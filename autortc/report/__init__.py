@@ -8,6 +8,10 @@ gates stage through :class:`autortc.results.RunSummary` (``gates``, ``gate_specs
     paths = render(summary, cases, run_dir)   # the runner, with what it holds in memory
     paths = write_report(run_dir)             # from summary.json and <case>/result.json on disk
 
+Per turn (HTML only, :mod:`autortc.report.listen`): players for user / pre-RTC / post-RTC audio
+(Ogg/Opus, 16 kHz mono, embedded), a timeline (SVG) of user speech, EoT, reply events, first
+audio, barge-in onsets, gaps and spikes, the turn's gate values and agent-vs-path attribution.
+
 Figures: the latency CDF and, for each failed turn, waveform + spectrogram of pre-RTC vs
 post-RTC audio read from the turn folder; "Suggested fixes" shows the ``fix`` text of
 each failed gate.
@@ -85,7 +89,14 @@ def render(summary: RunSummary, cases: list[CaseResult], run_dir: Path, *, notes
                            file=fname if png else None, note=note,
                            gates=", ".join(v.gate for v in t.verdicts if v.status == "FAIL") or "error"))
 
-    ctx = dict(v=view, failed=failed, assets=ASSETS)
+    from autortc.report.listen import listen_views
+
+    try:
+        turns = listen_views(run_dir, cases)
+    except Exception as exc:  # the listen section must not cost the report
+        log.exception("listen section failed")
+        turns, view.notes = [], view.notes + [f"listen section: {type(exc).__name__}: {exc}"]
+    ctx = dict(v=view, failed=failed, assets=ASSETS, turns=turns)
     md_env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=False, undefined=StrictUndefined,
                          keep_trailing_newline=True)
     md_path = run_dir / "report.md"

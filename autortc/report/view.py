@@ -203,6 +203,37 @@ def _details(summary: RunSummary, cases: list[CaseResult]) -> list[Table]:
     fb = ex.get("faultbench")
     if fb:
         out += _faultbench_tables(fb)
+    rep = ex.get("repeat")
+    if rep and rep.get("flake"):
+        rows = []
+        for f in rep["flake"]:
+            fr, lo, hi = f.get("fail_rate"), f.get("ci_low"), f.get("ci_high")
+            rows.append(["FLAKY" if f.get("flaky") else "ok" if fr is not None else "n/a", f["case_id"], " ".join(f.get("verdicts") or []),
+                         "-" if f.get("flake_rate") is None else f"{100 * f['flake_rate']:.0f} %",
+                         "-" if fr is None or lo is None or hi is None else
+                         f"{100 * fr:.0f} % [{100 * lo:.0f}, {100 * hi:.0f}] %"])
+        out.append(Table(f"Flake over {rep.get('n')} repeats", ["", "Case", "Verdicts", "Flake rate",
+                                                               "Fail rate [95 % Wilson CI]"], rows,
+                         lead=f"Runs: {', '.join(rep.get('runs') or [])}. Flake rate = share of repeats that disagree "
+                              "with the case's majority (PASS/WARN vs FAIL; harness errors not counted)."))
+    base = ex.get("baseline")
+    if base and base.get("rows"):
+        from autortc.baseline import MetricDelta, _interval, _signed
+        from autortc.console import format_value
+
+        rows = []
+        for r in (MetricDelta(**d) for d in base["rows"]):
+            rows.append([r.verdict, r.key, f"{r.n_baseline}/{r.n_run}", format_value(r.metric, r.baseline),
+                         format_value(r.metric, r.run), _signed(r.metric, r.delta),
+                         _interval(r.metric, r.ci_low, r.ci_high),
+                         _signed(r.metric, r.min_effect if r.worse == "higher" else -r.min_effect), r.reason])
+        out.append(Table(
+            f"Baseline {base.get('name')}: " + ("significant REGRESSION" if base.get("regression") else "no significant regression"),
+            ["Verdict", "Effect", "n (baseline/run)", "Baseline", "Run", "Delta", "95 % CI", "Min effect", "Why"], rows,
+            status_col=0,
+            lead=f"Median shift run − baseline with a 95 % percentile-bootstrap interval over every turn of "
+                 f"{', '.join(base.get('runs') or [])} vs {', '.join(base.get('baseline_runs') or [])}; a REGRESSION needs "
+                 "the interval to exclude 0 on the bad side and the shift to reach the minimum effect."))
     net = ex.get("network")
     if net:
         conf = net.get("configured") or {}

@@ -88,6 +88,14 @@ class RunOptions:
     finalize: Any = None
     # a planned run instead of the suite's cases: one room per item, same runner/metrics/gates/report
     items: tuple[RunItem, ...] = ()
+    # the terminal (autortc.console.ConsoleReporter or anything with case_started/case_finished/close);
+    # None: the runner makes one (bar when ``progress`` and a terminal, one line per case)
+    reporter: Any = None
+    label: str | None = None  # left of the progress bar (default: the suite name)
+    verbosity: int = 0  # -1 quiet, 0 default, 1+ verbose (the reporter's)
+    # called with the final RunSummary before summary.json and the report are written; its dict goes
+    # into summary.extra (``--repeat``: flake rates, ``--baseline``: the delta table)
+    summarize: Any = None
 
 
 @dataclass
@@ -97,6 +105,7 @@ class RunOutcome:
     summary: Any
     harness_errors: list[str]
     cut: list[str]
+    reporter: Any = None  # the reporter the run printed through (its run_finished is the caller's)
 
 
 def _now() -> str:
@@ -123,12 +132,34 @@ class SuiteRunner:
         self.extra: dict[str, Any] = {}
         self.started_at = _now()
         self._pool = None
+        self._rep = None
         self._summary_lock = asyncio.Lock()
 
     # -- entry ------------------------------------------------------------------------------
 
+    def _reporter(self, total: int, label: str):
+        if self.opts.reporter is not None:
+            self._rep = self.opts.reporter
+            return self._rep
+        from autortc.console import ConsoleReporter, get_console
+
+        self._rep = ConsoleReporter(console=get_console(), total=total, verbosity=self.opts.verbosity,
+                               progress=self.opts.progress, label=label)
+        return self._rep
+
     async def run(self) -> RunOutcome:
+        from autortc.console import attach_run_log, detach_run_log
+
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        handler = attach_run_log(self.run_dir)
+        try:
+            return await self._run()
+        finally:
+            detach_run_log(handler)
+
+    async def _run(self) -> RunOutcome:
+        log.info("run=%s suite=%s via=%s jobs=%d target=%r", self.run_id, self.opts.suite, self.opts.via,
+                 self.opts.jobs, self.opts.target)
         self._pool = analysis.new_pool(self.opts.transcriber)
         cut: list[str] = []
         try:
@@ -162,17 +193,18 @@ class SuiteRunner:
             code = EXIT_GATE_FAIL
         else:
             code = EXIT_PASS
-        return RunOutcome(self.run_dir, code, summary, self.harness_errors, cut)
+        return RunOutcome(self.run_dir, code, summary, self.harness_errors, cut, self._rep)
 
     # -- per-case suites ------------------------------------------------------------------
 
     async def _run_per_case(self, items: list[RunItem]) -> list[str]:
         sem = asyncio.Semaphore(max(1, self.opts.jobs))
-        progress = _Progress(len(items), enabled=self.opts.progress, label=f"{self.opts.suite} ({self.opts.jobs} job(s))")
+        progress = self._reporter(len(items), f"{self.opts.label or self.opts.suite} ({self.opts.jobs} job(s))")
 
         async def one(item: RunItem) -> None:
             case = self.case_file.case(item.case_id)
             async with sem:
+                progress.case_started(item.entry_id)
                 try:
                     await self._run_case(case, item)
                 except Exception as exc:  # a bug in the runner itself: this case fails, the others go on
@@ -183,7 +215,7 @@ class SuiteRunner:
                                      error=f"error: {type(exc).__name__}: {exc}\n{tb}", tags=list(case.tags))
                     self.results[item.entry_id] = res
                     write_json(child(self.run_dir, item.entry_id) / "result.json", res)
-                progress.advance(item.entry_id, self.results[item.entry_id].verdict)
+                progress.case_finished(self.results[item.entry_id])
 
         tasks = {asyncio.create_task(one(it), name=f"case.{it.entry_id}"): it.entry_id for it in items}
         try:
@@ -221,7 +253,8 @@ class SuiteRunner:
                 raise  # the agent's failure: never retried (a retry would launder it)
             except RETRYABLE as exc:
                 reason = f"attempt {attempt}: {type(exc).__name__}: {exc}"
-                log.warning("%s %s", label, reason)
+                # INFO: the case line shows the attempts, the report and autortc.log the reasons
+                log.info("%s %s", label, reason)
                 reasons.append(reason)
             except Exception as exc:
                 tb = traceback.format_exc()
@@ -275,7 +308,7 @@ class SuiteRunner:
         """All turns in one room while the user side can hold it; a retried turn or a user side
         that plays one turn per room (the browser page) opens a fresh room for the next turn."""
         ids = self.suite.turn_case_ids(self.opts.turns)
-        progress = _Progress(len(ids), enabled=self.opts.progress, label=f"{self.opts.suite} conversation")
+        progress = self._reporter(len(ids), f"{self.opts.label or self.opts.suite} conversation")
         done = 0
         room_no = 0
         held: tuple[CaseRoom, UserSide] | None = None
@@ -315,6 +348,7 @@ class SuiteRunner:
                 case = self.case_file.case(cid)
                 entry_id = check_id("case", f"turn{i:02d}-{cid}")
                 t0 = time.monotonic()
+                progress.case_started(entry_id)
 
                 async def play(attempt: int, i=i, cid=cid, case=case, entry_id=entry_id) -> Path:
                     user = held[1] if held is not None else await open_room()
@@ -350,7 +384,7 @@ class SuiteRunner:
                 write_json(child(self.run_dir, entry_id) / "result.json", res)
                 self.results[entry_id] = res
                 done += 1
-                progress.advance(entry_id, res.verdict)
+                progress.case_finished(res)
                 await self._write_summary()
         except asyncio.CancelledError:
             return [f"turn{i:02d}-{cid}" for i, cid in enumerate(ids)][done:]
@@ -422,32 +456,15 @@ class SuiteRunner:
             })
             if final:
                 summary.extra["complete"] = not cut
+                if self.opts.summarize is not None:
+                    try:
+                        summary.extra.update(self.opts.summarize(summary))
+                    except Exception as exc:  # a baseline/flake problem must not lose the run's results
+                        log.exception("summarize failed")
+                        self.harness_errors.append(f"summarize: {type(exc).__name__}: {exc}")
+                        summary.extra["harness_errors"] = list(self.harness_errors)
             write_json(self.run_dir / "summary.json", summary)
             return summary
-
-
-class _Progress:
-    """A rich progress bar (or nothing, for CI logs)."""
-
-    def __init__(self, total: int, *, enabled: bool, label: str) -> None:
-        self._p = None
-        if enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self._p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                               TextColumn("{task.fields[last]}"))
-            self._p.start()
-            self._task = self._p.add_task(label, total=total, last="")
-
-    def advance(self, case_id: str, verdict: str) -> None:
-        if self._p is not None:
-            self._p.update(self._task, advance=1, last=f"{case_id}: {verdict}")
-        else:
-            log.info("done %s: %s", case_id, verdict)
-
-    def close(self) -> None:
-        if self._p is not None:
-            self._p.stop()
 
 
 async def run_suite(opts: RunOptions) -> RunOutcome:

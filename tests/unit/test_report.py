@@ -65,8 +65,11 @@ def test_markdown_has_tables_fixes_and_figures(run_dir):
 def test_html_is_self_contained(run_dir):
     run_dir, _ = run_dir
     html = (run_dir / "report.html").read_text()
+    imgs = re.findall(r'<img [^>]*src="([^"]+)"', html)
+    assert len(imgs) == 2 and all(s.startswith("data:image/png;base64,") for s in imgs)  # CDF + one failed turn
+    audio = re.findall(r'<audio [^>]*src="([^"]+)"', html)  # players of the turns whose folders hold WAVs
     srcs = re.findall(r'src="([^"]+)"', html)
-    assert len(srcs) == 2 and all(s.startswith("data:image/png;base64,") for s in srcs)  # CDF + one failed turn
+    assert len(srcs) == len(imgs) + len(audio) and all(s.startswith("data:audio/ogg;base64,") for s in audio)
     assert "<link" not in html and "http://" not in html and "https://" not in html
     assert "Suggested fixes" in html
 

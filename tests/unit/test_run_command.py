@@ -26,11 +26,12 @@ def test_env_target_with_profile_never_touches_bundled_state(monkeypatch, tmp_pa
         seen.update(target=opts.target, ports=ports, profile=profile)
 
         class Out:
-            summary = type("S", (), {"run_id": "x", "verdict": "PASS", "gates": []})()
+            summary = type("S", (), {"run_id": "x", "verdict": "PASS", "gates": [], "cases": []})()
             run_dir = tmp_path
             harness_errors: list = []
             cut: list = []
             exit_code = 0
+            reporter = None
 
         return Out()
 
