@@ -457,8 +457,12 @@ class ConsoleReporter:
             self._progress.update(self._task, running=", ".join(self._running[-3:]))
 
     def _print(self, renderable: Any) -> None:
-        # Wrapped, never cropped: a failure's cause at the end of a long line must stay visible.
-        self.console.print(renderable, overflow="fold")
+        # Never cropped: a failure's cause at the end of a long line must stay visible.  On a terminal
+        # long lines fold at its width; in a file or CI log (no width) a case stays one line, like pytest's.
+        if self.console.is_terminal or not isinstance(renderable, Text):
+            self.console.print(renderable, overflow="fold")
+        else:
+            self.console.print(renderable, soft_wrap=True)
 
 
 def _bad_verdicts(turn: TurnResult) -> list[GateVerdict]:
