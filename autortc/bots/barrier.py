@@ -35,7 +35,10 @@ async def raise_task_errors(tasks: list["asyncio.Task[object] | None"], *, owner
         try:
             await t
         except asyncio.CancelledError:
-            continue
+            cur = asyncio.current_task()
+            if cur is not None and cur.cancelling():
+                raise  # our own caller is being cancelled (Ctrl-C): never swallow that
+            continue  # the owned task was cancelled: not an error
         except Exception as exc:  # collected: every task is awaited before raising
             errors.append((t.get_name(), exc))
     if errors:

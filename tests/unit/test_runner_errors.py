@@ -137,3 +137,28 @@ def test_agent_failures_are_case_fails_with_cause_never_retried_and_late_passes_
     assert 'type="AgentFailure.NO_REPLY"' in junit
     report = (out.run_dir / "report.md").read_text()
     assert "FLAKY" in report and "NO_REPLY" in report
+
+
+async def test_cancelling_the_owner_during_aclose_is_not_swallowed():
+    """Ctrl-C (the run's task cancelled) while a bot awaits its owned tasks in aclose() must reach the
+    runner: swallowing it made `autortc run` finish every case after a SIGINT."""
+    from autortc.bots.barrier import raise_task_errors
+
+    owned = asyncio.create_task(asyncio.sleep(30), name="mic")
+    closing = asyncio.create_task(raise_task_errors([owned], owner="user bot"), name="aclose")
+    await asyncio.sleep(0)  # closing now awaits the owned task
+    closing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    owned.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await owned
+
+
+async def test_an_owned_task_that_was_cancelled_is_not_an_error():
+    from autortc.bots.barrier import raise_task_errors
+
+    owned = asyncio.create_task(asyncio.sleep(30), name="mic")
+    await asyncio.sleep(0)
+    owned.cancel()
+    await raise_task_errors([owned], owner="user bot")  # returns: a cancelled owned task is how aclose stops it
