@@ -229,6 +229,8 @@ def register(app: typer.Typer) -> None:
             typer.echo(str(exc), err=True)
             raise typer.Exit(2) from exc
         outcome = res.outcomes[-1]
+        if not con.is_terminal:  # a file or CI log has no width: do not fold the tables at rich's default 80
+            con.width = max(con.width, 120)
         rep = outcome.reporter
         if rep is not None:
             rep.close()

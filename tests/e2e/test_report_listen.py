@@ -7,6 +7,7 @@ case has one)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,8 @@ CASES = Path(__file__).resolve().parents[2] / "cases" / "all_cases.json"
 WAV = {"user.wav": "user.wav", "pre_rtc.wav": "pre_rtc.wav", "post_rtc_reply.wav": "post_rtc_reply.wav"}
 
 
-def test_every_turn_has_players_and_a_timeline_in_chromium(stack, tmp_path):
+def test_every_turn_has_players_and_a_timeline_in_chromium(stack, tmp_path, caplog):
+    caplog.set_level(logging.INFO)  # the CLI sets the root logger to INFO (autortc.console); pytest leaves WARNING
     cases = ("content_weather", "turn_barge_in_stop")
     opts = RunOptions(target=stack.target, cases_path=CASES, suite="fast", only=cases, out_root=tmp_path,
                       run_id="e2e-listen", progress=False)
