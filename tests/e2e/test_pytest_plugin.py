@@ -64,12 +64,13 @@ def test_a_broken_assertion_fails_readably(stack, tmp_path):
     t = tmp_path / "voice" / "test_broken_voice.py"
     t.parent.mkdir()
     t.write_text(BROKEN)
-    r = _pytest([str(t), "-x", "-k", "broken or never", "--autortc-out", str(tmp_path / "art"), "-rA",
+    # -k "purpose or never", not "broken": -k also matches the tmp folder's name, which has "broken" in it
+    r = _pytest([str(t), "-x", "-k", "purpose or never", "--autortc-out", str(tmp_path / "art"), "-rA",
                  "--autortc-run-id", "broken"], ROOT)
     text = r.stdout + r.stderr
     assert r.returncode == 1, text[-4000:]
     last = r.stdout.strip().splitlines()[-1]
-    assert "1 failed" in last and "1 deselected" in last and "passed" not in last, last  # -k kept 2, -x stopped at 1
+    assert "1 failed" in last and "1 deselected" in last and "passed" not in last, last  # -k kept 2 of 3, -x stopped after the first
     assert "PASSED" not in text and "test_never_runs_with_x" not in text, text[-3000:]
     # pytest's own rewrite shows what was heard; the plugin's section names the turn and its folder
     assert "assert 'snowing' in " in text and "sunny" in text, text[-4000:]
