@@ -17,12 +17,19 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_sigint_keeps_finished_cases_and_names_the_cut(stack, tmp_path):
     runs = tmp_path / "runs"
     proc = subprocess.Popen(
         [sys.executable, "-m", "autortc.cli", "run", "--only", "endpoint_short_hello", "--only", "content_weather",
          "--only", "endpoint_numbers", "--no-progress", "--out", str(runs), "--run-id", "ctrlc"],
-        cwd=ROOT, env={**os.environ, "AUTORTC_LOG_LEVEL": "WARNING"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=ROOT, env={**os.environ, "AUTORTC_LOG_LEVEL": "WARNING"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # as a terminal starts it: a test runner launched in the background by a non-interactive shell
+        # inherits SIGINT *ignored*, and so would the run, which then never sees the Ctrl-C we send
+        preexec_fn=_sigint_default)
     first = runs / "ctrlc" / "endpoint_short_hello" / "result.json"
     deadline = time.monotonic() + 120
     while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
