@@ -147,7 +147,8 @@ def _attribution(turn: TurnResult, art) -> list[str]:
     stages = art.agent.stages if art is not None and art.agent is not None else {}
     t_eot = art.user.t_user_eot if art is not None else None
     pub = stages.get("first_frame_published")
-    if L.first_audio_t is not None and pub is not None and t_eot is not None:
+    # a talk-over turn has a first audible sample but no latency (it is kept out of the EoT figures)
+    if L.first_audio_t is not None and L.eot_to_first_audio_ms is not None and pub is not None and t_eot is not None:
         agent_ms, path_ms = (pub - t_eot) * 1000.0, (L.first_audio_t - pub) * 1000.0
         out.append(f"EoT → first audio {L.eot_to_first_audio_ms:.0f} ms = agent {agent_ms:.0f} ms (user EoT → its first "
                    f"frame published) + path {path_ms:.0f} ms (published → first audible sample heard)")

@@ -62,3 +62,20 @@ def test_players_and_timeline_in_chromium(tmp_path):
     assert gap["bars"].get("gap", 0) >= 1 and not clean["bars"].get("gap")
     html = (run / "report.html").read_text()
     assert "path: 1 gap(s) in what the user heard" in html
+
+
+def test_attribution_of_a_talk_over_turn_has_no_latency_split():
+    """A premature reply has a first audible sample but no EoT latency: the report must still render
+    (it crashed the whole listen section on a real fast-suite run)."""
+    from types import SimpleNamespace
+
+    from autortc.report.listen import _attribution
+    from autortc.results import LatencyMetrics, TurnResult
+
+    t = TurnResult(case_id="stutter_long_pause", trace_id="t1")
+    t.latency = LatencyMetrics(eot_to_first_audio_ms=None, first_audio_t=12.0, premature=True)
+    art = SimpleNamespace(agent=SimpleNamespace(stages={"first_frame_published": 12.5}),
+                          user=SimpleNamespace(t_user_eot=12.3))
+    assert not any("EoT → first audio" in line for line in _attribution(t, art))
+    t.latency = LatencyMetrics(eot_to_first_audio_ms=700.0, first_audio_t=13.0)
+    assert any("agent 200 ms" in line for line in _attribution(t, art))
