@@ -71,7 +71,7 @@ import math
 import re
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -84,37 +84,13 @@ SILENCE_DBFS = -50.0
 PAUSE_MS = 120  # piper (rules.json replies): sentence and comma pauses 140-320 ms, closures inside phrases <= 70 ms
 FRAME_MS = 20  # the codec / publish frame a "lost frame" removes
 
-PATH_KINDS = (
-    "lost_frame",
-    "gap",
-    "noise_dropout",
-    "stall",
-    "rate_22k_as_24k",
-    "lowpass",
-    "head_cut",
-    "tail_cut",
-)
-AGENT_KINDS = ("clipping", "click", "repeat", "wrong_words")
-TURN_KINDS = ("delay", "premature", "no_reply", "no_yield", "false_yield")
-FaultKind = Literal[
-    "lost_frame",
-    "gap",
-    "noise_dropout",
-    "stall",
-    "rate_22k_as_24k",
-    "lowpass",
-    "head_cut",
-    "tail_cut",
-    "clipping",
-    "click",
-    "repeat",
-    "wrong_words",
-    "delay",
-    "premature",
-    "no_reply",
-    "no_yield",
-    "false_yield",
-]
+PathKind = Literal["lost_frame", "gap", "noise_dropout", "stall", "rate_22k_as_24k", "lowpass", "head_cut", "tail_cut"]
+AgentKind = Literal["clipping", "click", "repeat", "wrong_words"]
+TurnKind = Literal["delay", "premature", "no_reply", "no_yield", "false_yield"]
+FaultKind = Literal[PathKind, AgentKind, TurnKind]
+PATH_KINDS: tuple[str, ...] = get_args(PathKind)
+AGENT_KINDS: tuple[str, ...] = get_args(AgentKind)
+TURN_KINDS: tuple[str, ...] = get_args(TurnKind)
 
 # Size (ms) of each kind when the spec gives none; None: the kind has no size or needs one.
 DEFAULT_MS: dict[str, float | None] = {
