@@ -152,12 +152,33 @@ def _attribution(turn: TurnResult, art) -> list[str]:
         agent_ms, path_ms = (pub - t_eot) * 1000.0, (L.first_audio_t - pub) * 1000.0
         out.append(f"EoT → first audio {L.eot_to_first_audio_ms:.0f} ms = agent {agent_ms:.0f} ms (user EoT → its first "
                    f"frame published) + path {path_ms:.0f} ms (published → first audible sample heard)")
-    if C.gaps or C.audible_dropouts:
-        out.append(f"path: {len(C.gaps)} gap(s) in what the user heard that are not in what the agent sent "
-                   f"(max {C.max_gap_ms or 0:.0f} ms; gaps of the agent's own audio are excused), "
-                   f"{C.audible_dropouts or 0} audible dropout(s)")
-    if F.peak_spike_count:
-        out.append(f"path: {F.peak_spike_count} spike(s) in the heard reply with no counterpart in the agent's audio")
+    # Everything the user heard is judged; the agent's own copy only says where a fault arose
+    # (issue 18 item 4: attribution, never an excuse).  Only pauses the agent meant -- silences
+    # of its copy up to a sentence pause, or declared -- are excused.
+    O = turn.origin
+    agent_g = [g for g in C.gaps if any(a.start_ms - 20 <= g.end_ms and g.start_ms <= a.end_ms + 20 for a in C.agent_gaps)]
+    path_g = [g for g in C.gaps if g not in agent_g]
+    if path_g:
+        out.append(f"path: {len(path_g)} gap(s) in what the user heard that are not in what the agent sent "
+                   f"(max {max(g.end_ms - g.start_ms for g in path_g):.0f} ms)")
+    if agent_g or C.agent_gaps:
+        out.append(f"agent: {len(C.agent_gaps)} silence(s) longer than a sentence pause already in the agent's own "
+                   f"audio (max {max((a.end_ms - a.start_ms for a in C.agent_gaps), default=0):.0f} ms): "
+                   f"judged as gaps, attributed to the agent")
+    if C.excused_gaps:
+        out.append(f"excused: {len(C.excused_gaps)} pause(s) the agent meant (its own copy's sentence pauses or "
+                   f"declared expected silence)")
+    if C.audible_dropouts:
+        where = {"path": "added on the way", "agent": "in the agent's own audio"}.get(O.get("audible_dropout", ""), "origin unknown")
+        out.append(f"{O.get('audible_dropout', 'heard')}: {C.audible_dropouts} audible dropout(s) ({where})")
+    for key, n, what in (("peak_spike", F.peak_spike_count, "spike(s)/boom(s)"), ("repeats", F.repeat_count, "repeated chunk(s)")):
+        if not n:
+            continue
+        o = O.get(key)
+        where = {"agent": "in the agent's own audio too: the agent produced them",
+                 "path": "with no counterpart in the agent's audio: added on the way",
+                 "agent+path": "some in the agent's own audio, some added on the way"}.get(o or "", "no agent copy to tell where they arose")
+        out.append(f"{o or 'heard'}: {n} {what} in what the user heard ({where}); judged either way")
     clip = next((g for g in turn.verdicts if g.gate == "clipping"), None)
     if clip is not None and clip.threshold is not None:  # the gate's own limit says what counts as clipping
         if lv.pre_clipping_ratio is not None and lv.pre_clipping_ratio >= clip.threshold:

@@ -79,3 +79,32 @@ def test_attribution_of_a_talk_over_turn_has_no_latency_split():
     assert not any("EoT → first audio" in line for line in _attribution(t, art))
     t.latency = LatencyMetrics(eot_to_first_audio_ms=700.0, first_audio_t=13.0)
     assert any("agent 200 ms" in line for line in _attribution(t, art))
+
+
+def test_attribution_names_the_agent_and_never_excuses_its_faults():
+    """Issue 18 item 4: booms, repeats and long silences in the agent's own copy are judged and
+    attributed to the agent; the text must not call them excused (it said "gaps of the agent's own
+    audio are excused")."""
+    from types import SimpleNamespace
+
+    from autortc.report.listen import _attribution
+    from autortc.results import Interval, TurnResult
+
+    art = SimpleNamespace(agent=SimpleNamespace(stages={}, reply_text=None), user=SimpleNamespace(t_user_eot=None))
+    t = TurnResult(case_id="c", trace_id="t")
+    t.continuity.gaps = [Interval(1000.0, 1700.0), Interval(2500.0, 2560.0)]
+    t.continuity.agent_gaps = [Interval(1005.0, 1690.0)]
+    t.continuity.excused_gaps = [Interval(400.0, 650.0)]
+    t.continuity.max_gap_ms = 700.0
+    t.fingerprints.peak_spike_count = 1
+    t.fingerprints.repeat_count = 2
+    t.origin = {"max_gap": "agent", "peak_spike": "agent", "repeats": "agent+path"}
+    lines = _attribution(t, art)
+    text = "\n".join(lines)
+    assert "path: 1 gap(s) in what the user heard" in text and "(max 60 ms)" in text
+    assert any(line.startswith("agent: 1 silence(s) longer than a sentence pause") and "attributed to the agent" in line
+               for line in lines), lines
+    assert any(line.startswith("agent: 1 spike(s)") and "the agent produced them" in line for line in lines), lines
+    assert any(line.startswith("agent+path: 2 repeated chunk(s)") for line in lines), lines
+    assert not any("excused" in line for line in lines if not line.startswith("excused:")), lines
+    assert any(line.startswith("excused: 1 pause(s) the agent meant") for line in lines)
