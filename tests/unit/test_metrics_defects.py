@@ -140,6 +140,25 @@ def test_clipping_x6_in_the_agents_copy_fails_and_names_the_agent(gold):
     assert res.origin["clipping"] == "agent"
 
 
+@pytest.mark.parametrize("name", ["long_02.wav", "numbers_03.wav", "short_01.wav"])
+@pytest.mark.parametrize("at_ms,amp", [(0.0, 0.95), (700.0, 0.5)])
+def test_dc_boom_is_found_after_opus(gold, name, at_ms, amp):
+    """A 20 ms DC boom (faults.boom) in the agent's audio, heard through real libopus: the codec's
+    high-pass leaves a low-frequency burst (the 5 ms DC rule alone missed every one), found where
+    it was planted and WARNed by peak_spike."""
+    from autortc.testing.faults import boom
+
+    x, sr = gold[name]
+    xb, truth = boom(x, sr, at_ms, 20.0, amp)
+    post = _opus(xb, sr)
+    sp = defects.detect_spikes(post, SR)
+    assert [q for q in sp if q.start_ms - 20 <= truth.end_ms and truth.start_ms <= q.end_ms + 20], (truth, sp)
+    assert len(sp) == 1, sp
+    res = _turn(resample(xb, sr, SR), post)
+    assert {v.gate: v.status for v in res.verdicts}["peak_spike"] == "WARN"
+    assert res.origin["peak_spike"] == "agent"
+
+
 # ---------------------------------------------------------------- band and speed
 
 
