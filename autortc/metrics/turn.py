@@ -105,6 +105,13 @@ def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: T
     seg = reply
     if seg is None and full is not None and sl and 0 <= sl[0] < sl[1] <= full.samples.shape[0]:
         seg = Audio(full.samples[int(sl[0]):int(sl[1])], full.sr)
+    if seg is None and full is not None and probe is not None:
+        # recorded before the runner sliced the first *heard* reply: a reply cancelled before its
+        # first frame (no start) took the slice's place; the heard one is still in the capture
+        hr = _heard_reply_span(probe.replies, full.samples.shape[0], full.sr)
+        if hr is not None:
+            seg = Audio(full.samples[hr[0]:hr[1]], full.sr)
+            res.errors.append(f"reply slice rebuilt from probe.replies (samples {hr[0]}-{hr[1]}): no reply_slice recorded")
     if seg is None and full is not None:
         res.errors.append("post_rtc_reply.wav missing and no probe.reply_slice: reply metrics not measured")
     if seg is not None:
@@ -338,6 +345,25 @@ def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: T
     else:
         res.perceptual.reason = "not requested"
     return res
+
+
+REPLY_TAIL_MS = 300.0  # as the runner's slice (runner.conversation.TurnTimeouts.reply_tail_ms)
+
+
+def _heard_reply_span(replies: Sequence[Any], n: int, sr: int) -> tuple[int, int] | None:
+    """``[start, end)`` in the full capture of the first reply that started (has ``start_sample``),
+    as the runner slices it: from its start to its end + the tail, not into the next reply."""
+    heard = [r for r in replies if r.start_sample is not None]
+    if not heard:
+        return None
+    r = heard[0]
+    a = int(r.start_sample)
+    end = (int(r.end_sample) if r.end_sample is not None else n) + int(REPLY_TAIL_MS * sr / 1000)
+    nxt = [int(q.start_sample) for q in heard[1:]]
+    if nxt:
+        end = min(end, nxt[0])
+    end = min(end, n)
+    return (a, end) if end > a else None
 
 
 def _interrupted(user_t: UserBlock, probe: Any) -> bool:

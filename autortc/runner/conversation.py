@@ -149,7 +149,9 @@ async def settle(probe: ProbeBot, tr: TraceEvents, case: Case, timeouts: TurnTim
         log.warning("trace_id=%s reply_end of reply %s did not come within %.0f s (max_turn_s); measuring what arrived",
                     tr.trace_id, missing, timeouts.max_turn_s)
     t_limit = time.monotonic() + timeouts.trace_s
-    ended = [i for i, r in tr.replies.items() if r.end_msg is not None]
+    # a reply that never started publishing (cancelled before its first frame: reply_end but no
+    # reply_start) has no pre-RTC copy to wait for
+    ended = [i for i, r in tr.replies.items() if r.end_msg is not None and r.start_sample is not None]
     while time.monotonic() < t_limit and (tr.trace_msg is None or any(i not in tr.pre_rtc for i in ended)):
         await _wait_change(tr, t_limit - time.monotonic())
     if tr.replies and tr.trace_msg is None:
@@ -192,7 +194,12 @@ def probe_artifacts(probe: ProbeBot, tr: TraceEvents, out_dir: Path, *, full_sta
 
     replies = sorted(tr.replies.values(), key=lambda r: r.reply_index)
     reply_slice = None
-    first = replies[0] if replies else None
+    # the reply the user heard first: a reply cancelled before its first frame (the agent took a
+    # pause in the user's sentence for its end, then the user went on) was never heard; measuring
+    # it left the heard reply unmeasured ("post_rtc_reply.wav missing") on real bench turns
+    heard = [r for r in replies if r.start_sample is not None]
+    first = heard[0] if heard else (replies[0] if replies else None)
+    later = [r for r in replies if first is not None and r.reply_index > first.reply_index]
     if first is not None and first.start_sample is not None and full.size:
         start = first.start_sample - full_start
         # the reply's first audible sample (sample-accurate, the metrics' own onset finder)
@@ -201,8 +208,8 @@ def probe_artifacts(probe: ProbeBot, tr: TraceEvents, out_dir: Path, *, full_sta
             start = max(start, onset - int(0.01 * PROBE_SR))  # 10 ms pre-roll before the first audible sample
         end_evt = (first.end_sample - full_start) if first.end_sample is not None else full.size
         end = min(full.size, end_evt + int(timeouts.reply_tail_ms * PROBE_SR / 1000))
-        if len(replies) > 1 and replies[1].start_sample is not None:
-            end = min(end, replies[1].start_sample - full_start)
+        if later and later[0].start_sample is not None:
+            end = min(end, later[0].start_sample - full_start)
         cut = bool(first.end_msg and first.end_msg.get("interrupted"))
         if cut and first.reply_index in tr.pre_rtc:
             # an interrupted reply ends where what the agent published ends (its pre-RTC copy is

@@ -1,0 +1,81 @@
+"""The reply the user heard is measured even when the agent first started a reply it never
+published (it took a pause in the user's sentence for the end of turn, then cancelled when the
+user went on).  Found on the real bench (fb-bots-1702: b001 gap_60 and b009 clean on
+endpoint_pause_in_turn / rate_slow_speaker): reply 0 had reply_end but no reply_start and no
+audio; the runner sliced reply 0, so the heard reply 1 was never measured ("post_rtc_reply.wav
+missing ... reply metrics not measured") and a planted gap in it could not be found."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from autortc.artifacts import load_turn
+from autortc.gates import judge_turn, load_gates
+from autortc.metrics.turn import compute
+from autortc.testing.faults import insert_gap, make_speech, write_turn_folder
+
+pytestmark = pytest.mark.unit
+
+SR = 48000
+
+
+def _unheard_first_reply(d: Path, truth: dict) -> None:
+    """Rewrite the folder as the runner wrote such a turn: no reply slice, no post_rtc_reply.wav,
+    reply 0 without start (never published), reply 1 = the heard reply."""
+    tr = json.loads((d / "trace.json").read_text())
+    a, b = tr["probe"]["reply_slice"]
+    tr["probe"]["reply_slice"] = None
+    tr["probe"]["replies"] = [
+        {"reply_index": 0, "start_sample": None, "end_sample": a - 4800, "t_start_recv": None, "t_end_recv": None,
+         "interrupted": True},
+        {"reply_index": 1, "start_sample": a, "end_sample": b, "t_start_recv": None, "t_end_recv": None,
+         "interrupted": False},
+    ]
+    (d / "trace.json").write_text(json.dumps(tr))
+    (d / "post_rtc_reply.wav").unlink()
+
+
+def test_heard_reply_is_measured_when_the_first_reply_was_never_published(tmp_path):
+    pre = make_speech(SR, seed=3, sentences=2).samples
+    post, gap = insert_gap(pre, SR, 900.0, 120.0)
+    d = tmp_path / "t"
+    truth = write_turn_folder(d, pre=pre, post=post, sr=SR, delay_ms=400.0)
+    _unheard_first_reply(d, truth)
+    t = load_turn(d)
+    res = judge_turn(compute(t.artifacts, t.audio, errors=t.errors), load_gates())
+    assert res.continuity.max_gap_ms is not None, res.errors
+    assert not any("reply metrics not measured" in e for e in res.errors), res.errors
+    assert res.continuity.audible_dropouts is not None
+    v = {x.gate: x for x in res.verdicts}
+    assert v["audible_dropout"].status == "FAIL" or v["max_gap"].status != "PASS", (res.continuity, v)
+
+
+def test_runner_slices_the_first_heard_reply_and_writes_its_pre_rtc_copy(tmp_path):
+    from autortc.bots.probe_bot import ReplyEvents, TraceEvents
+    from autortc.runner.conversation import TurnTimeouts, probe_artifacts
+
+    speech = (make_speech(SR, seed=5, sentences=1).samples * 32767).astype(np.int16)
+    lead, n = SR, speech.size
+    full = np.concatenate([np.zeros(lead, np.int16), speech, np.zeros(SR // 2, np.int16)])
+
+    class FakeProbe:
+        arrivals = [(10.0 + i * 0.02, i * 960) for i in range(full.size // 960)]
+
+        def pcm(self, start: int) -> np.ndarray:
+            return full[start:]
+
+    tr = TraceEvents(trace_id="t")
+    tr.replies[0] = ReplyEvents(0, end_msg={"interrupted": True}, end_sample=lead - 2400)  # never started
+    tr.replies[1] = ReplyEvents(1, start_msg={}, end_msg={"interrupted": False}, start_sample=lead - 480,
+                                end_sample=lead + n)
+    tr.pre_rtc[1] = (speech, SR)
+    pb, _ = probe_artifacts(FakeProbe(), tr, tmp_path, full_start=0, timeouts=TurnTimeouts())
+    on = lead + int(np.flatnonzero(np.abs(speech) > 300)[0])  # the heard reply's first audible sample
+    assert pb.reply_slice is not None and on - 960 <= pb.reply_slice[0] <= on, (pb.reply_slice, on)
+    assert (tmp_path / "post_rtc_reply.wav").exists() and (tmp_path / "pre_rtc.wav").exists()
+    assert sf.info(str(tmp_path / "pre_rtc.wav")).frames == n
