@@ -57,6 +57,7 @@ DROP_TOLERANCE_MS = 10.0
 MIN_DROPOUT_MS = 8.0
 BRIDGE_MS = 5.0
 RESUME_MS = 300.0
+LOCAL_CONTEXT_MS = 400.0  # continuity._local_lag's context: the audio after a candidate the forward look uses
 CLICK_WIN_MS = 1.0
 CLICK_CONTEXT_MS = 15.0
 CLICK_GUARD_MS = 2.0
@@ -165,15 +166,29 @@ def frame_dropouts(post: np.ndarray, ref: np.ndarray, sr: int, *, lag: int = 0,
         aa, bb = a, b
         rm = rmin
         if local_lag is not None:
-            ll = local_lag(post.astype(np.float32), ref.astype(np.float32), a * hop, sr, lag)
-            if ll is not None and ll != lag:
-                rm = _min_filter(ref_at(ll), tol)
-                c2 = _close((rm > voiced_dbfs) & (ep < rm + gain - drop_db), BRIDGE_MS)
+            # the lag of the audio just before the candidate, and of the audio just after it: a
+            # jitter buffer shifts time locally, and a candidate that either local lag explains is
+            # no dropout.  The forward look matters at the reply's start, which has no audio before
+            # it (a clean real-path reply whose first 300 ms came 15 ms late: "dropped" at 2.5 ms).
+            # A real dropout is a hole where the copy is speech under any nearby lag.
+            pf, rf = post.astype(np.float32), ref.astype(np.float32)
+            fwd = min(pf.shape[0], b * hop + int(LOCAL_CONTEXT_MS * sr / 1000))
+            lls = [local_lag(pf, rf, a * hop, sr, lag), local_lag(pf, rf, fwd, sr, lag)]
+            kept = None
+            for ll in lls:
+                if ll is None or ll == lag:
+                    continue
+                r2 = _min_filter(ref_at(ll), tol)
+                c2 = _close((r2 > voiced_dbfs) & (ep < r2 + gain - drop_db), BRIDGE_MS)
                 sub = [(x, y) for x, y in runs(c2[max(0, a - tol):b + tol]) if y - x >= need]
                 if not sub:
-                    continue
-                x, y = max(sub, key=lambda s: s[1] - s[0])
-                aa, bb = max(0, a - tol) + x, max(0, a - tol) + y
+                    kept = False
+                    break
+                if kept is None:
+                    x, y = max(sub, key=lambda s: s[1] - s[0])
+                    aa, bb, rm, kept = max(0, a - tol) + x, max(0, a - tol) + y, r2, True
+            if kept is False:
+                continue
         if bb - aa < need:
             continue
         # a dropout is inside speech: the received audio sounds again after it (a reply that

@@ -233,3 +233,27 @@ def test_40ms_chunk_played_twice_in_the_agents_copy_is_judged_and_attributed(gol
     assert any(r.start_ms - 30 <= t + 40 and t - 30 <= r.end_ms for r in res.fingerprints.repeats), (t, res.fingerprints.repeats)
     assert {v.gate: v.status for v in res.verdicts}["repeats"] == "WARN"
     assert res.origin["repeats"] == "agent"
+
+
+@pytest.mark.parametrize("name", ["long_01.wav", "long_02.wav", "punct_01.wav"])
+@pytest.mark.parametrize("late_ms", [10, 15])
+def test_reply_start_arriving_late_is_no_dropout(gold, name, late_ms):
+    """Real path, clean reply (fb-bots-1702 b015): the received reply's first ~300 ms came ~15 ms
+    later than the rest (the jitter buffer settling, then catching up), so at the global lag the
+    agent's copy is speech where the heard reply had not started: an "audible dropout" FAIL at
+    2.5-9.5 ms on a clean turn.  The lag of the audio after the candidate explains it."""
+    x, sr = gold[name]
+    pre = resample(x, sr, SR)
+    post = _opus(x, sr)
+    o = int(np.flatnonzero(np.abs(pre) > 0.01)[0])
+    d, k = int(late_ms / 1000 * SR), int(0.300 * SR)
+    late = np.concatenate([post[:o], np.zeros(d, np.float32), post[o:o + k], post[o + k + d:]])
+    lag = fidelity.align(pre, late, SR).lag_samples
+    assert abs(lag) < d // 3  # the global lag fits the rest of the reply, not its late start
+    assert defects.frame_dropouts(late, pre, SR, lag=lag, local_lag=continuity._local_lag) == []
+    # ... while a frame lost after the speech has started is still one
+    lost = late.copy()
+    p = _voiced_at(pre, SR, int(0.02 * SR), 1)
+    lost[p:p + 960] = 0.0
+    found = defects.frame_dropouts(lost, pre, SR, lag=lag, local_lag=continuity._local_lag)
+    assert [q for q in found if q.start_ms - 15 <= p / SR * 1000 + 20 and p / SR * 1000 - 15 <= q.end_ms], (p / SR * 1000, found)
