@@ -22,7 +22,7 @@ import numpy as np
 
 from autortc.audio.energy import SignalEnergy, frame_rms, short_rms, silence_threshold
 
-__all__ = ["first_onset", "sample_arrival_time", "time_to_sample", "inter_arrival_ms", "p95",
+__all__ = ["first_onset", "reply_start", "sample_arrival_time", "time_to_sample", "inter_arrival_ms", "p95",
            "stage_delta_ms", "llm_ttft_ms", "agent_reported_delay_ms"]
 
 
@@ -30,6 +30,31 @@ def p95(values: Sequence[float] | np.ndarray) -> float | None:
     """95th percentile (linear interpolation); ``None`` for no values."""
     v = np.asarray([x for x in values if x is not None], dtype=np.float64)
     return float(np.percentile(v, 95)) if v.size else None
+
+
+REPLY_PREROLL_MS = 10.0
+"""The reply segment starts this long before its first sound."""
+
+
+def reply_start(x: np.ndarray, sr: int, start: int, onset: int | None, *, level: float = 0.01) -> int:
+    """Where a reply's segment begins in a capture: ``REPLY_PREROLL_MS`` before its first sound.
+
+    ``start``: the sample at which the reply's start event came; ``onset``: its first audible
+    sample (:func:`first_onset`, which needs 20 ms of sound).  A short sound between the two
+    -- a pop or click on the reply's first samples, 2 ms long -- is the reply too, so the
+    segment begins before the first sample at or above ``level`` (peak, -40 dBFS; the capture
+    is digital silence before a reply) when that comes before ``onset``.  Found on the real
+    bench: a full-scale first sample 40 ms before the speech was cut off the segment, so the
+    spike detector never saw the click the user heard.
+    """
+    x = np.asarray(x)
+    start = max(0, int(start))
+    end = x.shape[0] if onset is None else max(start, int(onset))
+    hot = np.flatnonzero(np.abs(x[start:end]) >= level * (32768.0 if x.dtype == np.int16 else 1.0))
+    first = start + int(hot[0]) if hot.size else onset
+    if first is None:
+        return start
+    return max(start, int(first) - int(REPLY_PREROLL_MS * sr / 1000))
 
 
 def first_onset(x: np.ndarray, sr: int, *, start: int = 0, threshold: float | None = None,

@@ -112,6 +112,16 @@ def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: T
         if hr is not None:
             seg = Audio(full.samples[hr[0]:hr[1]], full.sr)
             res.errors.append(f"reply slice rebuilt from probe.replies (samples {hr[0]}-{hr[1]}): no reply_slice recorded")
+    if seg is not None and full is not None and sl and probe is not None:
+        # recorded before the runner began the slice at the reply's first *sound*: a click on
+        # the reply's first sample (before 20 ms of sound make an onset) was left out of it
+        hr = next((r for r in probe.replies if r.start_sample is not None), None)
+        if hr is not None and 0 <= hr.start_sample < sl[0] <= full.samples.shape[0]:
+            a = latency.reply_start(full.samples, full.sr, int(hr.start_sample), int(sl[0]) + int(latency.REPLY_PREROLL_MS * full.sr / 1000))
+            if a < sl[0]:
+                seg = Audio(np.concatenate([full.samples[a:int(sl[0])], seg.samples]), seg.sr)
+                res.errors.append(f"reply segment extended {(sl[0] - a) / full.sr * 1000:.0f} ms back to its first sound "
+                                  "(recorded slice began after it)")
     if seg is None and full is not None:
         res.errors.append("post_rtc_reply.wav missing and no probe.reply_slice: reply metrics not measured")
     if seg is not None:

@@ -31,7 +31,7 @@ from autortc.bots.probe_bot import AUDIBLE_RMS, PROBE_SR, ProbeBot, TraceEvents
 from autortc.bots.user_bot import UserBot
 from autortc.protocol.messages import OPTIONAL, REQUIRED
 from autortc.cases import Case
-from autortc.metrics.latency import first_onset
+from autortc.metrics.latency import first_onset, reply_start
 
 log = logging.getLogger("autortc.runner")
 
@@ -204,8 +204,7 @@ def probe_artifacts(probe: ProbeBot, tr: TraceEvents, out_dir: Path, *, full_sta
         start = first.start_sample - full_start
         # the reply's first audible sample (sample-accurate, the metrics' own onset finder)
         onset = first_onset(full.astype(np.float32) / 32768.0, PROBE_SR, start=start, threshold=AUDIBLE_RMS)
-        if onset is not None:
-            start = max(start, onset - int(0.01 * PROBE_SR))  # 10 ms pre-roll before the first audible sample
+        start = reply_start(full, PROBE_SR, start, onset)  # 10 ms pre-roll before the first sound (a click too)
         end_evt = (first.end_sample - full_start) if first.end_sample is not None else full.size
         end = min(full.size, end_evt + int(timeouts.reply_tail_ms * PROBE_SR / 1000))
         if later and later[0].start_sample is not None:

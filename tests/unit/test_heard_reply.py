@@ -79,3 +79,61 @@ def test_runner_slices_the_first_heard_reply_and_writes_its_pre_rtc_copy(tmp_pat
     assert pb.reply_slice is not None and on - 960 <= pb.reply_slice[0] <= on, (pb.reply_slice, on)
     assert (tmp_path / "post_rtc_reply.wav").exists() and (tmp_path / "pre_rtc.wav").exists()
     assert sf.info(str(tmp_path / "pre_rtc.wav")).frames == n
+
+
+def _click_then_speech() -> np.ndarray:
+    """The bench's click_first as the agent publishes it: a full-scale first sample, then piper's
+    ~40 ms of leading silence, then speech."""
+    sp = make_speech(SR, seed=7, sentences=1).samples
+    sp = sp[int(np.flatnonzero(np.abs(sp) > 1e-3)[0]):]
+    x = np.concatenate([np.zeros(int(0.040 * SR), np.float32), sp])
+    x[0] = 32767 / 32768
+    return x
+
+
+def test_runner_slice_begins_before_a_click_on_the_replys_first_sample(tmp_path):
+    """fb-bots-1702 b008 click_first: first_onset needs 20 ms of sound, so the slice began 10 ms
+    before the speech, 40 ms after the click: the spike detector never saw what the user heard."""
+    from autortc.bots.probe_bot import ReplyEvents, TraceEvents
+    from autortc.runner.conversation import TurnTimeouts, probe_artifacts
+
+    x = (_click_then_speech() * 32767).astype(np.int16)
+    lead = SR // 2
+    full = np.concatenate([np.zeros(lead, np.int16), x, np.zeros(SR // 2, np.int16)])
+
+    class FakeProbe:
+        arrivals = [(10.0 + i * 0.02, i * 960) for i in range(full.size // 960)]
+
+        def pcm(self, start: int) -> np.ndarray:
+            return full[start:]
+
+    tr = TraceEvents(trace_id="t")
+    tr.replies[0] = ReplyEvents(0, start_msg={}, end_msg={"interrupted": False}, start_sample=lead - 960,
+                                end_sample=lead + x.size)
+    pb, _ = probe_artifacts(FakeProbe(), tr, tmp_path, full_start=0, timeouts=TurnTimeouts())
+    assert pb.reply_slice[0] <= lead, (pb.reply_slice, lead)
+    seg, _ = sf.read(str(tmp_path / "post_rtc_reply.wav"), dtype="float32")
+    assert np.abs(seg).max() > 0.99
+
+
+def test_recorded_slice_that_began_after_the_click_is_extended_back(tmp_path):
+    from autortc.metrics import defects
+
+    x = _click_then_speech()
+    d = tmp_path / "t"
+    write_turn_folder(d, pre=x, post=x, sr=SR, delay_ms=400.0)
+    tr = json.loads((d / "trace.json").read_text())
+    a, b = tr["probe"]["reply_slice"]
+    full, _ = sf.read(str(d / "post_rtc_full.wav"), dtype="float32")
+    # as the runner sliced before: 10 ms before the speech's onset, 30 ms after the click
+    s0 = a + int(np.flatnonzero(np.abs(full[a:]) > 0.01)[0]) + int(0.030 * SR)
+    tr["probe"]["reply_slice"] = [s0, b]
+    tr["probe"]["replies"] = [{"reply_index": 0, "start_sample": a, "end_sample": b, "t_start_recv": None,
+                               "t_end_recv": None, "interrupted": False}]
+    (d / "trace.json").write_text(json.dumps(tr))
+    sf.write(str(d / "post_rtc_reply.wav"), full[s0:b], SR, subtype="PCM_16")
+    assert defects.detect_spikes(full[s0:b], SR) == []  # the recorded slice alone hides the click
+    t = load_turn(d)
+    res = judge_turn(compute(t.artifacts, t.audio, errors=t.errors), load_gates())
+    assert res.fingerprints.peak_spike_count == 1, res.fingerprints
+    assert {v.gate: v.status for v in res.verdicts}["peak_spike"] == "WARN"
