@@ -35,6 +35,12 @@ BOOM_LF_HZ / BOOM_LF_RMS    40 Hz /    after Opus a boom is a burst below 40 Hz:
                                        a 20 ms boom of 0.5 through libopus: min 0.025.  Voice
                                        F0 stays above 60 Hz, so speech does not reach it
 SPEED_FMIN / FMAX           80..4000   band of the long-term spectrum compared for speed
+BAND_DROP_DB                10 dB      the heard band ends where the received long-term spectrum
+                                       stays this far under the copy's (1 kHz median, 300-2500 Hz
+                                       level-matched): clean piper through libopus stays within
+                                       3-7 dB to 8 kHz, a 3.4 kHz low-pass is 15-17 dB down at
+                                       4 kHz.  Dropouts are looked for inside that band: a lost
+                                       band is HF loss (its own verdict), not holes in time
 ==========================  =========  =====================================================
 """
 
@@ -47,7 +53,7 @@ import numpy as np
 from autortc.audio.energy import runs
 
 __all__ = ["Dropout", "Click", "envelope_db", "frame_dropouts", "detect_clicks", "speed_ratio", "missing_audio_ms",
-           "premature_ms", "detect_booms", "detect_spikes", "DROP_DB", "VOICED_DBFS", "MIN_DROPOUT_MS", "CLICK_RATIO", "CLICK_ABS"]
+           "premature_ms", "common_band_hz", "band_limit", "detect_booms", "detect_spikes", "DROP_DB", "VOICED_DBFS", "MIN_DROPOUT_MS", "CLICK_RATIO", "CLICK_ABS"]
 
 ENV_WIN_MS = 5.0
 ENV_HOP_MS = 1.0
@@ -70,6 +76,7 @@ BOOM_LF_RMS = 0.0125
 BOOM_LF_WIN_MS = 20.0
 SPEED_FMIN = 80.0
 SPEED_FMAX = 4000.0
+BAND_DROP_DB = 10.0
 
 
 @dataclass(frozen=True)
@@ -342,6 +349,40 @@ def speed_ratio(pre: np.ndarray, post: np.ndarray, sr: int, *, sr_post: int | No
         if cc > best:
             best, bk = cc, k
     return float(2.0 ** (bk / 600))
+
+
+def common_band_hz(ref: np.ndarray, post: np.ndarray, sr: int, *, drop_db: float = BAND_DROP_DB) -> float | None:
+    """Upper edge (Hz) of the band ``post`` still carries of ``ref``, or ``None`` when it carries
+    all of ref's band (the usual case, also through Opus).
+
+    Long-term spectra (Welch, 2048 points), level-matched on 300-2500 Hz; the edge is the first
+    frequency >= 1 kHz from which the median difference over the next 1 kHz is ``drop_db`` or
+    more below, counted only where ``ref`` has content (within 60 dB of its peak).
+    """
+    from scipy.signal import welch
+
+    ref = np.asarray(ref, dtype=np.float64)
+    post = np.asarray(post, dtype=np.float64)
+    if min(ref.size, post.size) < 4096:
+        return None
+    f, a = welch(ref, fs=sr, nperseg=2048)
+    _, b = welch(post, fs=sr, nperseg=2048)
+    rel = 10 * np.log10(np.maximum(b, 1e-16) / np.maximum(a, 1e-16))
+    mid = (f >= 300) & (f <= 2500)
+    rel -= float(np.median(rel[mid]))
+    has = 10 * np.log10(np.maximum(a, 1e-16) / max(float(a.max()), 1e-16)) > -60
+    for i in np.flatnonzero((f >= 1000) & has):
+        win = (f >= f[i]) & (f < f[i] + 1000) & has
+        if win.sum() >= 5 and float(np.median(rel[win])) <= -drop_db:
+            return float(f[i])
+    return None
+
+
+def band_limit(x: np.ndarray, sr: int, hz: float) -> np.ndarray:
+    """``x`` low-passed at ``hz`` (8th-order Butterworth, zero phase)."""
+    from scipy.signal import butter, sosfiltfilt
+
+    return sosfiltfilt(butter(8, hz, fs=sr, output="sos"), np.asarray(x, dtype=np.float64)).astype(np.float32)
 
 
 def missing_audio_ms(pre_span_ms: float, post_span_ms: float, speed: float | None = None) -> float:

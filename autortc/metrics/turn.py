@@ -175,8 +175,7 @@ def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: T
             # with the agent's copy: dropouts down to one 20 ms codec frame, also when filled
             # with low noise -- the received level far under the copy where the copy is speech
             # (the gap-based reference rule false-alarmed on clean piper through Opus)
-            drops = [continuity.Gap(d.start_ms, d.end_ms) for d in
-                     defects.frame_dropouts(seg.samples, pre_at, seg.sr, lag=lag or 0, local_lag=continuity._local_lag)]
+            drops = _heard_dropouts(seg, pre_at, lag or 0)
             if drops:
                 res.origin["audible_dropout"] = "path"
         else:
@@ -374,6 +373,35 @@ def _heard_reply_span(replies: Sequence[Any], n: int, sr: int) -> tuple[int, int
         end = min(end, nxt[0])
     end = min(end, n)
     return (a, end) if end > a else None
+
+
+SPEED_COMPENSATE = 0.01
+"""A speed change at least this large (|ratio - 1|; the speed gate WARNs at 0.02) is undone before
+dropouts are looked for: a reply 8.8 % fast drifts from its copy by 88 ms a second, which the local
+lag cannot follow, and its "dropouts" were the speed fault counted again (issue 18 item 6)."""
+
+
+def _heard_dropouts(seg: Audio, pre_at: np.ndarray, lag: int) -> list[continuity.Gap]:
+    """Dropouts of the heard reply against the agent's copy, in the reply's own time (ms).
+
+    A speed/pitch change (:func:`defects.speed_ratio`) is undone first (the reply resampled onto
+    the copy's time base and aligned again), and only the band the reply still carries
+    (:func:`defects.common_band_hz`) is compared: a lost band or a wrong rate is a named verdict
+    (``hf_loss``, ``speed``), not holes in time.
+    """
+    from autortc.metrics import fidelity
+
+    post, ref, sr, k = seg.samples, pre_at, seg.sr, 1.0
+    spd = defects.speed_ratio(ref, post, sr)
+    if spd is not None and abs(spd - 1.0) >= SPEED_COMPENSATE:
+        post = resample(post, sr, int(round(sr * spd)))
+        lag = fidelity.align(ref, post, sr).lag_samples
+        k = spd
+    fc = defects.common_band_hz(ref, post, sr)
+    if fc is not None:
+        post, ref = defects.band_limit(post, sr, 0.85 * fc), defects.band_limit(ref, sr, 0.85 * fc)
+    found = defects.frame_dropouts(post, ref, sr, lag=lag, local_lag=continuity._local_lag)
+    return [continuity.Gap(d.start_ms / k, d.end_ms / k) for d in found]
 
 
 def _interrupted(user_t: UserBlock, probe: Any) -> bool:
