@@ -137,3 +137,24 @@ def test_recorded_slice_that_began_after_the_click_is_extended_back(tmp_path):
     res = judge_turn(compute(t.artifacts, t.audio, errors=t.errors), load_gates())
     assert res.fingerprints.peak_spike_count == 1, res.fingerprints
     assert {v.gate: v.status for v in res.verdicts}["peak_spike"] == "WARN"
+
+
+def test_tts_to_publish_is_not_taken_across_two_replies(tmp_path):
+    """The agent's stages keep each name's first time; with reply 0 cancelled before its first
+    frame, tts_first_chunk is reply 0's and first_frame_published reply 1's (b009: 740 ms WARN on
+    a clean turn)."""
+    pre = make_speech(SR, seed=3, sentences=1).samples
+    d = tmp_path / "t"
+    write_turn_folder(d, pre=pre, sr=SR, delay_ms=400.0, stages_ms={"tts_first_chunk": -300.0})
+    tr = json.loads((d / "trace.json").read_text())
+    pub = tr["agent"]["stages"]["first_frame_published"]
+    tr["agent"]["replies"] = [{"reply_index": 0, "t_first_frame_published": None, "interrupted": True},
+                              {"reply_index": 1, "t_first_frame_published": pub, "interrupted": False}]
+    (d / "trace.json").write_text(json.dumps(tr))
+    t = load_turn(d)
+    assert compute(t.artifacts, t.audio).latency.tts_first_to_publish_ms is None
+    tr["agent"]["replies"] = tr["agent"]["replies"][1:]
+    (d / "trace.json").write_text(json.dumps(tr))
+    t = load_turn(d)
+    assert compute(t.artifacts, t.audio).latency.tts_first_to_publish_ms == pytest.approx(
+        1000 * (pub - tr["agent"]["stages"]["tts_first_chunk"]))
