@@ -65,6 +65,23 @@ def _trace(turn_dir: Path) -> Any:
         return None
 
 
+def heard_truth(truth: tuple[dict[str, Any], ...], agent: Any) -> tuple[dict[str, Any], ...]:
+    """The agent's truth, checked against what it published: a fault planted into a reply the
+    agent cancelled before that reply's first frame (it took a pause in the user's sentence for
+    the end of turn, then the user went on) never reached anyone -- ``planted: false`` with that
+    reason, so the turn counts apart instead of as a miss (fb-bots-1702 b001: a gap planted in
+    reply 0, which was never published; the heard reply 1 was clean)."""
+    unheard = {r.reply_index for r in agent.replies
+               if r.t_first_frame_published is None and not (r.pre_rtc_samples or 0)}
+    out = []
+    for t in truth:
+        if t.get("planted") and t.get("reply_index") in unheard:
+            t = {**t, "planted": False,
+                 "reason": f"reply {t['reply_index']} was cancelled before its first frame: never heard"}
+        out.append(t)
+    return tuple(out)
+
+
 def outcomes(plan: BenchPlan, results: dict[str, Any], run_dir: Path) -> list[TurnRecord]:
     """Scoring input (+ timing parts) from the runner's ``results`` (entry id -> ``CaseResult``).
 
@@ -94,7 +111,7 @@ def outcomes(plan: BenchPlan, results: dict[str, Any], run_dir: Path) -> list[Tu
         truth: tuple[dict[str, Any], ...] = ()
         rec = TurnRecord(TurnOutcome(item=it.index, case_id=it.case_id, fault=it.fault, pair=it.pair), turn_dir)
         if art is not None and art.agent is not None:
-            truth = tuple(art.agent.extra.get("fault_truth") or ())
+            truth = heard_truth(tuple(art.agent.extra.get("fault_truth") or ()), art.agent)
             st = art.agent.stages
             eot, fa = art.user.t_user_eot, turn.latency.first_audio_t
             dec, pub = st.get("end_of_turn"), st.get("first_frame_published")

@@ -69,3 +69,18 @@ def test_outcomes_read_truth_from_the_trace_and_map_errors(tmp_path: Path):
     assert rows["clipping_x6"].harness_errors == 1
     tim = bench.timing(list(recs.values()))
     assert tim["turns"] >= 1 and tim["sum_error_ms_max"] < 0.01
+
+
+def test_a_fault_in_a_reply_never_published_is_not_planted():
+    """fb-bots-1702 b001: the agent planted gap_60 into reply 0, cancelled it before its first frame
+    and answered with a clean reply 1; the truth said planted, the turn scored as a miss."""
+    from autortc.artifacts import AgentBlock, AgentReply
+
+    truth = ({"kind": "gap", "planted": True, "reply_index": 0, "size_ms": 60.0},)
+    cancelled = AgentBlock(replies=[AgentReply(reply_index=0, t_first_frame_published=None, pre_rtc_samples=0),
+                                    AgentReply(reply_index=1, t_first_frame_published=12.0, pre_rtc_samples=9000)])
+    t = bench.heard_truth(truth, cancelled)
+    assert t[0]["planted"] is False and "never heard" in t[0]["reason"]
+    heard = AgentBlock(replies=[AgentReply(reply_index=0, t_first_frame_published=11.0, pre_rtc_samples=9000)])
+    assert bench.heard_truth(truth, heard) == truth
+    assert bench.heard_truth(truth, AgentBlock()) == truth
