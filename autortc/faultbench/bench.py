@@ -65,19 +65,40 @@ def _trace(turn_dir: Path) -> Any:
         return None
 
 
-def heard_truth(truth: tuple[dict[str, Any], ...], agent: Any) -> tuple[dict[str, Any], ...]:
-    """The agent's truth, checked against what it published: a fault planted into a reply the
-    agent cancelled before that reply's first frame (it took a pause in the user's sentence for
-    the end of turn, then the user went on) never reached anyone -- ``planted: false`` with that
-    reason, so the turn counts apart instead of as a miss (fb-bots-1702 b001: a gap planted in
-    reply 0, which was never published; the heard reply 1 was clean)."""
+PREMATURE_MIN_LEAD_MS = 200.0
+"""A premature reply is planted when the agent published its first frame at least this long before
+the user's EoT (one host clock): more than the downlink's 95th percentile on this machine (56-162 ms,
+docs/faultbench.md), so its audio sounds before the EoT.  The agent's hook says the reply at a time
+after the user's VAD onset; VAD and TTS latency made it publish 4-143 ms before the EoT or 39 ms
+after on fb-bots-1702, heard 10-90 ms after the EoT in 4 of 5 turns: no talk-over happened."""
+
+
+def heard_truth(truth: tuple[dict[str, Any], ...], agent: Any, *, t_user_eot: float | None = None) -> tuple[dict[str, Any], ...]:
+    """The agent's truth, checked against what it published (its own stages, one host clock):
+
+    * a fault planted into a reply the agent cancelled before that reply's first frame (it took a
+      pause in the user's sentence for the end of turn, then the user went on) never reached
+      anyone (fb-bots-1702 b001: a gap in reply 0, never published; the heard reply 1 was clean);
+    * a premature reply published less than ``PREMATURE_MIN_LEAD_MS`` before the user's EoT did
+      not talk over the user.
+
+    Such records get ``planted: false`` and the reason, so the turn counts apart, not as a miss.
+    """
     unheard = {r.reply_index for r in agent.replies
                if r.t_first_frame_published is None and not (r.pre_rtc_samples or 0)}
+    pub = agent.stages.get("first_frame_published")
     out = []
     for t in truth:
         if t.get("planted") and t.get("reply_index") in unheard:
             t = {**t, "planted": False,
                  "reason": f"reply {t['reply_index']} was cancelled before its first frame: never heard"}
+        elif t.get("planted") and t.get("kind") == "premature" and pub is not None and t_user_eot is not None:
+            lead = 1000.0 * (t_user_eot - pub)
+            t = {**t, "extra": {**(t.get("extra") or {}), "published_before_eot_ms": round(lead, 1)}}
+            if lead < PREMATURE_MIN_LEAD_MS:
+                t = {**t, "planted": False,
+                     "reason": f"first frame published {lead:.0f} ms before the user's EoT (< {PREMATURE_MIN_LEAD_MS:.0f} ms): "
+                               "no talk-over reached the user"}
         out.append(t)
     return tuple(out)
 
@@ -111,7 +132,7 @@ def outcomes(plan: BenchPlan, results: dict[str, Any], run_dir: Path) -> list[Tu
         truth: tuple[dict[str, Any], ...] = ()
         rec = TurnRecord(TurnOutcome(item=it.index, case_id=it.case_id, fault=it.fault, pair=it.pair), turn_dir)
         if art is not None and art.agent is not None:
-            truth = heard_truth(tuple(art.agent.extra.get("fault_truth") or ()), art.agent)
+            truth = heard_truth(tuple(art.agent.extra.get("fault_truth") or ()), art.agent, t_user_eot=art.user.t_user_eot)
             st = art.agent.stages
             eot, fa = art.user.t_user_eot, turn.latency.first_audio_t
             dec, pub = st.get("end_of_turn"), st.get("first_frame_published")

@@ -84,3 +84,15 @@ def test_a_fault_in_a_reply_never_published_is_not_planted():
     heard = AgentBlock(replies=[AgentReply(reply_index=0, t_first_frame_published=11.0, pre_rtc_samples=9000)])
     assert bench.heard_truth(truth, heard) == truth
     assert bench.heard_truth(truth, AgentBlock()) == truth
+
+
+def test_a_premature_reply_published_after_the_eot_is_not_planted():
+    """fb-bots-1702: the premature hook's reply was published 39 ms after to 143 ms before the user's
+    EoT (VAD and TTS latency), heard after the EoT in 4 of 5 turns; the truth said planted."""
+    from autortc.artifacts import AgentBlock
+
+    truth = ({"kind": "premature", "planted": True, "reply_index": None, "extra": {"lead_ms": 500.0}},)
+    late = bench.heard_truth(truth, AgentBlock(stages={"first_frame_published": 100.004}), t_user_eot=100.0)
+    assert late[0]["planted"] is False and late[0]["extra"]["published_before_eot_ms"] == pytest.approx(-4.0)
+    early = bench.heard_truth(truth, AgentBlock(stages={"first_frame_published": 99.5}), t_user_eot=100.0)
+    assert early[0]["planted"] is True and early[0]["extra"]["published_before_eot_ms"] == pytest.approx(500.0)
