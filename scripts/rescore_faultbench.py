@@ -2,7 +2,7 @@
 scorer, the run's recorded audio; no new turns).  Prints the bench table before (the verdicts
 the run wrote) and after, every missed planted fault and every false alarm on a clean turn.
 
-    .venv/bin/python scripts/rescore_faultbench.py RUN_DIR [--seed 1702] [--transcriber ''] [--json OUT.json]
+    .venv/bin/python scripts/rescore_faultbench.py RUN_DIR [--seed 1702] [--transcriber ''] [--json OUT.json] [--cache DIR]
 
 The run folder is read only (copy it first if it is someone else's).  ``--transcriber`` defaults
 to the bench's (bundled faster-whisper tiny.en, beam 5); '' skips STT (the keywords gate then
@@ -70,10 +70,11 @@ def main() -> int:
     ap.add_argument("--transcriber", default=BUNDLED_TRANSCRIBER)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--cache", type=Path, help="keep/reuse the re-judged entries here (delete after a metrics change)")
     a = ap.parse_args()
     tr = load_transcriber(a.transcriber or None)
     rs = rescore(a.run_dir, a.cases, seed=a.seed, k=a.k, clean=a.clean, delay_pairs=a.delay_pairs, transcriber=tr,
-                 log=None if a.quiet else (lambda s: print(s, file=sys.stderr)))
+                 log=None if a.quiet else (lambda s: print(s, file=sys.stderr)), cache=a.cache)
     print(f"rescore of {a.run_dir} ({rs.entries} of {len(rs.plan.items)} plan entries recorded; seed {rs.plan.seed})")
     print(render.to_markdown(rs.before, plan=rs.plan, title="Before: the verdicts the run wrote"))
     db = details("before", rs.before_records, a.run_dir)

@@ -28,7 +28,7 @@ from autortc.faultbench.plan import BenchCase, BenchPlan, make_plan
 from autortc.faultbench.score import BenchScore, score
 from autortc.gates import RunGates, judge_case, judge_turn
 from autortc.metrics.turn import Transcriber, compute
-from autortc.results import CaseResult, read_json
+from autortc.results import CaseResult, read_json, write_json
 
 
 class RescoreError(ValueError):
@@ -77,8 +77,12 @@ def recorded(run_dir: Path, plan: BenchPlan) -> dict[str, CaseResult]:
 
 
 def rejudge(run_dir: Path, plan: BenchPlan, before: dict[str, CaseResult], cases_path: Path, *, suite: str = "fast",
-            gates_path: Path | None = None, transcriber: Transcriber | None = None, log: Any = None) -> dict[str, CaseResult]:
-    """Every recorded turn computed and judged again by this checkout (the run's case gates)."""
+            gates_path: Path | None = None, transcriber: Transcriber | None = None, log: Any = None,
+            cache: Path | None = None) -> dict[str, CaseResult]:
+    """Every recorded turn computed and judged again by this checkout (the run's case gates).
+
+    ``cache``: a folder where each entry's new ``CaseResult`` is kept and read back on the next
+    call (so a scorer change does not redo STT); stale after a metrics change: delete it then."""
     cf = load_case_file(cases_path)
     st = cf.suites[suite]
     rg = RunGates.load(gates_path, suite_table=st.gates)
@@ -87,6 +91,9 @@ def rejudge(run_dir: Path, plan: BenchPlan, before: dict[str, CaseResult], cases
         eid = bench.entry_id(it)
         old = before.get(eid)
         if old is None:
+            continue
+        if cache is not None and (cache / f"{eid}.json").exists():
+            out[eid] = read_json(cache / f"{eid}.json", CaseResult)
             continue
         case = cf.case(it.case_id)
         gs = rg.for_case(eid, case.gates)
@@ -111,17 +118,20 @@ def rejudge(run_dir: Path, plan: BenchPlan, before: dict[str, CaseResult], cases
                        attempts=old.attempts)
         c.verdict = judge_case(c)
         out[eid] = c
+        if cache is not None:
+            cache.mkdir(parents=True, exist_ok=True)
+            write_json(cache / f"{eid}.json", c)
     return out
 
 
 def rescore(run_dir: Path, cases_path: Path, *, seed: int | None = None, k: int = 5, clean: int = 50,
             delay_pairs: int = 20, faults: list[str] | None = None, suite: str = "fast",
             gates_path: Path | None = None, transcriber: Transcriber | None = None, min_recall: float = 0.95,
-            max_false_alarms: int = 0, log: Any = None) -> Rescore:
+            max_false_alarms: int = 0, log: Any = None, cache: Path | None = None) -> Rescore:
     plan = plan_of(run_dir, cases_path, seed=seed, k=k, clean=clean, delay_pairs=delay_pairs, faults=faults)
     before = recorded(run_dir, plan)
     after = rejudge(run_dir, plan, before, cases_path, suite=suite, gates_path=gates_path, transcriber=transcriber,
-                    log=log)
+                    log=log, cache=cache)
     run = {it.index for it in plan.items if bench.entry_id(it) in before}
     sub = BenchPlan(seed=plan.seed, k=plan.k, clean=plan.clean, delay_pairs=plan.delay_pairs,
                     items=tuple(it for it in plan.items if it.index in run), cases=plan.cases)
