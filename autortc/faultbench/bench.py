@@ -78,7 +78,8 @@ def heard_truth(truth: tuple[dict[str, Any], ...], agent: Any, *, t_user_eot: fl
 
     * a fault planted into a reply the agent cancelled before that reply's first frame (it took a
       pause in the user's sentence for the end of turn, then the user went on) never reached
-      anyone (fb-bots-1702 b001: a gap in reply 0, never published; the heard reply 1 was clean);
+      anyone (fb-bots-1702 b001: a gap in reply 0, never published; the heard reply 1 was clean),
+      nor did one placed after the point where an interrupted reply was cut;
     * a premature reply published less than ``PREMATURE_MIN_LEAD_MS`` before the user's EoT did
       not talk over the user.
 
@@ -86,12 +87,20 @@ def heard_truth(truth: tuple[dict[str, Any], ...], agent: Any, *, t_user_eot: fl
     """
     unheard = {r.reply_index for r in agent.replies
                if r.t_first_frame_published is None and not (r.pre_rtc_samples or 0)}
+    cut = {r.reply_index: r for r in agent.replies if r.interrupted and r.pre_rtc_samples and r.pre_rtc_sr}
     pub = agent.stages.get("first_frame_published")
     out = []
     for t in truth:
+        r = cut.get(t.get("reply_index"))
         if t.get("planted") and t.get("reply_index") in unheard:
             t = {**t, "planted": False,
                  "reason": f"reply {t['reply_index']} was cancelled before its first frame: never heard"}
+        elif (t.get("planted") and r is not None and t.get("start_sample") is not None and t.get("sample_rate")
+              and t["start_sample"] / t["sample_rate"] >= r.pre_rtc_samples / r.pre_rtc_sr):
+            # b116: reply 0 was cut after 150 ms; its lost frame was due at 660 ms
+            t = {**t, "planted": False,
+                 "reason": f"reply {t['reply_index']} was cut at {1000 * r.pre_rtc_samples / r.pre_rtc_sr:.0f} ms, "
+                           f"before the fault's place ({1000 * t['start_sample'] / t['sample_rate']:.0f} ms): never heard"}
         elif t.get("planted") and t.get("kind") == "premature" and pub is not None and t_user_eot is not None:
             lead = 1000.0 * (t_user_eot - pub)
             t = {**t, "extra": {**(t.get("extra") or {}), "published_before_eot_ms": round(lead, 1)}}

@@ -84,6 +84,14 @@ def test_a_fault_in_a_reply_never_published_is_not_planted():
     heard = AgentBlock(replies=[AgentReply(reply_index=0, t_first_frame_published=11.0, pre_rtc_samples=9000)])
     assert bench.heard_truth(truth, heard) == truth
     assert bench.heard_truth(truth, AgentBlock()) == truth
+    # b116: reply 0 published 150 ms, then cut; its lost frame was due at 660 ms
+    lf = ({"kind": "lost_frame", "planted": True, "reply_index": 0, "sample_rate": 24000, "start_sample": 15840},)
+    cut = AgentBlock(replies=[AgentReply(reply_index=0, t_first_frame_published=11.0, pre_rtc_samples=3613,
+                                         pre_rtc_sr=24000, interrupted=True)])
+    assert bench.heard_truth(lf, cut)[0]["planted"] is False
+    whole = AgentBlock(replies=[AgentReply(reply_index=0, t_first_frame_published=11.0, pre_rtc_samples=30000,
+                                           pre_rtc_sr=24000, interrupted=True)])
+    assert bench.heard_truth(lf, whole) == lf
 
 
 def test_a_premature_reply_published_after_the_eot_is_not_planted():
