@@ -25,7 +25,7 @@ from autortc.faultbench.rescore import rescore  # noqa: E402
 from autortc.runner.analysis import load_transcriber  # noqa: E402
 
 
-def details(label: str, records, run_dir: Path, results_note: str = "") -> dict:
+def details(label: str, records) -> dict:
     """Missed planted faults and clean false alarms, one line each."""
     cat = by_name()
     missed, fa = [], []
@@ -77,10 +77,10 @@ def main() -> int:
                  log=None if a.quiet else (lambda s: print(s, file=sys.stderr)), cache=a.cache)
     print(f"rescore of {a.run_dir} ({rs.entries} of {len(rs.plan.items)} plan entries recorded; seed {rs.plan.seed})")
     print(render.to_markdown(rs.before, plan=rs.plan, title="Before: the verdicts the run wrote"))
-    db = details("before", rs.before_records, a.run_dir)
+    db = details("before", rs.before_records)
     print()
     print(render.to_markdown(rs.after, plan=rs.plan, title="After: rescored offline by this checkout (same recorded audio)"))
-    da = details("after", rs.after_records, a.run_dir)
+    da = details("after", rs.after_records)
     if a.json:
         a.json.write_text(json.dumps({"before": rs.before.to_dict(), "after": rs.after.to_dict(), "before_detail": db,
                                       "after_detail": da, "entries": rs.entries}, indent=1, default=str))
