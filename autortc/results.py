@@ -100,6 +100,11 @@ class LatencyMetrics:
     user_kpi_ms: float | None = None  # browser-side, filled by the browser harness
     # the reply was already sounding at the user's EoT (talk-over): no latency, counted apart
     premature: bool = False
+    # eot_to_first_audio_ms split on one clock (autortc.metrics.instrument.latency_parts), ms:
+    # user EoT -> agent end_of_turn -> first frame published -> first audible sample at the probe
+    uplink_ms: float | None = None
+    agent_ms: float | None = None
+    downlink_ms: float | None = None
 
 
 @dataclass
