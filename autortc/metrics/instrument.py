@@ -64,13 +64,17 @@ def spread(xs: Iterable[float]) -> dict[str, Any]:
 def timing_summary(rows: Iterable[tuple[float, float | None, float | None, float | None]]) -> dict[str, Any]:
     """Latency and its parts over ``rows`` of ``(latency_ms, uplink_ms, agent_ms, downlink_ms)``.
 
-    Only rows with all three parts count (``turns``). Returns the :func:`spread` of the latency,
-    each part and ``path_ms`` = uplink + downlink, ``sum_error_ms_max`` (how far the parts' sum
-    is from the measured latency: ~0 on one clock) and :data:`INSTRUMENT` (the instrument's
-    error bar)."""
-    full = [r for r in rows if None not in r]
+    Only rows with all three parts count (``turns``). A turn whose agent decided the end of turn
+    before the user's EoT (negative uplink: it committed in a pause, and the reply heard is a later
+    one while the stages hold the first decision) has no meaningful split: it is counted in
+    ``decided_before_eot`` and left out. Returns the :func:`spread` of the latency, each part and
+    ``path_ms`` = uplink + downlink, ``sum_error_ms_max`` (how far the parts' sum is from the
+    measured latency: ~0 on one clock) and :data:`INSTRUMENT` (the instrument's error bar)."""
+    complete = [r for r in rows if None not in r]
+    full = [r for r in complete if r[1] >= 0]  # type: ignore[operator]
     out: dict[str, Any] = {
         "turns": len(full),
+        "decided_before_eot": len(complete) - len(full),
         "latency_ms": spread(r[0] for r in full),
         "uplink_ms": spread(r[1] for r in full),  # type: ignore[misc]
         "agent_ms": spread(r[2] for r in full),  # type: ignore[misc]

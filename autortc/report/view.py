@@ -276,7 +276,9 @@ def _timing_table(tim: dict[str, Any], ins: dict[str, Any]) -> Table:
         lead="The path's spread is a reported figure, not noise in the verdict; the instrument's own error bar "
              f"(unit tests, {ins.get('source', '')}): first audio ≤ {fmt(ins.get('first_audio_max_error_ms'), 2)} ms, "
              f"user EoT ≤ {fmt(ins.get('user_eot_max_error_ms'), 2)} ms; parts add up to the latency within "
-             f"{fmt(tim.get('sum_error_ms_max'), 3)} ms.")
+             f"{fmt(tim.get('sum_error_ms_max'), 3)} ms."
+             + (f" {tim['decided_before_eot']} turn(s) left out: the agent decided the end of turn before the "
+                "user's EoT (it answered into a pause), so their split is not meaningful." if tim.get("decided_before_eot") else ""))
 
 
 def _faultbench_tables(fb: dict[str, Any]) -> list[Table]:

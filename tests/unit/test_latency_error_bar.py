@@ -33,6 +33,9 @@ def test_summary_spreads_only_complete_turns_and_reports_the_sum_error():
     assert t["sum_error_ms_max"] == pytest.approx(1.0)  # 400 + 125 + 129 = 654 vs 655 measured
     assert t["instrument"] == INSTRUMENT
     assert spread([]) == {"n": 0}
+    # an agent that committed 1.9 s before the user's EoT (answered into a pause): counted, not split
+    t2 = timing_summary(rows + [(800.0, -1900.0, 2600.0, 100.0)])
+    assert t2["turns"] == 3 and t2["decided_before_eot"] == 1 and t2["uplink_ms"]["median"] == 412.0
 
 
 def test_report_shows_the_error_bar_next_to_the_latency():
