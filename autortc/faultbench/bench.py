@@ -97,7 +97,8 @@ def outcomes(plan: BenchPlan, results: dict[str, Any], run_dir: Path) -> list[Tu
             item=it.index, case_id=it.case_id, fault=it.fault, pair=it.pair, truth=truth,
             verdicts=tuple(Verdict(v.gate, v.status, v.measured) for v in turn.verdicts),  # type: ignore[arg-type]
             latency_ms=turn.latency.eot_to_first_audio_ms,
-            error=next((e.splitlines()[0] for e in turn.errors if e.startswith("analysis error")), ""))
+            error=next((e.splitlines()[0] for e in turn.errors if e.startswith("analysis error")), ""),
+            downlink_ms=rec.downlink_ms)
         out.append(rec)
     return out
 
@@ -123,13 +124,16 @@ def summary_extra(score: BenchScore, plan: BenchPlan, tim: dict[str, Any], instr
                      "planted_median": statistics.median(planted) if planted else None,
                      "measured_median": statistics.median(measured) if measured else None,
                      "not_planted": r.not_planted, "harness_errors": r.harness_errors, "passed": r.passed})
-    d = score.delay
+    def delay(d: Any) -> dict[str, Any] | None:
+        return None if d is None else {"planted_diff_ms": d.planted_diff_ms, "pairs": d.pairs, "median_ms": d.median_ms,
+                                       "ci95_ms": list(d.ci95_ms) if d.ci95_ms else None, "error_ms": d.error_ms,
+                                       "part": d.part}
+
     return {
         "seed": plan.seed, "k": plan.k, "clean": plan.clean, "delay_pairs": plan.delay_pairs,
         "rows": rows, "clean_turns": score.clean_turns, "false_alarms": score.false_alarms,
         "false_alarm_total": score.false_alarm_total,
-        "delay": None if d is None else {"planted_diff_ms": d.planted_diff_ms, "pairs": d.pairs, "median_ms": d.median_ms,
-                                         "ci95_ms": list(d.ci95_ms) if d.ci95_ms else None, "error_ms": d.error_ms},
+        "delay": delay(score.delay), "delay_downlink": delay(score.delay_downlink),
         "timing": tim, "instrument": instrument,
         "min_recall": score.min_recall, "max_false_alarms": score.max_false_alarms, "passed": score.passed,
         "reasons": score.reasons,

@@ -293,12 +293,13 @@ def _faultbench_tables(fb: dict[str, Any]) -> list[Table]:
     fa = fb.get("false_alarms") or {}
     bullets = [f"False alarms on {fb.get('clean_turns')} clean turns: {fb.get('false_alarm_total')}"
                + (" (" + ", ".join(f"{g}: {c['WARN']} WARN / {c['FAIL']} FAIL" for g, c in sorted(fa.items())) + ")" if fa else "")]
-    d = fb.get("delay")
-    if d and d.get("median_ms") is not None:
-        ci = d.get("ci95_ms")
-        bullets.append(f"Delay recovery: planted {fmt(d['planted_diff_ms'], 0)} ms, measured median {fmt(d['median_ms'])} ms "
-                       f"(95 % {fmt(ci[0]) if ci else '–'} … {fmt(ci[1]) if ci else '–'} ms, {d['pairs']} pairs), "
-                       f"error {fmt(d['error_ms'])} ms")
+    for key, what in (("delay", "EoT → first audio"), ("delay_downlink", "downlink part, path spread removed")):
+        d = fb.get(key)
+        if d and d.get("median_ms") is not None:
+            ci = d.get("ci95_ms")
+            bullets.append(f"Delay recovery ({what}): planted {fmt(d['planted_diff_ms'], 0)} ms, measured median "
+                           f"{fmt(d['median_ms'])} ms (95 % {fmt(ci[0]) if ci else '–'} … {fmt(ci[1]) if ci else '–'} ms, "
+                           f"{d['pairs']} pairs), error {fmt(d['error_ms'])} ms")
     verdict = "PASS" if fb.get("passed") else "FAIL — " + "; ".join(fb.get("reasons") or [])
     out = [Table(f"Fault bench (seed {fb.get('seed')}, K = {fb.get('k')})",
                  ["fault", "where", "must flag (level)", "caught", "recall", "95 % Wilson", "planted → measured (median)",
