@@ -7,10 +7,18 @@
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")" && pwd)"
 cd "$ROOT"
-bash scripts/install.sh || exit 2
+# Quiet wrapper (issue 20: the whole fast-suite run prints <= 40 lines): the install's detail goes to
+# output/install.log (shown on failure), the stack prints one line up and nothing down.
+mkdir -p output
+bash scripts/install.sh --check 2>/dev/null || echo "[install] installing what is missing (first run: a few minutes; log: output/install.log)"
+if ! bash scripts/install.sh > output/install.log 2>&1; then
+  tail -n 30 output/install.log >&2
+  echo "[install] failed; full log: output/install.log" >&2
+  exit 2
+fi
 AUTORTC="$ROOT/.venv/bin/autortc"
-"$AUTORTC" stack up || { "$AUTORTC" stack down; exit 2; }
-trap '"$AUTORTC" stack down' EXIT INT TERM
+"$AUTORTC" stack up -q || { "$AUTORTC" stack down -q; exit 2; }
+trap '"$AUTORTC" stack down -q' EXIT INT TERM
 JOBS=(--jobs 2)
 for a in "$@"; do case "$a" in -j|--jobs|-j*|--jobs=*) JOBS=() ;; esac; done
 "$AUTORTC" run --suite fast "${JOBS[@]}" "$@"

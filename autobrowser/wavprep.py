@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import soxr
+
+from autortc.audio.load import load_mono
 
 from .detect import DetectorConfig, Segment, detect_segments
 
@@ -84,16 +85,7 @@ def prepare_chromium_wav(
     """
     if lead_s < 0 or pad_s < 0:
         raise ValueError(f"lead_s and pad_s must be >= 0, got lead_s={lead_s}, pad_s={pad_s}")
-    try:
-        x, src_sr = sf.read(str(src), dtype="float32", always_2d=True)
-    except (RuntimeError, sf.LibsndfileError) as e:
-        raise ValueError(f"{src}: cannot read as audio ({e})") from e
-    if x.shape[0] == 0:
-        raise ValueError(f"{src}: no samples")
-    mono = x.mean(axis=1)
-    if src_sr != sr:
-        mono = soxr.resample(mono, src_sr, sr, quality="HQ").astype(np.float32)
-    mono = np.clip(mono, -1.0, 32767 / 32768)
+    mono = np.clip(load_mono(src, sr), -1.0, 32767 / 32768)  # AudioFileError is a ValueError naming the file
     lead = int(round(lead_s * sr))
     pad = int(round(pad_s * sr))
     out = np.concatenate([np.zeros(lead, np.float32), mono, np.zeros(pad, np.float32)])

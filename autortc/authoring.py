@@ -146,21 +146,12 @@ def speak(text: str, *, engine: Engine = "auto") -> tuple[np.ndarray, str]:
 
 def load_user_wav(path: Path) -> np.ndarray:
     """A user's audio file as int16 mono at :data:`CASE_SAMPLE_RATE` (soxr), level and timing kept."""
-    import soundfile as sf
-    import soxr
+    from autortc.audio.load import AudioFileError, load_mono
 
-    if not Path(path).is_file():
-        raise AuthoringError(f"--wav {path}: file not found")
     try:
-        x, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError) as exc:
-        raise AuthoringError(f"--wav {path}: not a readable audio file ({exc})") from None
-    if x.shape[0] == 0:
-        raise AuthoringError(f"--wav {path}: no samples")
-    y = x.mean(axis=1)
-    if sr != CASE_SAMPLE_RATE:
-        y = soxr.resample(y, sr, CASE_SAMPLE_RATE, quality="HQ").astype(np.float32)
-    return _to_int16(y)
+        return _to_int16(load_mono(path, CASE_SAMPLE_RATE))
+    except AudioFileError as exc:
+        raise AuthoringError(f"--wav {exc}") from None
 
 
 # --------------------------------------------------------------------------- case file

@@ -417,16 +417,15 @@ class ConsoleReporter:
 
     def gate_table(self, summary: RunSummary) -> Table | None:
         """Run-level gates: status, gate, measured, threshold, turns.  Quiet: only non-passing."""
-        from rich import box
-
         rows = [g for g in summary.gates if g.status != "SKIP" or self.verbosity >= 1]
         if self.verbosity < 0:
             rows = [g for g in rows if g.status in ("FAIL", "WARN")]
         if not rows:
             return None
         titles, aggregates = _gate_meta(summary)
-        table = Table(title=f"gates — run {summary.run_id}", box=box.SIMPLE, title_justify="left",
-                      show_edge=False, pad_edge=False, padding=(0, 1))
+        # No title and no rule under the header: the run id is on the report line, and every line
+        # counts towards the fast suite's 40-line budget (issue 20).
+        table = Table(box=None, show_edge=False, pad_edge=False, padding=(0, 1), header_style="bold")
         table.add_column("")
         table.add_column("gate")
         table.add_column("measured", justify="right")

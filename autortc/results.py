@@ -13,6 +13,8 @@ Units: times in ms unless the name says otherwise; ratios 0..1; ``None`` = not m
 
 from __future__ import annotations
 
+import functools
+
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,6 +100,11 @@ class LatencyMetrics:
     user_kpi_ms: float | None = None  # browser-side, filled by the browser harness
     # the reply was already sounding at the user's EoT (talk-over): no latency, counted apart
     premature: bool = False
+    # eot_to_first_audio_ms split on one clock (autortc.metrics.instrument.latency_parts), ms:
+    # user EoT -> agent end_of_turn -> first frame published -> first audible sample at the probe
+    uplink_ms: float | None = None
+    agent_ms: float | None = None
+    downlink_ms: float | None = None
 
 
 @dataclass
@@ -275,11 +282,17 @@ class ResultFileError(ValueError):
 T = TypeVar("T")
 
 
-def to_dict(obj: Any) -> Any:
-    """JSON-ready dict of a result dataclass (NaN/inf become ``None``)."""
+@functools.lru_cache(maxsize=None)
+def _adapter(cls: type) -> Any:
+    """One pydantic TypeAdapter per result type: building one costs ~16 ms, so it is built once."""
     from pydantic import TypeAdapter
 
-    d = TypeAdapter(type(obj)).dump_python(obj, mode="json")
+    return TypeAdapter(cls)
+
+
+def to_dict(obj: Any) -> Any:
+    """JSON-ready dict of a result dataclass (NaN/inf become ``None``)."""
+    d = _adapter(type(obj)).dump_python(obj, mode="json")
     return _clean(d)
 
 
@@ -295,10 +308,10 @@ def _clean(v: Any) -> Any:
 
 def from_dict(cls: type[T], data: Any, *, source: str = "<data>") -> T:
     """Build ``cls`` from parsed JSON; :class:`ResultFileError` names ``source`` and the bad fields."""
-    from pydantic import TypeAdapter, ValidationError
+    from pydantic import ValidationError
 
     try:
-        return TypeAdapter(cls).validate_python(data)
+        return _adapter(cls).validate_python(data)
     except ValidationError as exc:
         errs = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:8])
         raise ResultFileError(f"{source}: not a valid {cls.__name__} ({errs})") from exc

@@ -5,10 +5,25 @@
 #   a virtualenv .venv with the Python deps (re-installed only when pyproject.toml changes),
 #   the web page's npm deps and bundle.
 # A second run installs nothing.
+#   --check   install nothing; exit 0 when everything is in place, 1 when something is missing
+#             (run_suite.sh uses it to say "first run: installing…" only when there is work to do).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 log() { printf '[install] %s\n' "$*" >&2; }
+
+web_stale() {
+  [ ! -f web/dist/.built ] || [ -n "$(find web/src web/package-lock.json web/build.mjs -newer web/dist/.built 2>/dev/null | head -1)" ]
+}
+
+if [ "${1:-}" = "--check" ]; then
+  for p in chromium espeak-ng; do dpkg -s "$p" >/dev/null 2>&1 || exit 1; done
+  [ -x .venv/bin/python ] || exit 1
+  [ "$(cat .venv/.autortc-deps 2>/dev/null || true)" = "$(sha256sum pyproject.toml | cut -d' ' -f1)" ] || exit 1
+  .venv/bin/python -c 'import sys; from system import livekit_server as s; sys.exit(0 if s.binary_path().exists() else 1)' 2>/dev/null || exit 1
+  web_stale && exit 1
+  exit 0
+fi
 
 # --- Debian packages ---------------------------------------------------------------------
 APT_PKGS=(chromium espeak-ng)
@@ -49,7 +64,7 @@ print(f"[install] {livekit_server.binary_version(b)} at {b} ({'cached' if cached
 PY
 
 # --- web page ----------------------------------------------------------------------------
-if [ ! -f web/dist/.built ] || [ -n "$(find web/src web/package-lock.json web/build.mjs -newer web/dist/.built 2>/dev/null | head -1)" ]; then
+if web_stale; then
   log "building web/ (npm ci + esbuild)"
   bash web/build.sh >/dev/null
   touch web/dist/.built

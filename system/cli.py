@@ -16,6 +16,7 @@ def register(app: typer.Typer) -> None:
         agent_env: list[str] = typer.Option([], "--agent-env", help="AUTORTC_AGENT_FIELD=value override (repeatable)"),
         port_offset: int = typer.Option(0, "--port-offset", help="add this to every port (a second stack beside the first)"),
         net: bool = typer.Option(False, "--net", help="advertise the impairment relay's address so `autortc run --profile` can degrade the user side's media (docs/network.md)"),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="one line (ready times) instead of the status table"),
     ) -> None:
         """Build/reuse the SFU, start SFU, agent worker and token server; wait until each is ready."""
         from system.livekit_server import NET_NODE_IP, ServerOptions
@@ -39,12 +40,18 @@ def register(app: typer.Typer) -> None:
         except StackError as exc:
             typer.echo(f"stack up failed: {exc}", err=True)
             raise typer.Exit(2) from exc
+        if quiet:
+            from system.paths import stack_dir
+
+            parts = ", ".join(f"{name} {secs:.1f} s" for name, secs in timings.items())
+            typer.echo(f"stack up: {parts} ready (logs: {stack_dir() / 'logs'})")
+            return
         for name, secs in timings.items():
             typer.echo(f"{name:8s} ready in {secs:6.2f} s")
         _print_status(stack)
 
     @stack_app.command("down")
-    def down() -> None:
+    def down(quiet: bool = typer.Option(False, "--quiet", "-q", help="print only errors")) -> None:
         """Stop every component's whole process group and wait until none is left."""
         from system.stack import Stack, StackError
 
@@ -53,7 +60,8 @@ def register(app: typer.Typer) -> None:
         except StackError as exc:
             typer.echo(f"stack down failed: {exc}", err=True)
             raise typer.Exit(2) from exc
-        typer.echo("stopped: " + (", ".join(stopped) or "nothing was running"))
+        if not quiet:
+            typer.echo("stopped: " + (", ".join(stopped) or "nothing was running"))
 
     @stack_app.command("status")
     def status(as_json: bool = typer.Option(False, "--json")) -> None:

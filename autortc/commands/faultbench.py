@@ -33,7 +33,7 @@ async def run_bench(opts, plan, *, min_recall: float, max_false_alarms: int, com
     import dataclasses
 
     from autortc.faultbench import bench, render
-    from autortc.faultbench.instrument import INSTRUMENT
+    from autortc.metrics.instrument import INSTRUMENT
     from autortc.faultbench.score import score as score_turns
     from autortc.runner.suite import SuiteRunner
 

@@ -8,13 +8,8 @@ there is no bench-only detector. Afterwards ``outcomes()`` turns each entry's ``
 the agent's own ground truth) into ``TurnOutcome`` records for ``score.score``.
 
 ``timing()`` decomposes each turn's latency on the bundled stack's one host clock (the agent's
-stages are on the runner's CLOCK_MONOTONIC, ``artifacts.AgentBlock.stages``):
-
-* uplink   = agent ``end_of_turn`` - user EoT (``user.t_user_eot``),
-* agent    = agent ``first_frame_published`` - ``end_of_turn``,
-* downlink = first audible sample at the probe (``latency.first_audio_t``) - ``first_frame_published``;
-
-the three add up to ``first_audio_t - t_user_eot`` (= ``eot_to_first_audio_ms``).
+stages are on the runner's CLOCK_MONOTONIC, ``artifacts.AgentBlock.stages``) with
+``autortc.metrics.instrument`` (uplink, agent, downlink; they add up to ``eot_to_first_audio_ms``).
 """
 
 from __future__ import annotations
@@ -24,11 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from autortc.artifacts import TRACE_FILE, TraceFileError, read_trace
 from autortc.faultbench.plan import BenchPlan
 from autortc.faultbench.score import BenchScore, TurnOutcome, Verdict
+from autortc.metrics.instrument import latency_parts, timing_summary
 from autortc.runner.suite import RunItem
 
 NO_REPLY_FAULTS = ("no_reply",)
@@ -142,52 +136,26 @@ def outcomes(plan: BenchPlan, results: dict[str, Any], run_dir: Path) -> list[Tu
         rec = TurnRecord(TurnOutcome(item=it.index, case_id=it.case_id, fault=it.fault, pair=it.pair), turn_dir)
         if art is not None and art.agent is not None:
             truth = heard_truth(tuple(art.agent.extra.get("fault_truth") or ()), art.agent, t_user_eot=art.user.t_user_eot)
-            st = art.agent.stages
-            eot, fa = art.user.t_user_eot, turn.latency.first_audio_t
-            dec, pub = st.get("end_of_turn"), st.get("first_frame_published")
-            if eot is not None and dec is not None:
-                rec.uplink_ms = 1000.0 * (dec - eot)
-            if dec is not None and pub is not None:
-                rec.agent_ms = 1000.0 * (pub - dec)
-            if pub is not None and fa is not None:
-                rec.downlink_ms = 1000.0 * (fa - pub)
+            parts = latency_parts(art.user.t_user_eot, art.agent.stages, turn.latency.first_audio_t)
+            rec.uplink_ms, rec.agent_ms, rec.downlink_ms = parts["uplink_ms"], parts["agent_ms"], parts["downlink_ms"]
         elif it.fault is not None:
             rec.note = "no agent block in trace.json: fault truth unknown"
         rec.outcome = TurnOutcome(
             item=it.index, case_id=it.case_id, fault=it.fault, pair=it.pair, truth=truth,
             verdicts=tuple(Verdict(v.gate, v.status, v.measured) for v in turn.verdicts),  # type: ignore[arg-type]
             latency_ms=turn.latency.eot_to_first_audio_ms,
-            error=next((e.splitlines()[0] for e in turn.errors if e.startswith("analysis error")), ""))
+            error=next((e.splitlines()[0] for e in turn.errors if e.startswith("analysis error")), ""),
+            downlink_ms=rec.downlink_ms)
         out.append(rec)
     return out
 
 
-def _spread(xs: list[float]) -> dict[str, Any]:
-    if not xs:
-        return {"n": 0}
-    a = np.asarray(xs, dtype=float)
-    return {"n": int(a.size), "median": round(float(np.median(a)), 1), "p05": round(float(np.percentile(a, 5)), 1),
-            "p95": round(float(np.percentile(a, 95)), 1), "std": round(float(a.std(ddof=1)), 1) if a.size > 1 else 0.0}
-
-
 def timing(records: list[TurnRecord]) -> dict[str, Any]:
-    """Latency and its parts over the turns that have all three (ms): median, 5th/95th percentile,
-    std. ``path`` = uplink + downlink, the WebRTC path's share; ``sum_error`` = how far the parts'
-    sum is from the measured latency (should be ~0: one clock)."""
-    full = [r for r in records if None not in (r.uplink_ms, r.agent_ms, r.downlink_ms) and r.outcome.latency_ms is not None
-            and r.outcome.fault not in ("delay_300", "delay_600", "premature_500")]
-    out: dict[str, Any] = {
-        "turns": len(full),
-        "latency_ms": _spread([r.outcome.latency_ms for r in full]),  # type: ignore[misc]
-        "uplink_ms": _spread([r.uplink_ms for r in full]),  # type: ignore[misc]
-        "agent_ms": _spread([r.agent_ms for r in full]),  # type: ignore[misc]
-        "downlink_ms": _spread([r.downlink_ms for r in full]),  # type: ignore[misc]
-        "path_ms": _spread([r.uplink_ms + r.downlink_ms for r in full]),  # type: ignore[operator]
-    }
-    if full:
-        errs = [abs(r.uplink_ms + r.agent_ms + r.downlink_ms - r.outcome.latency_ms) for r in full]  # type: ignore[operator]
-        out["sum_error_ms_max"] = round(max(errs), 3)
-    return out
+    """Latency and its parts (``autortc.metrics.instrument.timing_summary``) over the turns whose
+    latency is not itself planted (delay and premature faults are left out)."""
+    return timing_summary((r.outcome.latency_ms, r.uplink_ms, r.agent_ms, r.downlink_ms) for r in records
+                          if r.outcome.latency_ms is not None
+                          and r.outcome.fault not in ("delay_300", "delay_600", "premature_500"))
 
 
 def summary_extra(score: BenchScore, plan: BenchPlan, tim: dict[str, Any], instrument: dict[str, Any]) -> dict[str, Any]:
@@ -203,13 +171,16 @@ def summary_extra(score: BenchScore, plan: BenchPlan, tim: dict[str, Any], instr
                      "planted_median": statistics.median(planted) if planted else None,
                      "measured_median": statistics.median(measured) if measured else None,
                      "not_planted": r.not_planted, "harness_errors": r.harness_errors, "passed": r.passed})
-    d = score.delay
+    def delay(d: Any) -> dict[str, Any] | None:
+        return None if d is None else {"planted_diff_ms": d.planted_diff_ms, "pairs": d.pairs, "median_ms": d.median_ms,
+                                       "ci95_ms": list(d.ci95_ms) if d.ci95_ms else None, "error_ms": d.error_ms,
+                                       "part": d.part}
+
     return {
         "seed": plan.seed, "k": plan.k, "clean": plan.clean, "delay_pairs": plan.delay_pairs,
         "rows": rows, "clean_turns": score.clean_turns, "false_alarms": score.false_alarms,
         "false_alarm_total": score.false_alarm_total,
-        "delay": None if d is None else {"planted_diff_ms": d.planted_diff_ms, "pairs": d.pairs, "median_ms": d.median_ms,
-                                         "ci95_ms": list(d.ci95_ms) if d.ci95_ms else None, "error_ms": d.error_ms},
+        "delay": delay(score.delay), "delay_downlink": delay(score.delay_downlink),
         "timing": tim, "instrument": instrument,
         "min_recall": score.min_recall, "max_false_alarms": score.max_false_alarms, "passed": score.passed,
         "reasons": score.reasons,

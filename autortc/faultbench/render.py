@@ -55,14 +55,15 @@ def to_markdown(score: BenchScore, *, plan: BenchPlan | None = None, title: str 
         lines += ["", "| gate | WARN | FAIL |", "|---|---|---|"]
         for g, c in sorted(score.false_alarms.items()):
             lines.append(f"| {g} | {c['WARN']} | {c['FAIL']} |")
-    d = score.delay
-    if d is not None:
+    for d, what in ((score.delay, "EoT → first audio"), (score.delay_downlink, "downlink part")):
+        if d is None:
+            continue
         lines.append("")
         if d.median_ms is None:
-            lines.append(f"Delay recovery: no complete pair (planted difference {d.planted_diff_ms:.0f} ms).")
+            lines.append(f"Delay recovery ({what}): no complete pair (planted difference {d.planted_diff_ms:.0f} ms).")
         else:
             ci = f"{d.ci95_ms[0]:.1f} … {d.ci95_ms[1]:.1f}" if d.ci95_ms else "–"
-            lines.append(f"Delay recovery: planted {d.planted_diff_ms:.0f} ms, measured median {d.median_ms:.1f} ms "
+            lines.append(f"Delay recovery ({what}): planted {d.planted_diff_ms:.0f} ms, measured median {d.median_ms:.1f} ms "
                          f"(95 % bootstrap {ci} ms, {d.pairs} pairs), error {d.error_ms:+.1f} ms.")
     lines += ["", f"Exit rule: recall ≥ {score.min_recall} for every fault, false alarms ≤ {score.max_false_alarms}: "
               + ("**PASS**" if score.passed else "**FAIL** — " + "; ".join(score.reasons))]

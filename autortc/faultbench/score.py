@@ -66,6 +66,9 @@ class TurnOutcome:
     latency_ms: float | None = None
     pair: int | None = None
     error: str = ""
+    # first frame published -> first audible sample at the probe, ms (one host clock): the part of
+    # the latency a planted reply delay lies in, without the uplink's and the agent's spread
+    downlink_ms: float | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TurnOutcome:
@@ -74,7 +77,7 @@ class TurnOutcome:
             verdicts = tuple(Verdict(gate=str(v["gate"]), status=v["status"], measured=v.get("measured")) for v in d.get("verdicts", []))
             return cls(item=int(d["item"]), case_id=str(d["case_id"]), fault=d.get("fault"), verdicts=verdicts,
                        truth=tuple(d.get("truth", [])), latency_ms=d.get("latency_ms"), pair=d.get("pair"),
-                       error=str(d.get("error", "")))
+                       error=str(d.get("error", "")), downlink_ms=d.get("downlink_ms"))
         except (KeyError, TypeError, ValueError) as exc:
             raise ScoreInputError(f"turn outcome {d.get('item', '?')}: missing or bad field ({exc!r})") from exc
 
@@ -116,6 +119,7 @@ class DelayRecovery:
     median_ms: float | None
     ci95_ms: tuple[float, float] | None
     error_ms: float | None  # median - planted
+    part: str = "latency_ms"  # which measured figure was paired: the whole latency or its downlink part
 
 
 @dataclass
@@ -130,6 +134,7 @@ class BenchScore:
     max_false_alarms: int
     passed: bool
     reasons: list[str]
+    delay_downlink: DelayRecovery | None = None  # the same pairs on the downlink part (path spread removed)
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -222,6 +227,7 @@ def score(
     fa_total = sum(c["WARN"] + c["FAIL"] for c in fa.values())
 
     delay = delay_recovery(turns, catalogue=catalogue, seed=bootstrap_seed)
+    delay_dl = delay_recovery(turns, catalogue=catalogue, seed=bootstrap_seed, part="downlink_ms")
 
     reasons = []
     for r in rows:
@@ -237,12 +243,17 @@ def score(
         reasons.append("no clean turn scored: false alarms not measured")
     return BenchScore(rows=rows, clean_turns=len(clean_ok), clean_harness_errors=len(clean) - len(clean_ok),
                       false_alarms=fa, false_alarm_total=fa_total, delay=delay, min_recall=min_recall,
-                      max_false_alarms=max_false_alarms, passed=not reasons, reasons=reasons)
+                      max_false_alarms=max_false_alarms, passed=not reasons, reasons=reasons, delay_downlink=delay_dl)
 
 
 def delay_recovery(turns: list[TurnOutcome], *, catalogue: tuple[FaultEntry, ...] = CATALOGUE,
-                   seed: int = 0, confidence: float = 0.95) -> DelayRecovery | None:
-    """Median of per-pair latency differences (long - short delay) with a bootstrap CI; None without delay turns."""
+                   seed: int = 0, confidence: float = 0.95, part: str = "latency_ms") -> DelayRecovery | None:
+    """Median of per-pair differences (long - short delay) with a bootstrap CI; None without delay turns.
+
+    ``part``: ``"latency_ms"`` (EoT → first audio: carries the uplink's and the agent's spread from
+    room to room) or ``"downlink_ms"`` (first frame published → first audible sample, one host
+    clock: the planted digital silence lies after the agent's first frame, so this pairs the
+    instrument's reading of it without the path's and the agent's spread)."""
     timing = [e for e in catalogue if e.timing]
     if len(timing) < 2:
         return None
@@ -250,14 +261,15 @@ def delay_recovery(turns: list[TurnOutcome], *, catalogue: tuple[FaultEntry, ...
     planted = float(long_.spec["ms"]) - float(short.spec["ms"])
     by_pair: dict[int, dict[str, float]] = {}
     for t in turns:
-        if t.fault in (short.name, long_.name) and t.pair is not None and not t.error and t.latency_ms is not None \
-                and math.isfinite(t.latency_ms):
-            by_pair.setdefault(t.pair, {})[t.fault] = float(t.latency_ms)
+        v = getattr(t, part)
+        if t.fault in (short.name, long_.name) and t.pair is not None and not t.error and v is not None \
+                and math.isfinite(v):
+            by_pair.setdefault(t.pair, {})[t.fault] = float(v)
     if not any(t.fault in (short.name, long_.name) for t in turns):
         return None
     diffs = [p[long_.name] - p[short.name] for _, p in sorted(by_pair.items()) if short.name in p and long_.name in p]
     if not diffs:
-        return DelayRecovery(planted, 0, [], None, None, None)
+        return DelayRecovery(planted, 0, [], None, None, None, part=part)
     med = float(np.median(diffs))
     ci = None
     if len(diffs) >= 2 and len(set(diffs)) > 1:
@@ -266,4 +278,4 @@ def delay_recovery(turns: list[TurnOutcome], *, catalogue: tuple[FaultEntry, ...
         ci = (float(res.confidence_interval.low), float(res.confidence_interval.high))
     elif len(diffs) >= 2:
         ci = (med, med)
-    return DelayRecovery(planted, len(diffs), diffs, med, ci, med - planted)
+    return DelayRecovery(planted, len(diffs), diffs, med, ci, med - planted, part=part)

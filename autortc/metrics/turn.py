@@ -21,7 +21,7 @@ import numpy as np
 
 from autortc.artifacts import CaseBlock, Span, TurnArtifacts, TurnAudio, UserBlock, load_turn
 from autortc.audio import Audio, resample
-from autortc.metrics import content, continuity, defects, fidelity, fingerprints, latency, level, turntaking
+from autortc.metrics import content, continuity, defects, fidelity, fingerprints, instrument, latency, level, turntaking
 from autortc.results import Interval, TurnResult, worst
 
 log = logging.getLogger("autortc.metrics")
@@ -288,6 +288,9 @@ def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: T
                 Lt.eot_to_first_audio_ms = (Lt.first_audio_t - float(t_eot)) * 1000.0
                 if Lt.agent_reported_ms is not None:
                     Lt.reported_vs_heard_ms = Lt.eot_to_first_audio_ms - Lt.agent_reported_ms
+                if stages:  # the agent's stages are re-based to this clock (AgentBlock.clock_offset_s)
+                    parts = instrument.latency_parts(float(t_eot), stages, Lt.first_audio_t)
+                    Lt.uplink_ms, Lt.agent_ms, Lt.downlink_ms = parts["uplink_ms"], parts["agent_ms"], parts["downlink_ms"]
 
     # content
     if transcriber is not None and seg is not None and res.audio_valid:

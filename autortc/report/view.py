@@ -181,6 +181,10 @@ def _details(summary: RunSummary, cases: list[CaseResult]) -> list[Table]:
             lead=(f"{prem} premature (talk-over) turn(s), left out of the EoT → first audio distribution. " if prem
                   else "") + "Where it arose: 'agent' = also in the agent's own pre-RTC copy, 'path' = added on the "
                   "way; both are judged."))
+    ex = summary.extra or {}
+    tim = ex.get("timing") or {}
+    if tim.get("turns") and not ex.get("faultbench"):  # the bench shows its own (planted delays left out)
+        out.append(_timing_table(tim, tim.get("instrument") or {}))
     rv = [(c, t) for c in cases for t in c.turns if t.latency.reported_vs_heard_ms is not None]
     if rv:
         out.append(Table(
@@ -257,6 +261,26 @@ def _details(summary: RunSummary, cases: list[CaseResult]) -> list[Table]:
     return out
 
 
+def _timing_table(tim: dict[str, Any], ins: dict[str, Any]) -> Table:
+    """The latency's error bar (``autortc.metrics.instrument.timing_summary``): its parts on one clock
+    with their spread, and the instrument's own error from its unit tests."""
+    trows = [[name, fmt(v.get("median")), f"{fmt(v.get('p05'))} … {fmt(v.get('p95'))}", fmt(v.get("std"))]
+             for name, v in ((n, tim.get(k) or {}) for n, k in (("EoT → first audio", "latency_ms"),
+                                                                ("uplink (EoT → agent decision)", "uplink_ms"),
+                                                                ("agent (decision → first frame)", "agent_ms"),
+                                                                ("downlink (→ first audio at probe)", "downlink_ms"),
+                                                                ("path = uplink + downlink", "path_ms")))]
+    return Table(
+        f"Latency error bar: decomposition on one host clock ({tim['turns']} turns)",
+        ["part", "median ms", "5th … 95th percentile ms", "std ms"], trows,
+        lead="The path's spread is a reported figure, not noise in the verdict; the instrument's own error bar "
+             f"(unit tests, {ins.get('source', '')}): first audio ≤ {fmt(ins.get('first_audio_max_error_ms'), 2)} ms, "
+             f"user EoT ≤ {fmt(ins.get('user_eot_max_error_ms'), 2)} ms; parts add up to the latency within "
+             f"{fmt(tim.get('sum_error_ms_max'), 3)} ms."
+             + (f" {tim['decided_before_eot']} turn(s) left out: the agent decided the end of turn before the "
+                "user's EoT (it answered into a pause), so their split is not meaningful." if tim.get("decided_before_eot") else ""))
+
+
 def _faultbench_tables(fb: dict[str, Any]) -> list[Table]:
     """``summary.extra.faultbench`` (``autortc faultbench``): recall per fault, false alarms, timing truth."""
     rows = []
@@ -269,12 +293,13 @@ def _faultbench_tables(fb: dict[str, Any]) -> list[Table]:
     fa = fb.get("false_alarms") or {}
     bullets = [f"False alarms on {fb.get('clean_turns')} clean turns: {fb.get('false_alarm_total')}"
                + (" (" + ", ".join(f"{g}: {c['WARN']} WARN / {c['FAIL']} FAIL" for g, c in sorted(fa.items())) + ")" if fa else "")]
-    d = fb.get("delay")
-    if d and d.get("median_ms") is not None:
-        ci = d.get("ci95_ms")
-        bullets.append(f"Delay recovery: planted {fmt(d['planted_diff_ms'], 0)} ms, measured median {fmt(d['median_ms'])} ms "
-                       f"(95 % {fmt(ci[0]) if ci else '–'} … {fmt(ci[1]) if ci else '–'} ms, {d['pairs']} pairs), "
-                       f"error {fmt(d['error_ms'])} ms")
+    for key, what in (("delay", "EoT → first audio"), ("delay_downlink", "downlink part, path spread removed")):
+        d = fb.get(key)
+        if d and d.get("median_ms") is not None:
+            ci = d.get("ci95_ms")
+            bullets.append(f"Delay recovery ({what}): planted {fmt(d['planted_diff_ms'], 0)} ms, measured median "
+                           f"{fmt(d['median_ms'])} ms (95 % {fmt(ci[0]) if ci else '–'} … {fmt(ci[1]) if ci else '–'} ms, "
+                           f"{d['pairs']} pairs), error {fmt(d['error_ms'])} ms")
     verdict = "PASS" if fb.get("passed") else "FAIL — " + "; ".join(fb.get("reasons") or [])
     out = [Table(f"Fault bench (seed {fb.get('seed')}, K = {fb.get('k')})",
                  ["fault", "where", "must flag (level)", "caught", "recall", "95 % Wilson", "planted → measured (median)",
@@ -282,18 +307,5 @@ def _faultbench_tables(fb: dict[str, Any]) -> list[Table]:
                                                                       f"alarms ≤ {fb.get('max_false_alarms')}): {verdict}"])]
     tim = fb.get("timing") or {}
     if tim.get("turns"):
-        trows = [[name, fmt(v.get("median")), f"{fmt(v.get('p05'))} … {fmt(v.get('p95'))}", fmt(v.get("std"))]
-                 for name, v in ((n, tim.get(k) or {}) for n, k in (("EoT → first audio", "latency_ms"),
-                                                                    ("uplink (EoT → agent decision)", "uplink_ms"),
-                                                                    ("agent (decision → first frame)", "agent_ms"),
-                                                                    ("downlink (→ first audio at probe)", "downlink_ms"),
-                                                                    ("path = uplink + downlink", "path_ms")))]
-        ins = fb.get("instrument") or {}
-        out.append(Table(
-            f"Latency decomposition on the stack's one host clock ({tim['turns']} turns)",
-            ["part", "median ms", "5th … 95th percentile ms", "std ms"], trows,
-            lead="The path's spread is a reported figure, not noise in the verdict; the instrument's own error bar "
-                 f"(unit tests, {ins.get('source', '')}): first audio ≤ {fmt(ins.get('first_audio_max_error_ms'), 2)} ms, "
-                 f"user EoT ≤ {fmt(ins.get('user_eot_max_error_ms'), 2)} ms; parts add up to the latency within "
-                 f"{fmt(tim.get('sum_error_ms_max'), 3)} ms."))
+        out.append(_timing_table(tim, fb.get("instrument") or tim.get("instrument") or {}))
     return out

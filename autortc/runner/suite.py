@@ -31,6 +31,7 @@ from autortc.bots.barrier import HarnessSetupError
 from autortc.bots.target import CaseRoom, Target
 from autortc.cases import Case, load_case_file
 from autortc.gates import RunGates, judge_case, judge_run
+from autortc.metrics.instrument import timing_summary
 from autortc.results import CaseResult, TurnResult, write_json
 from autortc.runner import analysis
 from autortc.runner.conversation import TurnTimeouts
@@ -450,6 +451,10 @@ class SuiteRunner:
                 "harness_errors": list(self.harness_errors),
                 "flaky": sorted(c.case_id for c in cases if c.flaky),
                 "agent_failures": {c.case_id: c.cause for c in cases if c.cause},
+                # the error bar next to every latency: the instrument's own and the path's spread
+                "timing": timing_summary((t.latency.eot_to_first_audio_ms, t.latency.uplink_ms, t.latency.agent_ms,
+                                          t.latency.downlink_ms) for c in cases for t in c.turns
+                                         if t.latency.eot_to_first_audio_ms is not None),
                 "cut": list(cut or []),
                 "target": repr(self.opts.target),
                 **self.extra,

@@ -79,8 +79,24 @@ def _case(i: int) -> CaseResult:
     return res
 
 
+def _all_gates() -> list[GateVerdict]:
+    """RUN_GATES plus a PASS row for every other gate of defaults.toml (user_kpi and mos_lqo have no
+    data on the bots path: SKIP), so the line budget is checked against today's full gate list."""
+    from autortc.gates.spec import load_gates
+
+    have = {g.gate for g in RUN_GATES}
+    rows = list(RUN_GATES)
+    for spec in load_gates():
+        if spec.name in have:
+            continue
+        status, limit = ("SKIP", None) if spec.name == "mos_lqo" else ("PASS", 0.0)
+        rows.append(GateVerdict(spec.name, status, limit, spec.fail if spec.fail is not None else spec.warn,
+                                spec.op, spec.scope, spec.metric, n=16))
+    return rows
+
+
 def _summary(results: list[CaseResult]) -> RunSummary:
-    return RunSummary(run_id="r1", suite="fast", verdict="FAIL", gates=list(RUN_GATES),
+    return RunSummary(run_id="r1", suite="fast", verdict="FAIL", gates=_all_gates(),
                       cases=[CaseEntry(r.case_id, r.verdict, error=r.error) for r in results])
 
 
@@ -96,13 +112,18 @@ def _run(verbosity: int) -> str:
     return buf.getvalue()
 
 
+# Lines ./run_suite.sh adds around `autortc run` on an installed clone: `autortc stack up -q` prints one
+# line; `scripts/install.sh` (already installed) and `autortc stack down -q` print none.
+WRAPPER_LINES = 1
+
+
 def test_sixteen_case_run_fits_in_40_lines_and_shows_every_failure_cause():
     out = _run(0)
     lines = out.rstrip("\n").split("\n")
     print(out)
-    assert len(lines) <= 40, f"{len(lines)} lines"
+    assert len(lines) + WRAPPER_LINES <= 40, f"{len(lines)} lines + {WRAPPER_LINES} of run_suite.sh"
     # one line per case, in order
-    table_at = next(i for i, ln in enumerate(lines) if ln.startswith("gates — run r1"))
+    table_at = next(i for i, ln in enumerate(lines) if re.match(r"^\s+gate\s+measured\s+threshold\s+n$", ln))
     case_lines = [ln for ln in lines[:table_at] if re.match(r"^(PASS|WARN|FAIL|ERROR)\s+\S", ln)]
     assert [ln.split()[1] for ln in case_lines] == CASES
     # every failing case says why, with measured vs threshold in units

@@ -214,6 +214,24 @@ def test_delay_recovery_median_and_bootstrap_interval():
     assert score(turns).delay == d  # seeded bootstrap
 
 
+def test_delay_recovery_on_the_downlink_part_pairs_downlink_not_latency():
+    # planted: the whole latency moves by +/-150 ms with the uplink (room to room), the downlink part
+    # carries the planted silence plus a few ms; only the downlink pairs recover 300 ms closely
+    import dataclasses
+
+    turns = []
+    for p in range(9):
+        up = 150.0 * (-1) ** p  # the uplink's spread, in the latency only
+        dl = 100.0 + p  # the path's downlink
+        for i, (fault, ms) in enumerate((("delay_300", 300.0), ("delay_600", 600.0))):
+            t = _turn(2 * p + i, fault, [], [_truth("delay", size_ms=ms)], latency_ms=500.0 + ms + dl + up * i, pair=p)
+            turns.append(dataclasses.replace(t, downlink_ms=ms + dl + (2.0 if i else 0.0)))
+    s = score(turns)
+    assert s.delay_downlink.part == "downlink_ms" and s.delay_downlink.pairs == 9
+    assert s.delay_downlink.median_ms == pytest.approx(302.0)
+    assert abs(s.delay.error_ms) == pytest.approx(150.0)  # the latency pairs carry the uplink's spread
+
+
 def test_bad_outcomes_are_named():
     with pytest.raises(ScoreInputError, match="turn outcome 3: unknown fault"):
         score([_turn(3, "gap_61")])
@@ -240,7 +258,7 @@ def test_render_markdown_and_json(tmp_path, cases):
     md = render.to_markdown(s, plan=plan)
     assert "| gap_60 | path | audible_dropout (FAIL) | 2/2 | 1.00 |" in md
     assert "| lowpass_3k4 ✗ |" in md and "3400 → 0.1" in md
-    assert "seed `42`" in md and "Delay recovery: planted 300 ms, measured median 300.0 ms" in md and "**FAIL**" in md
+    assert "seed `42`" in md and "Delay recovery (EoT → first audio): planted 300 ms, measured median 300.0 ms" in md and "**FAIL**" in md
     j, m = render.write(tmp_path, s, plan=plan, extra={"command": "autortc faultbench --seed 42"})
     data = json.loads(j.read_text())
     assert data["v"] == 1 and data["plan"]["seed"] == 42 and data["command"].startswith("autortc")
