@@ -88,20 +88,20 @@ def heard_truth(truth: tuple[dict[str, Any], ...], agent: Any, *, t_user_eot: fl
         r = cut.get(t.get("reply_index"))
         if t.get("planted") and t.get("reply_index") in unheard:
             t = {**t, "planted": False,
-                 "reason": f"reply {t['reply_index']} was cancelled before its first frame: never heard"}
+                 "reason": f"never heard: reply {t['reply_index']} was cancelled before its first frame"}
         elif (t.get("planted") and r is not None and t.get("start_sample") is not None and t.get("sample_rate")
               and t["start_sample"] / t["sample_rate"] >= r.pre_rtc_samples / r.pre_rtc_sr):
             # b116: reply 0 was cut after 150 ms; its lost frame was due at 660 ms
             t = {**t, "planted": False,
-                 "reason": f"reply {t['reply_index']} was cut at {1000 * r.pre_rtc_samples / r.pre_rtc_sr:.0f} ms, "
-                           f"before the fault's place ({1000 * t['start_sample'] / t['sample_rate']:.0f} ms): never heard"}
+                 "reason": f"never heard: reply {t['reply_index']} was cut at {1000 * r.pre_rtc_samples / r.pre_rtc_sr:.0f} ms, "
+                           f"before the fault's place ({1000 * t['start_sample'] / t['sample_rate']:.0f} ms)"}
         elif t.get("planted") and t.get("kind") == "premature" and pub is not None and t_user_eot is not None:
             lead = 1000.0 * (t_user_eot - pub)
             t = {**t, "extra": {**(t.get("extra") or {}), "published_before_eot_ms": round(lead, 1)}}
             if lead < PREMATURE_MIN_LEAD_MS:
                 t = {**t, "planted": False,
-                     "reason": f"first frame published {lead:.0f} ms before the user's EoT (< {PREMATURE_MIN_LEAD_MS:.0f} ms): "
-                               "no talk-over reached the user"}
+                     "reason": f"injector missed its time: first frame published {lead:.0f} ms before the user's EoT "
+                               f"(< {PREMATURE_MIN_LEAD_MS:.0f} ms), no talk-over reached the user"}
         out.append(t)
     return tuple(out)
 
@@ -170,7 +170,8 @@ def summary_extra(score: BenchScore, plan: BenchPlan, tim: dict[str, Any], instr
                      "planted": r.planted, "recall": r.recall, "wilson95": list(r.wilson95) if r.wilson95 else None,
                      "planted_median": statistics.median(planted) if planted else None,
                      "measured_median": statistics.median(measured) if measured else None,
-                     "not_planted": r.not_planted, "harness_errors": r.harness_errors, "passed": r.passed})
+                     "not_planted": r.not_planted, "not_planted_why": dict(r.not_planted_why),
+                     "harness_errors": r.harness_errors, "passed": r.passed})
     def delay(d: Any) -> dict[str, Any] | None:
         return None if d is None else {"planted_diff_ms": d.planted_diff_ms, "pairs": d.pairs, "median_ms": d.median_ms,
                                        "ci95_ms": list(d.ci95_ms) if d.ci95_ms else None, "error_ms": d.error_ms,

@@ -49,6 +49,11 @@ def to_markdown(score: BenchScore, *, plan: BenchPlan | None = None, title: str 
         mark = "" if r.passed else " ✗"
         lines.append(f"| {r.name}{mark} | {r.side} | {' or '.join(r.gates)} ({r.level}) | {r.caught}/{r.planted} | {rec} "
                      f"| {ci} | {_pairs(r)} | {r.not_planted} / {r.harness_errors} |")
+    why = [(r.name, k, n) for r in score.rows if r.scored for k, n in sorted(r.not_planted_why.items())]
+    if why:
+        # turns the agent's truth (checked against what it published) says never got the fault: shown, not hidden
+        lines += ["", "Not planted (the fault did not reach the user; not scored): "
+                  + "; ".join(f"{name} {n}× {k}" for name, k, n in why)]
     lines += ["", f"False alarms on {score.clean_turns} clean turns (WARN or FAIL of any gate): "
               f"**{score.false_alarm_total}**" + (f" ({score.clean_harness_errors} clean turns not run)" if score.clean_harness_errors else "")]
     if score.false_alarms:

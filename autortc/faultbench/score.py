@@ -101,6 +101,7 @@ class FaultRow:
     runs: int = 0
     planted: int = 0
     not_planted: int = 0
+    not_planted_why: dict[str, int] = field(default_factory=dict)  # reason (the truth's, up to its first ':') -> turns
     harness_errors: int = 0
     caught: int = 0
     recall: float | None = None
@@ -205,6 +206,9 @@ def score(
                 continue
             if not _planted(e, t):
                 row.not_planted += 1
+                why = next((str(x.get("reason") or "") for x in t.truth if x.get("kind") == e.kind and not x.get("planted")), "")
+                key = why.split(":")[0].strip() or "no reason given"
+                row.not_planted_why[key] = row.not_planted_why.get(key, 0) + 1
                 continue
             row.planted += 1
             caught = e.scored and any(v.gate in e.gates and _level_ok(v.status, e.level or "FAIL") for v in t.verdicts)

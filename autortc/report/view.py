@@ -289,7 +289,10 @@ def _faultbench_tables(fb: dict[str, Any]) -> list[Table]:
         rows.append([r["fault"], r["side"], f"{' or '.join(r['gates'])} ({r['level']})", f"{r['caught']}/{r['planted']}",
                      fmt(r.get("recall"), 2), f"{ci[0]:.2f}–{ci[1]:.2f}" if ci else "–",
                      f"{fmt(r.get('planted_median'))} → {fmt(r.get('measured_median'))}",
-                     f"{r.get('not_planted', 0)} / {r.get('harness_errors', 0)}"])
+                     f"{r.get('not_planted', 0)}"
+                     + (" (" + ", ".join(f"{n}× {k}" for k, n in sorted((r.get('not_planted_why') or {}).items())) + ")"
+                        if r.get("not_planted_why") else "")
+                     + f" / {r.get('harness_errors', 0)}"])
     fa = fb.get("false_alarms") or {}
     bullets = [f"False alarms on {fb.get('clean_turns')} clean turns: {fb.get('false_alarm_total')}"
                + (" (" + ", ".join(f"{g}: {c['WARN']} WARN / {c['FAIL']} FAIL" for g, c in sorted(fa.items())) + ")" if fa else "")]

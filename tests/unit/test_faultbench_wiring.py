@@ -104,3 +104,22 @@ def test_a_premature_reply_published_after_the_eot_is_not_planted():
     assert late[0]["planted"] is False and late[0]["extra"]["published_before_eot_ms"] == pytest.approx(-4.0)
     early = bench.heard_truth(truth, AgentBlock(stages={"first_frame_published": 99.5}), t_user_eot=100.0)
     assert early[0]["planted"] is True and early[0]["extra"]["published_before_eot_ms"] == pytest.approx(500.0)
+
+
+def test_not_planted_turns_are_shown_with_their_reason_not_dropped():
+    """Lead's rule: a premature reply the injector published too late is not scored, but the table
+    says so ('injector missed its time'), per fault, with the count."""
+    from autortc.artifacts import AgentBlock
+    from autortc.faultbench import render
+    from autortc.faultbench.score import TurnOutcome, Verdict
+
+    truth = ({"kind": "premature", "planted": True, "extra": {"lead_ms": 500.0}},)
+    late = bench.heard_truth(truth, AgentBlock(stages={"first_frame_published": 100.004}), t_user_eot=100.0)
+    assert late[0]["reason"].startswith("injector missed its time:")
+    turns = [TurnOutcome(item=0, case_id="a", fault="premature_500", truth=late, verdicts=(Verdict("talk_over", "PASS", 0.0),)),
+             TurnOutcome(item=1, case_id="a", fault=None, verdicts=(Verdict("talk_over", "PASS", 0.0),))]
+    sc = score(turns)
+    row = next(r for r in sc.rows if r.name == "premature_500")
+    assert row.not_planted == 1 and row.not_planted_why == {"injector missed its time": 1}
+    md = render.to_markdown(sc)
+    assert "premature_500 1× injector missed its time" in md
