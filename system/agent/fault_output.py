@@ -217,11 +217,37 @@ class FaultWiring:
         session.output.audio = FaultOutput("agent", self._replies, out)
         start_ms = self.plan.premature_start_ms
         if start_ms is not None:
+            # The reply is synthesised now, before the user speaks, and handed to say() as audio when
+            # the timer fires: synthesising at that moment published it 200-600 ms late (fb-bots-1702:
+            # 39 ms after to 143 ms before the user's EoT instead of 500 ms before), so no talk-over.
+            text = self._reply_text_for(self.plan.case_id or "") if self._reply_text_for else "Okay."
+            frames: list[Any] = []
+
+            async def presynthesize() -> None:
+                stream = session.tts.synthesize(text)
+                try:
+                    async for ev in stream:
+                        frames.append(ev.frame)
+                finally:
+                    await stream.aclose()
+
+            presynth = asyncio.get_running_loop().create_task(presynthesize(), name="fault.premature.presynth")
+            presynth.add_done_callback(_log_failure)
+
+            def fire() -> None:
+                if presynth.done() and not presynth.cancelled() and presynth.exception() is None and frames:
+                    async def audio() -> AsyncIterable[Any]:
+                        for f in frames:
+                            yield f
+
+                    session.say(text, audio=audio(), allow_interruptions=False)
+                else:  # not synthesised yet: late, and the truth's published_before_eot_ms will show it
+                    log.warning("fault premature: reply not synthesised in time; synthesising now")
+                    session.say(text, allow_interruptions=False)
+
             def on_user_state(ev: Any) -> None:
                 if ev.new_state == "speaking" and self._premature is None:
-                    text = self._reply_text_for(self.plan.case_id or "") if self._reply_text_for else "Okay."
-                    self._premature = asyncio.get_running_loop().call_later(
-                        start_ms / 1000.0, lambda: session.say(text, allow_interruptions=False))
+                    self._premature = asyncio.get_running_loop().call_later(start_ms / 1000.0, fire)
                     log.info("fault premature: reply %.0f ms after the user's speech onset", start_ms)
 
             session.on("user_state_changed", on_user_state)
