@@ -164,7 +164,8 @@ def instrument_for(via: str, base: dict[str, Any], recv: ReceiverAgreement | Non
         return dict(base)
     out = dict(base)
     out["user_eot_max_error_ms"] = None if recv is None or recv.sync_error_max_ms is None else round(recv.sync_error_max_ms, 2)
-    out["user_eot_source"] = "browser page EoT via clock sync (error <= RTT/2, worst turn of this run)"
+    out["user_eot_source"] = ("the page's EoT brought to the host clock by the clock sync: RTT/2 of this run's worst turn; "
+                              "the page's own frame -> time mapping (getOutputTimestamp) is not in this bound")
     return out
 
 

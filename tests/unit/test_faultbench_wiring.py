@@ -120,4 +120,4 @@ def test_two_receivers_on_the_bench_turns_reach_json_markdown_and_report(tmp_pat
     rep = (tmp_path / "report.md").read_text()
     assert "Two receivers: browser USER_KPI vs probe" in rep and "| 4/5 | 1 | 0 | 0 |" in rep
     assert rep.count("Two receivers: browser USER_KPI vs probe") == 1
-    assert "clock sync (error <= RTT/2" in rep  # the decomposition's EoT error bar names its source
+    assert "by the clock sync: RTT/2 of this run's worst turn" in rep  # the decomposition's EoT error bar names its source
