@@ -360,6 +360,11 @@ class ConsoleReporter:
             self._print(Text(f"no data (SKIP): {', '.join(skipped)}", style="dim"))
         for note in summary.notes:
             self._print(Text(f"note: {note}", style="dim"))
+        recv = (summary.extra or {}).get("receivers")
+        if recv:  # --via browser: the page's USER_KPI vs the probe on the same turns
+            from autortc.metrics.receivers import summary_line
+
+            self._print(Text(summary_line(recv)))
         if report_path is not None:
             self._print(Text(f"report: {report_path}"))
         self._print(self.closing_line(summary, exit_code))

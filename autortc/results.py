@@ -97,7 +97,9 @@ class LatencyMetrics:
     inter_arrival_max_ms: float | None = None
     agent_reported_ms: float | None = None
     reported_vs_heard_ms: float | None = None  # heard - reported: silence the agent does not see
-    user_kpi_ms: float | None = None  # browser-side, filled by the browser harness
+    user_kpi_ms: float | None = None  # browser-side, filled by the browser harness (clamped at 0, as gates use it)
+    user_kpi_raw_ms: float | None = None  # the page's own, unclamped (< 0: talk-over): the second receiver
+    clock_sync_rtt_ms: float | None = None  # page -> host clock sync round trip (its error <= RTT/2)
     # the reply was already sounding at the user's EoT (talk-over): no latency, counted apart
     premature: bool = False
     # eot_to_first_audio_ms split on one clock (autortc.metrics.instrument.latency_parts), ms:

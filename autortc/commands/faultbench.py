@@ -44,8 +44,10 @@ async def run_bench(opts, plan, *, min_recall: float, max_false_alarms: int, com
         recs = bench.outcomes(plan, runner.results, runner.run_dir)
         sc = score_turns([r.outcome for r in recs], min_recall=min_recall, max_false_alarms=max_false_alarms)
         tim = bench.timing(recs)
-        state.update(records=recs, score=sc, timing=tim)
-        return {"faultbench": bench.summary_extra(sc, plan, tim, INSTRUMENT)}
+        recv = bench.receivers(recs, plan) if opts.via == "browser" else None
+        ins = bench.instrument_for(opts.via, INSTRUMENT, recv)
+        state.update(records=recs, score=sc, timing=tim, receivers=recv, instrument=ins)
+        return {"faultbench": bench.summary_extra(sc, plan, tim, ins, recv)}
 
     runner = SuiteRunner(dataclasses.replace(opts, items=bench.run_items(plan), finalize=finalize))
     state["runner"] = runner
@@ -54,14 +56,17 @@ async def run_bench(opts, plan, *, min_recall: float, max_false_alarms: int, com
         raise RuntimeError(f"faultbench: the run ended before scoring ({'; '.join(outcome.harness_errors)})")
     extra = {"command": command, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
              "commit": _commit(), "run_id": runner.run_id, "via": opts.via, "timing": state["timing"],
-             "instrument": INSTRUMENT,
+             "instrument": state["instrument"],
+             "receivers": None if state["receivers"] is None else state["receivers"].to_dict(),
              "turns": [{"item": r.outcome.item, "entry": bench.entry_id(plan.items[r.outcome.item]),
                         "case_id": r.outcome.case_id, "fault": r.outcome.fault, "truth": list(r.outcome.truth),
                         "verdicts": [dataclasses.asdict(v) for v in r.outcome.verdicts],
                         "latency_ms": r.outcome.latency_ms, "pair": r.outcome.pair, "error": r.outcome.error,
-                        "note": r.note, "uplink_ms": r.uplink_ms, "agent_ms": r.agent_ms, "downlink_ms": r.downlink_ms}
+                        "note": r.note, "uplink_ms": r.uplink_ms, "agent_ms": r.agent_ms, "downlink_ms": r.downlink_ms,
+                        "browser_kpi_raw_ms": None if r.turn is None else r.turn.latency.user_kpi_raw_ms,
+                        "clock_sync_rtt_ms": None if r.turn is None else r.turn.latency.clock_sync_rtt_ms}
                        for r in state["records"]]}
-    render.write(outcome.run_dir, state["score"], plan=plan, extra=extra)
+    render.write(outcome.run_dir, state["score"], plan=plan, extra=extra, receivers=state["receivers"])
     return outcome, state["score"], state["records"], extra
 
 
@@ -117,12 +122,12 @@ def register(app: typer.Typer) -> None:
         if "--seed" not in command:
             command += f" --seed {seed}"
         try:
-            outcome, sc, _, _ = asyncio.run(run_bench(opts, plan, min_recall=min_recall, max_false_alarms=max_false_alarms,
+            outcome, sc, _, extra = asyncio.run(run_bench(opts, plan, min_recall=min_recall, max_false_alarms=max_false_alarms,
                                                       command=command))
         except (CaseFileError, ValueError, RuntimeError) as exc:
             typer.echo(f"faultbench: {exc}", err=True)
             raise typer.Exit(2) from exc
-        typer.echo(render.to_markdown(sc, plan=plan))
+        typer.echo(render.to_markdown(sc, plan=plan, receivers=extra.get("receivers")))
         for e in outcome.harness_errors:
             typer.echo(f"  HARNESS {e}", err=True)
         typer.echo(f"faultbench seed {seed} — {outcome.run_dir / 'faultbench.json'}, report {outcome.run_dir / 'report.md'}")

@@ -10,6 +10,9 @@ the agent's own ground truth) into ``TurnOutcome`` records for ``score.score``.
 ``timing()`` decomposes each turn's latency on the bundled stack's one host clock (the agent's
 stages are on the runner's CLOCK_MONOTONIC, ``artifacts.AgentBlock.stages``) with
 ``autortc.metrics.instrument`` (uplink, agent, downlink; they add up to ``eot_to_first_audio_ms``).
+
+``receivers()`` (``--via browser``): the page's own USER_KPI against the probe on the same
+turns (``autortc.metrics.receivers``: bias, its interval, spread, pairing counts).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from autortc.artifacts import TRACE_FILE, TraceFileError, read_trace
 from autortc.faultbench.plan import BenchPlan
 from autortc.faultbench.score import BenchScore, TurnOutcome, Verdict
 from autortc.metrics.instrument import latency_parts, timing_summary
+from autortc.metrics.receivers import ReceiverAgreement, agreement, pairs_from_turns
 from autortc.runner.suite import RunItem
 
 NO_REPLY_FAULTS = ("no_reply",)
@@ -50,6 +54,7 @@ class TurnRecord:
     agent_ms: float | None = None
     downlink_ms: float | None = None
     note: str = ""
+    turn: Any = None  # the runner's TurnResult (None: no turn)
 
 
 def _trace(turn_dir: Path) -> Any:
@@ -133,7 +138,7 @@ def outcomes(plan: BenchPlan, results: dict[str, Any], run_dir: Path) -> list[Tu
         turn_dir = run_dir / eid / turn.trace_id
         art = _trace(turn_dir)
         truth: tuple[dict[str, Any], ...] = ()
-        rec = TurnRecord(TurnOutcome(item=it.index, case_id=it.case_id, fault=it.fault, pair=it.pair), turn_dir)
+        rec = TurnRecord(TurnOutcome(item=it.index, case_id=it.case_id, fault=it.fault, pair=it.pair), turn_dir, turn=turn)
         if art is not None and art.agent is not None:
             truth = heard_truth(tuple(art.agent.extra.get("fault_truth") or ()), art.agent, t_user_eot=art.user.t_user_eot)
             parts = latency_parts(art.user.t_user_eot, art.agent.stages, turn.latency.first_audio_t)
@@ -158,7 +163,29 @@ def timing(records: list[TurnRecord]) -> dict[str, Any]:
                           and r.outcome.fault not in ("delay_300", "delay_600", "premature_500"))
 
 
-def summary_extra(score: BenchScore, plan: BenchPlan, tim: dict[str, Any], instrument: dict[str, Any]) -> dict[str, Any]:
+def receivers(records: list[TurnRecord], plan: BenchPlan) -> ReceiverAgreement:
+    """Browser USER_KPI vs probe over every bench turn that has a turn (clean and faulted: both
+    receivers hear the same reply, whatever the agent did to it); only turns both measured pair."""
+    return agreement(pairs_from_turns((entry_id(plan.items[r.outcome.item]), r.turn) for r in records
+                                      if r.turn is not None))
+
+
+def instrument_for(via: str, base: dict[str, Any], recv: ReceiverAgreement | None) -> dict[str, Any]:
+    """The instrument's error bar as it applies to this path.  Bots: the unit-tested figures.
+    Browser: the user's EoT is the page's (its AudioContext frame, on the page clock), brought to
+    the host clock by the clock sync, good to RTT/2: that bound (the run's worst turn) replaces
+    the bots' MicTimeline figure."""
+    if via != "browser":
+        return dict(base)
+    out = dict(base)
+    out["user_eot_max_error_ms"] = None if recv is None or recv.sync_error_max_ms is None else round(recv.sync_error_max_ms, 2)
+    out["user_eot_source"] = ("the page's EoT brought to the host clock by the clock sync: RTT/2 of this run's worst turn; "
+                              "the page's own frame -> time mapping (getOutputTimestamp) is not in this bound")
+    return out
+
+
+def summary_extra(score: BenchScore, plan: BenchPlan, tim: dict[str, Any], instrument: dict[str, Any],
+                  recv: ReceiverAgreement | None = None) -> dict[str, Any]:
     """The compact bench section of ``summary.json`` (``extra.faultbench``) the report renders."""
     rows = []
     for r in score.rows:
@@ -183,6 +210,7 @@ def summary_extra(score: BenchScore, plan: BenchPlan, tim: dict[str, Any], instr
         "false_alarm_total": score.false_alarm_total,
         "delay": delay(score.delay), "delay_downlink": delay(score.delay_downlink),
         "timing": tim, "instrument": instrument,
+        "receivers": None if recv is None else recv.to_dict(),
         "min_recall": score.min_recall, "max_false_alarms": score.max_false_alarms, "passed": score.passed,
         "reasons": score.reasons,
     }

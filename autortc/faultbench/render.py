@@ -9,6 +9,7 @@ from typing import Any
 
 from autortc.faultbench.plan import BenchPlan
 from autortc.faultbench.score import BenchScore, FaultRow
+from autortc.metrics.receivers import ReceiverAgreement, summary_line
 
 SCHEMA_VERSION = 1
 
@@ -31,8 +32,10 @@ def _pairs(row: FaultRow) -> str:
     return f"{p} → {m}"
 
 
-def to_markdown(score: BenchScore, *, plan: BenchPlan | None = None, title: str = "Fault bench") -> str:
-    """One table row per fault, then false alarms per gate, delay recovery and the verdict."""
+def to_markdown(score: BenchScore, *, plan: BenchPlan | None = None, title: str = "Fault bench",
+                receivers: ReceiverAgreement | dict[str, Any] | None = None) -> str:
+    """One table row per fault, then false alarms per gate, delay recovery, the two receivers
+    (``--via browser``) and the verdict."""
     lines = [f"## {title}", ""]
     if plan is not None:
         lines += [f"seed `{plan.seed}`, K = {plan.k} per fault, {plan.clean} clean turns, "
@@ -70,6 +73,8 @@ def to_markdown(score: BenchScore, *, plan: BenchPlan | None = None, title: str 
             ci = f"{d.ci95_ms[0]:.1f} … {d.ci95_ms[1]:.1f}" if d.ci95_ms else "–"
             lines.append(f"Delay recovery ({what}): planted {d.planted_diff_ms:.0f} ms, measured median {d.median_ms:.1f} ms "
                          f"(95 % bootstrap {ci} ms, {d.pairs} pairs), error {d.error_ms:+.1f} ms.")
+    if receivers is not None:
+        lines += ["", summary_line(receivers)]
     lines += ["", f"Exit rule: recall ≥ {score.min_recall} for every fault, false alarms ≤ {score.max_false_alarms}: "
               + ("**PASS**" if score.passed else "**FAIL** — " + "; ".join(score.reasons))]
     return "\n".join(lines) + "\n"
@@ -90,11 +95,12 @@ def to_json(score: BenchScore, *, plan: BenchPlan | None = None, extra: dict[str
 
 
 def write(run_dir: Path | str, score: BenchScore, *, plan: BenchPlan | None = None,
-          extra: dict[str, Any] | None = None) -> tuple[Path, Path]:
+          extra: dict[str, Any] | None = None,
+          receivers: ReceiverAgreement | dict[str, Any] | None = None) -> tuple[Path, Path]:
     """Write ``faultbench.json`` and ``faultbench.md`` into ``run_dir``; returns both paths."""
     d = Path(run_dir)
     d.mkdir(parents=True, exist_ok=True)
     j, m = d / "faultbench.json", d / "faultbench.md"
     j.write_text(json.dumps(to_json(score, plan=plan, extra=extra), indent=2, allow_nan=False) + "\n")
-    m.write_text(to_markdown(score, plan=plan))
+    m.write_text(to_markdown(score, plan=plan, receivers=receivers))
     return j, m

@@ -41,6 +41,7 @@ import numpy as np
 from scipy import stats
 
 from autortc.faultbench.catalogue import CATALOGUE, LEVEL_RANK, FaultEntry, by_name
+from autortc.metrics.receivers import median_ci
 
 Status = Literal["PASS", "WARN", "FAIL", "SKIP"]
 
@@ -275,11 +276,5 @@ def delay_recovery(turns: list[TurnOutcome], *, catalogue: tuple[FaultEntry, ...
     if not diffs:
         return DelayRecovery(planted, 0, [], None, None, None, part=part)
     med = float(np.median(diffs))
-    ci = None
-    if len(diffs) >= 2 and len(set(diffs)) > 1:
-        res = stats.bootstrap((np.asarray(diffs),), np.median, confidence_level=confidence, n_resamples=9999,
-                              method="percentile", rng=np.random.default_rng(seed))
-        ci = (float(res.confidence_interval.low), float(res.confidence_interval.high))
-    elif len(diffs) >= 2:
-        ci = (med, med)
+    ci = median_ci(diffs, confidence=confidence, seed=seed)
     return DelayRecovery(planted, len(diffs), diffs, med, ci, med - planted, part=part)

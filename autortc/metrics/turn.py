@@ -250,6 +250,9 @@ def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: T
     if browser is not None and browser.user_kpi_ms is not None:
         # USER_KPI, measured on the page (AudioWorklets): EoT on the mic -> first playout
         Lt.user_kpi_ms = float(browser.user_kpi_ms)
+    if browser is not None:
+        Lt.user_kpi_raw_ms = browser.user_kpi_raw_ms
+        Lt.clock_sync_rtt_ms = browser.clock_sync_rtt_ms
     if frames and full is not None:
         fr = np.asarray(frames, dtype=np.float64)
         if sl:

@@ -207,6 +207,8 @@ def _details(summary: RunSummary, cases: list[CaseResult]) -> list[Table]:
     fb = ex.get("faultbench")
     if fb:
         out += _faultbench_tables(fb)
+    if ex.get("receivers") and not (fb and fb.get("receivers")):
+        out.append(receivers_table(ex["receivers"]))
     rep = ex.get("repeat")
     if rep and rep.get("flake"):
         rows = []
@@ -275,8 +277,9 @@ def _timing_table(tim: dict[str, Any], ins: dict[str, Any]) -> Table:
         ["part", "median ms", "5th … 95th percentile ms", "std ms"], trows,
         lead="The path's spread is a reported figure, not noise in the verdict; the instrument's own error bar "
              f"(unit tests, {ins.get('source', '')}): first audio ≤ {fmt(ins.get('first_audio_max_error_ms'), 2)} ms, "
-             f"user EoT ≤ {fmt(ins.get('user_eot_max_error_ms'), 2)} ms; parts add up to the latency within "
-             f"{fmt(tim.get('sum_error_ms_max'), 3)} ms."
+             f"user EoT ≤ {fmt(ins.get('user_eot_max_error_ms'), 2)} ms"
+             + (f" ({ins['user_eot_source']})" if ins.get("user_eot_source") else "")
+             + f"; parts add up to the latency within {fmt(tim.get('sum_error_ms_max'), 3)} ms."
              + (f" {tim['decided_before_eot']} turn(s) left out: the agent decided the end of turn before the "
                 "user's EoT (it answered into a pause), so their split is not meaningful." if tim.get("decided_before_eot") else ""))
 
@@ -311,4 +314,25 @@ def _faultbench_tables(fb: dict[str, Any]) -> list[Table]:
     tim = fb.get("timing") or {}
     if tim.get("turns"):
         out.append(_timing_table(tim, fb.get("instrument") or tim.get("instrument") or {}))
+    if fb.get("receivers"):
+        out.append(receivers_table(fb["receivers"]))
     return out
+
+
+def receivers_table(r: dict[str, Any]) -> Table:
+    """``extra.receivers`` / ``extra.faultbench.receivers`` (``--via browser``): the page's USER_KPI
+    against the probe's EoT → first audio on the same turns (``autortc.metrics.receivers``)."""
+    ci = r.get("bias_ci95_ms")
+    row = [f"{r['paired']}/{r['turns']}", str(r["probe_only"]), str(r["browser_only"]), str(r["neither"]),
+           fmt(r.get("bias_ms")), f"{fmt(ci[0])} … {fmt(ci[1])}" if ci else "-",
+           f"{fmt(r.get('iqr_ms'))} ({fmt(r.get('p25_ms'))} … {fmt(r.get('p75_ms'))})", fmt(r.get("sd_ms")),
+           f"{fmt(r.get('min_ms'))} … {fmt(r.get('max_ms'))}",
+           f"{fmt(r.get('sync_rtt_median_ms'), 2)} (≤ {fmt(r.get('sync_error_max_ms'), 2)})"]
+    return Table(
+        "Two receivers: browser USER_KPI vs probe, same turns",
+        ["paired / turns", "probe only", "browser only", "neither", "bias ms (median browser − probe)",
+         "bias 95 % bootstrap ms", "IQR ms (25th … 75th)", "SD ms", "range ms", "clock sync RTT median ms (≤ error)"],
+        [row],
+        lead="Both hear the same reply after the same end of speech (the page's, brought to the host clock by the clock "
+             "sync): the difference is the two receive paths (the page's jitter buffer and output vs the probe's "
+             "receive loop) plus the clock sync, whose error is ≤ RTT/2; a turn counts only when both measured it.")

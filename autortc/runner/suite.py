@@ -32,6 +32,7 @@ from autortc.bots.target import CaseRoom, Target
 from autortc.cases import Case, load_case_file
 from autortc.gates import RunGates, judge_case, judge_run
 from autortc.metrics.instrument import timing_summary
+from autortc.metrics.receivers import agreement, pairs_from_turns
 from autortc.results import CaseResult, TurnResult, write_json
 from autortc.runner import analysis
 from autortc.runner.conversation import TurnTimeouts
@@ -459,6 +460,10 @@ class SuiteRunner:
                 "target": repr(self.opts.target),
                 **self.extra,
             })
+            if self.opts.via == "browser":
+                # two receivers on the same turns: the page's USER_KPI vs the probe (issue 17 §3)
+                summary.extra["receivers"] = agreement(pairs_from_turns(
+                    (f"{c.case_id}/{t.trace_id}", t) for c in cases for t in c.turns)).to_dict()
             if final:
                 summary.extra["complete"] = not cut
                 if self.opts.summarize is not None:

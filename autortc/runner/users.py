@@ -212,7 +212,8 @@ class BrowserUser(UserSide):
         await self.probe.connect()
 
     async def play_turn(self, case: Case, *, trace_id: str, turn_index: int, out_dir: Path) -> TurnArtifacts:
-        from autobrowser.harness import BrowserTurnError, BrowserTurnOptions, arun_browser_case, script_from_case
+        from autobrowser.harness import (BrowserFailure, BrowserTurnError, BrowserTurnOptions, arun_browser_case,
+                                         script_from_case)
 
         if self._browser is not None:
             raise RuntimeError("BrowserUser plays one turn per page; open a new one per turn")
@@ -230,6 +231,16 @@ class BrowserUser(UserSide):
             await ready
             res = await self._browser
         except BrowserTurnError as exc:
+            if (exc.cause is BrowserFailure.NO_PLAYOUT and not tr.replies
+                    and any(s.expect != "ignore" for s in case.segments)):
+                # The page heard nothing and the probe beside it got no reply_start either: the
+                # agent did not answer (as the bots' require_replies decides). Retrying in a
+                # fresh room would launder it; a page that missed a reply the probe got stays a
+                # harness problem.
+                if not agent_present(self.probe):
+                    raise AgentFailure("AGENT_GONE", f"the agent left the room before replying "
+                                                     f"(trace_id={trace_id}; browser: {exc})") from exc
+                raise NoReplyError(f"no reply_start for trace_id={trace_id} (browser: {exc})") from exc
             raise HarnessSetupError(f"browser: {exc}") from exc
         finally:
             if not ready.done():

@@ -123,3 +123,55 @@ def test_not_planted_turns_are_shown_with_their_reason_not_dropped():
     assert row.not_planted == 1 and row.not_planted_why == {"injector missed its time": 1}
     md = render.to_markdown(sc)
     assert "premature_500 1× injector missed its time" in md
+
+
+def test_two_receivers_on_the_bench_turns_reach_json_markdown_and_report(tmp_path: Path):
+    """--via browser: each turn's page USER_KPI (planted = probe + 35 ms) against the probe, paired
+    only where both measured, in summary_extra, the printed table and the report's bench section."""
+    from autortc.artifacts import BrowserBlock
+    from autortc.faultbench import render
+    from autortc.metrics.instrument import INSTRUMENT
+    from autortc.gates import build_run_summary, load_gates
+    from autortc.metrics.turn import compute_turn_metrics
+    from autortc.report import render as render_report
+
+    plan = make_plan(CASES, seed=8, k=2, clean=3, delay_pairs=0, faults=["gap_60"])
+    sp = make_speech(48000, seed=2, sentences=1)
+    results, offsets = {}, {}
+    rng = __import__("numpy").random.default_rng(1)
+    for n, it in enumerate(plan.items):
+        eid = bench.entry_id(it)
+        td = tmp_path / eid / "t0"
+        want = write_turn_folder(td, pre=sp.samples, sr=48000, delay_ms=400.0 + 60.0 * n, stages_ms={"end_of_turn": 200.0})
+        art = read_trace(td / TRACE_FILE)
+        if n == 0:  # the page measured nothing on this turn: probe only, not paired
+            art.browser = BrowserBlock(user_kpi_raw_ms=None, clock_sync_rtt_ms=0.9)
+        else:
+            offsets[eid] = 35.0 + float(rng.normal(0.0, 2.0))
+            kpi = want["eot_to_first_audio_ms"] + offsets[eid]
+            art.browser = BrowserBlock(user_kpi_raw_ms=kpi, user_kpi_ms=kpi, is_talk_over=False, clock_sync_rtt_ms=0.5 + n)
+        write_trace(td, art)
+        res = compute_turn_metrics(td, gates=load_gates())
+        res.trace_id = "t0"
+        results[eid] = CaseResult(case_id=eid, p_level="P0", turns=[res])
+    recs = bench.outcomes(plan, results, tmp_path)
+    recv = bench.receivers(recs, plan)
+    assert (recv.turns, recv.paired, recv.probe_only) == (5, 4, 1)
+    assert recv.bias_ms == pytest.approx(35.0, abs=4.0)
+    assert recv.sync_error_max_ms == pytest.approx((0.5 + 4) / 2)
+    # the instrument's EoT error bar on this path is the clock sync's, not the bots' mic timeline's
+    ins = bench.instrument_for("browser", INSTRUMENT, recv)
+    assert ins["user_eot_max_error_ms"] == pytest.approx(2.25) and "clock sync" in ins["user_eot_source"]
+    assert bench.instrument_for("bots", INSTRUMENT, None) == INSTRUMENT
+    sc = score([r.outcome for r in recs])
+    fb = bench.summary_extra(sc, plan, bench.timing(recs), ins, recv)
+    assert fb["receivers"]["paired"] == 4 and fb["receivers"]["probe_only"] == 1
+    md = render.to_markdown(sc, plan=plan, receivers=recv)
+    assert "Two receivers" in md and "4 paired of 5 turns (probe only 1" in md
+    summary = build_run_summary("r", list(results.values()), load_gates(), suite="fast")
+    summary.extra["faultbench"] = fb
+    render_report(summary, list(results.values()), tmp_path)
+    rep = (tmp_path / "report.md").read_text()
+    assert "Two receivers: browser USER_KPI vs probe" in rep and "| 4/5 | 1 | 0 | 0 |" in rep
+    assert rep.count("Two receivers: browser USER_KPI vs probe") == 1
+    assert "by the clock sync: RTT/2 of this run's worst turn" in rep  # the decomposition's EoT error bar names its source
