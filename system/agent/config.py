@@ -41,6 +41,11 @@ class AgentConfig:
     preemptive_generation: bool = True
     preemptive_tts: bool = False  # True starts TTS before the turn commits: its first chunk then waits for the commit (tts_first_to_publish gate)
     turn_detector: str = "vad"  # "vad" or "v1-mini" (LiveKit's local audio end-of-turn model)
+    # an utterance whose transcript does not sound like the end of a turn ("I have a question.",
+    # "I w- want to...", "a cup of") gets its final held this long after its end of speech; speech
+    # within it is decoded with it (system/agent/turn_text.py). 0 = answer every utterance.
+    # 2.0 s: the stutter case pauses 1.2 s inside its turn.
+    turn_hold_s: float = 2.0
     rules_path: str = str(Path(__file__).with_name("rules.json"))
     llm: str = "scripted"  # "scripted" (rules.json) or "transformers" (needs the `llm` extra and llm_model)
     llm_model: str = ""  # a local folder with a causal LM and its tokenizer (nothing is downloaded)
