@@ -5,7 +5,13 @@
   1 ms in ``post_rtc_full.wav`` and its time is the arrival time of the frame that
   holds it plus the sample offset inside the frame (``probe.frames``), not the
   20 ms frame time.
-* ``tts_first_to_publish_ms``: ``agent.stages.first_frame_published - tts_first_chunk``.
+* ``tts_first_to_publish_ms``: the agent's publish pipeline, from the moment the reply could be
+  published to its first published frame: ``first_frame_published - max(tts_first_chunk,
+  end_of_turn)``. With preemptive synthesis the first chunk exists before the turn is committed
+  and must wait for the commit; that wait is the end-of-turn decision (timed by EoT → first
+  audio), not the TTS → track path this gate is about. Without preemption (chunk after the
+  commit) it is ``first_frame_published - tts_first_chunk`` as before; no ``end_of_turn``
+  stage: the same.
 * ``llm_ttft_ms``: ``llm_first_token - llm_request`` from the stages (one clock), else
   the agent's LiveKit metric ``llm_ttft_ms``.
 * ``inter_arrival_p95_ms``: P95 of the differences of the frame arrival times.
@@ -23,7 +29,7 @@ import numpy as np
 from autortc.audio.energy import SignalEnergy, frame_rms, short_rms, silence_threshold
 
 __all__ = ["first_onset", "sample_arrival_time", "time_to_sample", "inter_arrival_ms", "p95",
-           "stage_delta_ms", "llm_ttft_ms", "agent_reported_delay_ms"]
+           "stage_delta_ms", "tts_first_to_publish_ms", "llm_ttft_ms", "agent_reported_delay_ms"]
 
 
 def p95(values: Sequence[float] | np.ndarray) -> float | None:
@@ -144,6 +150,17 @@ def stage_delta_ms(stages: Mapping[str, Any] | None, a: str, b: str) -> float | 
     if not stages or stages.get(a) is None or stages.get(b) is None:
         return None
     return (float(stages[b]) - float(stages[a])) * 1000.0
+
+
+def tts_first_to_publish_ms(stages: Mapping[str, Any] | None) -> float | None:
+    """``first_frame_published - max(tts_first_chunk, end_of_turn)`` in ms (see the module docstring);
+    ``None`` when the first chunk or the published frame is missing."""
+    if not stages or stages.get("tts_first_chunk") is None or stages.get("first_frame_published") is None:
+        return None
+    released = float(stages["tts_first_chunk"])
+    if stages.get("end_of_turn") is not None:
+        released = max(released, float(stages["end_of_turn"]))
+    return (float(stages["first_frame_published"]) - released) * 1000.0
 
 
 def llm_ttft_ms(agent: Mapping[str, Any] | None) -> float | None:

@@ -221,7 +221,7 @@ def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: T
     # latency
     Lt = res.latency
     stages = agent.stages if agent is not None else {}
-    Lt.tts_first_to_publish_ms = latency.stage_delta_ms(stages, "tts_first_chunk", "first_frame_published")
+    Lt.tts_first_to_publish_ms = latency.tts_first_to_publish_ms(stages)
     Lt.llm_ttft_ms = latency.llm_ttft_ms(agent_d)
     Lt.agent_reported_ms = latency.agent_reported_delay_ms(agent_d)
     browser = art.browser if art is not None else None

@@ -62,3 +62,20 @@ def test_stage_metrics():
     agent["lk_metrics"] = {"end_of_utterance_delay_ms": 200, "llm_ttft_ms": 50, "tts_ttfb_ms": 70}
     assert agent_reported_delay_ms(agent) == pytest.approx(320.0)
     assert stage_delta_ms(None, "a", "b") is None and llm_ttft_ms(None) is None
+
+
+def test_tts_first_to_publish_times_the_publish_path_from_the_reply_release():
+    from autortc.metrics.latency import tts_first_to_publish_ms
+
+    # synthesis after the commit (no preemption): from the first chunk, as before
+    st = {"end_of_turn": 1.00, "tts_first_chunk": 1.10, "first_frame_published": 1.13}
+    assert tts_first_to_publish_ms(st) == pytest.approx(30.0)
+    # preemptive synthesis: the chunk waited 400 ms for the commit; the publish path took 20 ms
+    st = {"tts_first_chunk": 0.60, "end_of_turn": 1.00, "first_frame_published": 1.02}
+    assert tts_first_to_publish_ms(st) == pytest.approx(20.0)
+    # a slow publish after the commit still counts in full
+    st = {"tts_first_chunk": 0.60, "end_of_turn": 1.00, "first_frame_published": 1.50}
+    assert tts_first_to_publish_ms(st) == pytest.approx(500.0)
+    # no end_of_turn stage (an agent without LiveKit's EOU metrics): from the first chunk
+    assert tts_first_to_publish_ms({"tts_first_chunk": 0.6, "first_frame_published": 1.0}) == pytest.approx(400.0)
+    assert tts_first_to_publish_ms({"end_of_turn": 1.0}) is None and tts_first_to_publish_ms(None) is None
