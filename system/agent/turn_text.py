@@ -15,7 +15,8 @@ here; LiveKit's detector also needs a VAD silence window of at least 0.25 s.
 
 The rules look only at how the text ends, so a complete request is never slowed by them:
 
-* whisper writes a trailing-off voice as "..." (or a cut-off word as "w-");
+* whisper writes a trailing-off voice as "..." (a cut-off word as "w-", a clause that goes on
+  with ",");
 * a last word that an English request does not end on (conjunction, preposition, article,
   possessive, auxiliary, filler), unless whisper ended the text with "?" or "!";
 * the whole utterance is a preamble that announces the request ("I have a question.",
@@ -67,6 +68,8 @@ def hold_reason(text: str, *, resumed: bool = False) -> str | None:
         return "trails off"
     if t.endswith(("-", "\u2014", "\u2013")):
         return "cut-off word"
+    if t.endswith((",", ";", ":")):
+        return "ends on a comma"
     words = _words(t)
     if not words:
         return None

@@ -210,6 +210,7 @@ def test_speculative_decode_becomes_the_final():
     ("How do I make a cup of...", True),
     ("So,", True),
     ("I w-", True),
+    ("Hello,", True),
     # complete turns of the seed cases: answered at once
     ("What time does the museum open?", False),
     ("What's the weather like today?", False),
