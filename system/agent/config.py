@@ -46,6 +46,10 @@ class AgentConfig:
     # within it is decoded with it (system/agent/turn_text.py). 0 = answer every utterance.
     # 2.0 s: the stutter case pauses 1.2 s inside its turn.
     turn_hold_s: float = 2.0
+    # barge-in word check: speech over the agent's reply is decoded at this much voiced speech and
+    # a stop word in it interrupts at once (0 = off; the duration rule above still applies)
+    stop_check_voiced_s: float = 0.2
+    stop_words: str = "wait stop enough"  # the words of rules.json's "stop" rule
     rules_path: str = str(Path(__file__).with_name("rules.json"))
     llm: str = "scripted"  # "scripted" (rules.json) or "transformers" (needs the `llm` extra and llm_model)
     llm_model: str = ""  # a local folder with a causal LM and its tokenizer (nothing is downloaded)

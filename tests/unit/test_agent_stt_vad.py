@@ -320,3 +320,45 @@ def test_a_held_final_is_released_when_the_hold_ends_or_the_input_ends():
     one = [0.9] * 10 + [0.1] * 8
     _, finals, _ = asyncio.run(_turn_events(one, ["I have a question."], hold_s=10.0))
     assert finals == ["I have a question."]
+
+
+# --- barge-in word check: a stop word over the agent's speech interrupts before the duration rule ---
+
+async def _overlap_events(probs: list[float], text: str):
+    from system.agent.stt_whisper import WhisperStreamingSTT
+    from system.agent.vad_voiced import VoicedDurationVAD
+
+    v = VoicedDurationVAD(_ScriptedVAD(probs), activation_threshold=0.5)
+    stops: list[str] = []
+    engine = WhisperStreamingSTT(transcriber=_FakeTranscriber(text), vad=v, agent_speaking=lambda: True,
+                                 drop_overlap_shorter_s=0.40, shared_vad=True, stop_words=frozenset({"wait", "stop"}),
+                                 stop_check_voiced_s=0.2, on_stop_word=stops.append)
+    session_vad = v.stream()
+    st = engine.stream()
+    for _ in probs:
+        f = _frame()
+        session_vad.push_frame(f)
+        st.push_frame(f)
+    session_vad.end_input()
+    async for _ in session_vad:
+        pass
+    st.end_input()
+    out = [e async for e in st]
+    await engine.aclose()
+    return stops, [e.alternatives[0].text for e in out if e.type == stt.SpeechEventType.FINAL_TRANSCRIPT]
+
+
+def test_a_stop_word_over_the_agent_interrupts_and_keeps_its_final():
+    wait = [0.9] * 9 + [0.1] * 8  # "Wait." alone: 0.29 s voiced, under the 0.40 s duration rule
+    stops, finals = asyncio.run(_overlap_events(wait, "Wait..."))
+    assert stops == ["Wait..."]
+    assert finals == ["Wait..."]  # it interrupted: the turn goes on to the reply ("Okay, I stopped.")
+
+
+def test_a_backchannel_over_the_agent_does_not_trigger_the_word_check():
+    uh_huh = [0.9] * 9 + [0.1] * 8
+    stops, finals = asyncio.run(_overlap_events(uh_huh, "Uh-uh."))
+    assert stops == [] and finals == []  # no stop word, under the duration rule: dropped
+    short = [0.9] * 5 + [0.1] * 8  # 0.16 s voiced: not decoded at all before 0.2 s
+    stops, _ = asyncio.run(_overlap_events(short, "Wait..."))
+    assert stops == []
