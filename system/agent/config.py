@@ -46,6 +46,9 @@ class AgentConfig:
     # within it is decoded with it (system/agent/turn_text.py). 0 = answer every utterance.
     # 2.0 s: the stutter case pauses 1.2 s inside its turn.
     turn_hold_s: float = 2.0
+    # the hold when only the last word says the turn goes on ("a cup of", a comma): a pause
+    # between two words (the slow speaker resumed 0.29 s after its end of speech)
+    turn_short_hold_s: float = 0.6
     # barge-in word check: speech over the agent's reply is decoded at this much voiced speech and
     # a stop word in it interrupts at once (0 = off; the duration rule above still applies)
     stop_check_voiced_s: float = 0.2

@@ -109,15 +109,15 @@ class WhisperStreamingSTT(stt.STT):
                  model: str = "whisper-tiny.en", shared_vad: bool = False,
                  on_event: Callable[[str, float, dict[str, Any]], None] | None = None,
                  preflight_silence_s: float | None = None,
-                 hold_reason: Callable[..., str | None] | None = None, hold_s: float = 2.0,
+                 hold_reason: Callable[..., str | None] | None = None, hold_s: float | Callable[[str], float] = 2.0,
                  stop_words: frozenset[str] = frozenset(), stop_check_voiced_s: float = 0.2,
                  on_stop_word: Callable[[str], None] | None = None) -> None:
         """``shared_vad``: ``vad`` is a :class:`system.agent.vad_voiced.VoicedDurationVAD` that the
         session also uses; segment with its events instead of running a second VAD stream.
 
         ``hold_reason(text, resumed=...)`` (e.g. :func:`system.agent.turn_text.hold_reason`) names why an
-        utterance does not end the user's turn; its final is then held until ``hold_s`` after
-        the end of speech (or the end of the input). Speech that starts within that time is
+        utterance does not end the user's turn; its final is then held until ``hold_s`` (seconds,
+        or a function of the reason) after the end of speech (or the end of the input). Speech that starts within that time is
         decoded together with the held audio: one final for the whole turn.
 
         ``stop_words`` / ``on_stop_word``: an utterance over the agent's speech is decoded once it
@@ -263,9 +263,9 @@ class _WhisperStream(stt.RecognizeStream):
             send_final(held["text"], held["speech_end"])
             held["audio"] = None
 
-        async def hold_timer(deadline: float) -> None:
+        async def hold_timer(deadline: float, hold_s: float) -> None:
             await asyncio.sleep(max(0.0, deadline - time.time()))  # the hold's length, not a barrier
-            release_held(f"no speech {owner._hold_s:.1f} s after its end")
+            release_held(f"no speech {hold_s:.1f} s after its end")
 
         async def decode_preflight(frames: list[rtc.AudioFrame]) -> str:
             async with final_lock:
@@ -379,10 +379,11 @@ class _WhisperStream(stt.RecognizeStream):
                     log.info("final held (%s): %r", reason, text)
                     held.update(audio=rtc.combine_audio_frames(frames) if len(frames) != 1 else frames[0],
                                 end_s=ev.timestamp, text=text, speech_end=speech_end)
-                    if speech_end + owner._hold_s <= time.time():
-                        release_held(f"the hold of {owner._hold_s:.1f} s is already over")
+                    hold_s = owner._hold_s(reason) if callable(owner._hold_s) else owner._hold_s
+                    if speech_end + hold_s <= time.time():
+                        release_held(f"the hold of {hold_s:.1f} s is already over")
                     else:
-                        held["timer"] = asyncio.create_task(hold_timer(speech_end + owner._hold_s), name="whisper.hold")
+                        held["timer"] = asyncio.create_task(hold_timer(speech_end + hold_s, hold_s), name="whisper.hold")
             release_held("end of input")
 
         tasks = [asyncio.create_task(forward(), name="whisper.forward"),

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["hold_reason"]
+__all__ = ["hold_is_short", "hold_reason"]
 
 # words an English request does not end on (a question mark overrides: "What is it made of?")
 _OPEN_ENDINGS = frozenset("""
@@ -78,3 +78,12 @@ def hold_reason(text: str, *, resumed: bool = False) -> str | None:
     if not t.endswith(("?", "!")) and words[-1] in _OPEN_ENDINGS:
         return f"ends on {words[-1]!r}"
     return None
+
+
+def hold_is_short(reason: str) -> bool:
+    """A reason found in the words only ("ends on 'of'", "ends on a comma"): the pause is one
+    between two words of a clause (the slow speaker's "a cup of | tea" resumed 0.29 s after its
+    end of speech), and a wrong transcript that happens to end on such a word ("Please read me the
+    new scared life is", speed_drift under load) should not cost the full hold. A voice that
+    trails off or a preamble announces a longer pause (the stutter case: 1.2 s)."""
+    return reason.startswith("ends on")

@@ -23,7 +23,7 @@ from system.agent.fault_output import FaultWiring
 from system.agent.scripted_llm import ScriptedLLM, load_rules
 from system.agent.stt_whisper import WhisperOptions, WhisperStreamingSTT, WhisperTranscriber
 from system.agent.tts_adapter import LocalTTS
-from system.agent.turn_text import hold_reason
+from system.agent.turn_text import hold_is_short, hold_reason
 from system.agent.vad_voiced import VoicedDurationVAD
 
 log = logging.getLogger("autortc.agent")
@@ -210,7 +210,8 @@ async def entrypoint(ctx: JobContext) -> None:
                                 drop_overlap_shorter_s=CONFIG.interruption_min_duration_s,
                                 model=f"whisper-tiny.en/{CONFIG.stt}", shared_vad=True, on_event=stage,
                                 preflight_silence_s=CONFIG.stt_preflight_silence_s if CONFIG.stt_preflight_silence_s > 0 else None,
-                                hold_reason=hold_reason if CONFIG.turn_hold_s > 0 else None, hold_s=CONFIG.turn_hold_s,
+                                hold_reason=hold_reason if CONFIG.turn_hold_s > 0 else None,
+                                hold_s=lambda r: CONFIG.turn_short_hold_s if hold_is_short(r) else CONFIG.turn_hold_s,
                                 stop_words=frozenset(CONFIG.stop_words.lower().split()) if CONFIG.stop_check_voiced_s > 0 else frozenset(),
                                 stop_check_voiced_s=CONFIG.stop_check_voiced_s, on_stop_word=stop_word),
         llm=models.hf_llm if models.hf_llm is not None else ScriptedLLM(rules=models.rules, on_event=stage),

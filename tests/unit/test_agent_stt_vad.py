@@ -362,3 +362,13 @@ def test_a_backchannel_over_the_agent_does_not_trigger_the_word_check():
     short = [0.9] * 5 + [0.1] * 8  # 0.16 s voiced: not decoded at all before 0.2 s
     stops, _ = asyncio.run(_overlap_events(short, "Wait..."))
     assert stops == []
+
+
+def test_a_hold_found_in_the_last_word_is_short():
+    from system.agent.turn_text import hold_is_short, hold_reason
+
+    assert hold_is_short(hold_reason("How do I make a cup of"))
+    assert hold_is_short(hold_reason("Please read me the new scared life is"))  # a mishearing
+    assert hold_is_short(hold_reason("Hello,"))
+    assert not hold_is_short(hold_reason("I want to..."))
+    assert not hold_is_short(hold_reason("I have a question."))
