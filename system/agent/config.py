@@ -39,7 +39,9 @@ class AgentConfig:
     false_interruption_timeout_s: float = 1.0
     resume_false_interruption: bool = True
     preemptive_generation: bool = True
-    preemptive_tts: bool = False  # True starts TTS before the turn commits: its first chunk then waits for the commit (tts_first_to_publish gate)
+    # True starts TTS before the turn commits; measured worse on 2 shared cores (run h2: synthesis
+    # of replies to dropped preflights, TTFA P95 851 ms), see docs/agent-latency.md
+    preemptive_tts: bool = False
     turn_detector: str = "vad"  # "vad" or "v1-mini" (LiveKit's local audio end-of-turn model)
     # an utterance whose transcript does not sound like the end of a turn ("I have a question.",
     # "I w- want to...", "a cup of") gets its final held this long after its end of speech; speech
