@@ -48,8 +48,8 @@ class AgentConfig:
     # within it is decoded with it (system/agent/turn_text.py). 0 = answer every utterance.
     # 2.0 s: the stutter case pauses 1.2 s inside its turn.
     turn_hold_s: float = 2.0
-    # the hold when only the last word says the turn goes on ("a cup of", a comma): a pause
-    # between two words (the slow speaker resumed 0.29 s after its end of speech)
+    # the hold when the text ends on a comma (a pause inside a clause); a last word such as "to"
+    # or "of" gets turn_hold_s (run h3: 0.6 s answered the stutter case's "I want to" in its pause)
     turn_short_hold_s: float = 0.6
     # barge-in word check: speech over the agent's reply is decoded at this much voiced speech and
     # a stop word in it interrupts at once (0 = off; the duration rule above still applies)

@@ -81,9 +81,8 @@ def hold_reason(text: str, *, resumed: bool = False) -> str | None:
 
 
 def hold_is_short(reason: str) -> bool:
-    """A reason found in the words only ("ends on 'of'", "ends on a comma"): the pause is one
-    between two words of a clause (the slow speaker's "a cup of | tea" resumed 0.29 s after its
-    end of speech), and a wrong transcript that happens to end on such a word ("Please read me the
-    new scared life is", speed_drift under load) should not cost the full hold. A voice that
-    trails off or a preamble announces a longer pause (the stutter case: 1.2 s)."""
-    return reason.startswith("ends on")
+    """Only a comma gets the short hold: a pause inside a clause. A last word that leaves the
+    turn open ("to", "of", "is") gets the long one: run h3 decoded the stutter case's first part
+    as "I want to" (no "..."), and a 0.6 s hold answered it into the 1.2 s pause (talk-over
+    1850 ms); in h1 the same words with "..." held 2 s and the turn was heard whole."""
+    return reason == "ends on a comma"
