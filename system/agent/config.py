@@ -39,8 +39,22 @@ class AgentConfig:
     false_interruption_timeout_s: float = 1.0
     resume_false_interruption: bool = True
     preemptive_generation: bool = True
-    preemptive_tts: bool = False  # True starts TTS before the turn commits: its first chunk then waits for the commit (tts_first_to_publish gate)
+    # True starts TTS before the turn commits; measured worse on 2 shared cores (run h2: synthesis
+    # of replies to dropped preflights, TTFA P95 851 ms), see docs/agent-latency.md
+    preemptive_tts: bool = False
     turn_detector: str = "vad"  # "vad" or "v1-mini" (LiveKit's local audio end-of-turn model)
+    # an utterance whose transcript does not sound like the end of a turn ("I have a question.",
+    # "I w- want to...", "a cup of") gets its final held this long after its end of speech; speech
+    # within it is decoded with it (system/agent/turn_text.py). 0 = answer every utterance.
+    # 2.0 s: the stutter case pauses 1.2 s inside its turn.
+    turn_hold_s: float = 2.0
+    # the hold when the text ends on a comma (a pause inside a clause); a last word such as "to"
+    # or "of" gets turn_hold_s (run h3: 0.6 s answered the stutter case's "I want to" in its pause)
+    turn_short_hold_s: float = 0.6
+    # barge-in word check: speech over the agent's reply is decoded at this much voiced speech and
+    # a stop word in it interrupts at once (0 = off; the duration rule above still applies)
+    stop_check_voiced_s: float = 0.2
+    stop_words: str = "wait stop enough"  # the words of rules.json's "stop" rule
     rules_path: str = str(Path(__file__).with_name("rules.json"))
     llm: str = "scripted"  # "scripted" (rules.json) or "transformers" (needs the `llm` extra and llm_model)
     llm_model: str = ""  # a local folder with a causal LM and its tokenizer (nothing is downloaded)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -107,9 +108,24 @@ class WhisperStreamingSTT(stt.STT):
                  agent_speaking: Callable[[], bool] = lambda: False, drop_overlap_shorter_s: float = 0.0,
                  model: str = "whisper-tiny.en", shared_vad: bool = False,
                  on_event: Callable[[str, float, dict[str, Any]], None] | None = None,
-                 preflight_silence_s: float | None = None) -> None:
+                 preflight_silence_s: float | None = None,
+                 hold_reason: Callable[..., str | None] | None = None, hold_s: float | Callable[[str], float] = 2.0,
+                 stop_words: frozenset[str] = frozenset(), stop_check_voiced_s: float = 0.2,
+                 on_stop_word: Callable[[str], None] | None = None) -> None:
         """``shared_vad``: ``vad`` is a :class:`system.agent.vad_voiced.VoicedDurationVAD` that the
-        session also uses; segment with its events instead of running a second VAD stream."""
+        session also uses; segment with its events instead of running a second VAD stream.
+
+        ``hold_reason(text, resumed=...)`` (e.g. :func:`system.agent.turn_text.hold_reason`) names why an
+        utterance does not end the user's turn; its final is then held until ``hold_s`` (seconds,
+        or a function of the reason) after the end of speech (or the end of the input). Speech that starts within that time is
+        decoded together with the held audio: one final for the whole turn.
+
+        ``stop_words`` / ``on_stop_word``: an utterance over the agent's speech is decoded once it
+        has ``stop_check_voiced_s`` of voiced speech; if a word of the text is in ``stop_words``
+        ("wait", "stop"), ``on_stop_word(text)`` is called (the worker interrupts the reply)
+        without waiting for the session's voiced-duration threshold. Measured on the case WAVs
+        after Opus: at 0.20 s voiced the barge-in decodes as "Wait..." and the backchannel as
+        "Uh-uh." (at 0.16 s it was "Bye bye."); any other speech still interrupts by duration."""
         super().__init__(capabilities=stt.STTCapabilities(streaming=True, interim_results=interim_interval_s is not None))
         self._transcriber = transcriber
         self._vad = vad
@@ -119,6 +135,11 @@ class WhisperStreamingSTT(stt.STT):
         self._model = model
         self._shared_vad = shared_vad
         self._preflight_silence_s = preflight_silence_s
+        self._hold_reason = hold_reason
+        self._hold_s = hold_s
+        self._stop_words = stop_words
+        self._stop_check_voiced_s = stop_check_voiced_s
+        self._on_stop_word = on_stop_word
         self._on_event = on_event or (lambda *_: None)  # (stage, t_mono, info): stt_vad_end, stt_decoded, stt_decode (cpu_s)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper")
 
@@ -131,7 +152,7 @@ class WhisperStreamingSTT(stt.STT):
         return "ctranslate2"
 
     async def _transcribe(self, frames: list[rtc.AudioFrame]) -> str:
-        frame = rtc.combine_audio_frames(frames)
+        frame = rtc.combine_audio_frames(frames) if len(frames) != 1 else frames[0]
         pcm = np.frombuffer(frame.data, dtype=np.int16).reshape(-1, frame.num_channels)
         mono = pcm.mean(axis=1).astype(np.float32) / 32768.0
 
@@ -158,6 +179,28 @@ class WhisperStreamingSTT(stt.STT):
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
+def join_utterances(held: rtc.AudioFrame, held_end_s: float, new: list[rtc.AudioFrame], new_start_s: float,
+                    *, max_gap_s: float = 0.5) -> list[rtc.AudioFrame]:
+    """The audio of a held utterance followed by the next one, for one decode of the whole turn.
+
+    ``held_end_s`` / ``new_start_s``: VAD stream times of the held audio's end and of the new
+    audio's first sample. The VAD's prefix padding (0.5 s before speech) can reach back into the
+    held utterance: that overlap is cut from the new audio (decoding it twice doubles a word).
+    A gap the VAD did not keep is filled with silence, at most ``max_gap_s``.
+    """
+    sr = held.sample_rate
+    new_frame = rtc.combine_audio_frames(new)
+    pcm = np.frombuffer(new_frame.data, dtype=np.int16)
+    gap = new_start_s - held_end_s
+    if gap < 0:
+        pcm = pcm[min(pcm.size, int(round(-gap * sr))):]
+        parts = [np.frombuffer(held.data, dtype=np.int16), pcm]
+    else:
+        parts = [np.frombuffer(held.data, dtype=np.int16), np.zeros(int(round(min(gap, max_gap_s) * sr)), np.int16), pcm]
+    data = np.concatenate(parts)
+    return [rtc.AudioFrame(data.tobytes(), sr, 1, data.size)]
+
+
 class _WhisperStream(stt.RecognizeStream):
     def __init__(self, owner: WhisperStreamingSTT, *, conn_options: APIConnectOptions) -> None:
         super().__init__(stt=owner, conn_options=conn_options)
@@ -173,14 +216,62 @@ class _WhisperStream(stt.RecognizeStream):
         speech: list[rtc.AudioFrame] = []
         speaking = asyncio.Event()
         final_lock = asyncio.Lock()
-        overlap = {"agent": False, "voiced": 0.0}  # the current utterance began over the agent's speech
+        # the current utterance began over the agent's speech; its voiced time; a stop word in it interrupted
+        overlap: dict[str, Any] = {"agent": False, "voiced": 0.0, "stopped": False, "utterance": 0}
         # speculative decode of the speech so far: (number of frames decoded, task -> text)
         preflight: dict[str, Any] = {"frames": -1, "task": None}
+        # a final held back because the turn did not sound over (hold_reason): its audio (one
+        # frame), the VAD time of its end, its text and speech end (wall clock), the release timer
+        held: dict[str, Any] = {"audio": None, "end_s": 0.0, "text": "", "speech_end": 0.0, "timer": None}
+        start_s = {"t": 0.0}  # VAD stream time of the first sample of `speech`
+        stop_check: dict[str, Any] = {"task": None}  # the word check of the current overlapping utterance
+        stop_tasks: set[asyncio.Task[None]] = set()  # every word check still running (one per utterance)
+
+        async def check_stop_word(frames: list[rtc.AudioFrame], utterance: int) -> None:
+            try:
+                async with final_lock:
+                    text = await owner._transcribe(frames)
+            except Exception:
+                log.exception("barge-in word check failed")
+                return
+            words = set(re.findall(r"[a-z]+", text.lower()))
+            if overlap["utterance"] == utterance and words & owner._stop_words and owner._on_stop_word is not None:
+                log.info("stop word over the agent's speech after %.2f s voiced: %r", owner._stop_check_voiced_s, text)
+                overlap["stopped"] = True  # it interrupted the agent: its final is no backchannel
+                owner._on_stop_word(text)
+
+        def turn_audio(frames: list[rtc.AudioFrame]) -> list[rtc.AudioFrame]:
+            if held["audio"] is None or not frames:
+                return frames
+            return join_utterances(held["audio"], held["end_s"], frames, start_s["t"])
+
+        def send_final(text: str, speech_end: float) -> None:
+            owner._on_event("stt_decoded", time.monotonic(), {"text": text})
+            if text:
+                self._event_ch.send_nowait(stt.SpeechEvent(
+                    type=stt.SpeechEventType.FINAL_TRANSCRIPT,
+                    alternatives=[stt.SpeechData(language="en", text=text)],
+                    speech_end_time=speech_end))
+
+        def release_held(reason: str) -> None:
+            if held["audio"] is None:
+                return
+            timer, held["timer"] = held["timer"], None
+            if timer is not None and timer is not asyncio.current_task():
+                timer.cancel()
+            log.info("held final released (%s): %r", reason, held["text"])
+            send_final(held["text"], held["speech_end"])
+            held["audio"] = None
+
+        async def hold_timer(deadline: float, hold_s: float) -> None:
+            await asyncio.sleep(max(0.0, deadline - time.time()))  # the hold's length, not a barrier
+            release_held(f"no speech {hold_s:.1f} s after its end")
 
         async def decode_preflight(frames: list[rtc.AudioFrame]) -> str:
             async with final_lock:
                 text = await owner._transcribe(frames)
-            if text and speaking.is_set():
+            if text and speaking.is_set() and not (owner._hold_reason is not None
+                                                   and owner._hold_reason(text, resumed=held["audio"] is not None)):
                 owner._on_event("stt_preflight", time.monotonic(), {"text": text})
                 self._event_ch.send_nowait(stt.SpeechEvent(
                     type=stt.SpeechEventType.PREFLIGHT_TRANSCRIPT,
@@ -226,43 +317,74 @@ class _WhisperStream(stt.RecognizeStream):
             async for ev in vad_events():
                 if ev.type == VADEventType.START_OF_SPEECH:
                     preflight["frames"], preflight["task"] = -1, None
+                    stop_check["task"] = None
                     speech[:] = list(ev.frames)
+                    start_s["t"] = ev.timestamp - sum(f.duration for f in ev.frames)
                     speaking.set()
                     overlap["agent"], overlap["voiced"] = owner._agent_speaking(), ev.speech_duration
+                    overlap["stopped"] = False
+                    overlap["utterance"] += 1
+                    if held["timer"] is not None:  # the user goes on: the held final waits for the rest
+                        held["timer"].cancel()
+                        held["timer"] = None
+                    if overlap["agent"]:
+                        release_held("speech over the agent")
                     self._event_ch.send_nowait(stt.SpeechEvent(type=stt.SpeechEventType.START_OF_SPEECH))
                 elif ev.type == VADEventType.INFERENCE_DONE and speaking.is_set():
                     speech.extend(ev.frames)
                     overlap["voiced"] = max(overlap["voiced"], ev.speech_duration)
+                    if (overlap["agent"] and owner._stop_words and stop_check["task"] is None
+                            and overlap["voiced"] >= owner._stop_check_voiced_s):
+                        stop_check["task"] = t = asyncio.create_task(check_stop_word(list(speech), overlap["utterance"]),
+                                                                     name="whisper.stop_word")
+                        stop_tasks.add(t)
+                        t.add_done_callback(stop_tasks.discard)
                     if ev.raw_accumulated_silence == 0:
                         preflight["frames"] = -1  # speech goes on: a speculative decode is stale
                     elif (owner._preflight_silence_s is not None and not overlap["agent"]
                           and ev.raw_accumulated_silence >= owner._preflight_silence_s and preflight["frames"] < 0):
                         preflight["frames"] = len(speech)
-                        preflight["task"] = asyncio.create_task(decode_preflight(list(speech)), name="whisper.preflight")
+                        preflight["task"] = asyncio.create_task(decode_preflight(turn_audio(list(speech))),
+                                                                name="whisper.preflight")
                 elif ev.type == VADEventType.END_OF_SPEECH:
                     speaking.clear()
                     owner._on_event("stt_vad_end", time.monotonic(), {})
                     speech_end = time.time() - ev.silence_duration - ev.inference_duration
                     self._event_ch.send_nowait(stt.SpeechEvent(type=stt.SpeechEventType.END_OF_SPEECH, speech_end_time=speech_end))
-                    if overlap["agent"] and overlap["voiced"] < owner._drop_overlap_shorter_s:
+                    check = stop_check["task"]
+                    if overlap["agent"] and overlap["voiced"] < owner._drop_overlap_shorter_s and check is not None:
+                        await asyncio.wait({check})  # a short "Wait." ends before its word check: the check decides
+                    if overlap["agent"] and overlap["voiced"] < owner._drop_overlap_shorter_s and not overlap["stopped"]:
                         log.info("dropped a %.2f s (voiced) utterance over the agent's speech: backchannel",
                                  overlap["voiced"])
                         continue
                     if overlap["agent"]:
                         log.info("utterance over the agent's speech: %.2f s voiced: a barge-in", overlap["voiced"])
+                    if ev.frames:  # the whole utterance, from the VAD's prefix padding on
+                        start_s["t"] = ev.timestamp - sum(f.duration for f in ev.frames)
+                    frames = turn_audio(list(ev.frames) or list(speech))
                     task, fresh = preflight["task"], preflight["frames"] >= 0
                     preflight["frames"], preflight["task"] = -1, None
                     if fresh and task is not None:
                         text = await task  # no speech since the speculative decode: it is the final
                     else:
                         async with final_lock:
-                            text = await owner._transcribe(list(ev.frames) or list(speech))
-                    owner._on_event("stt_decoded", time.monotonic(), {"text": text})
-                    if text:
-                        self._event_ch.send_nowait(stt.SpeechEvent(
-                            type=stt.SpeechEventType.FINAL_TRANSCRIPT,
-                            alternatives=[stt.SpeechData(language="en", text=text)],
-                            speech_end_time=speech_end))
+                            text = await owner._transcribe(frames)
+                    reason = (owner._hold_reason(text, resumed=held["audio"] is not None)
+                              if owner._hold_reason is not None and not overlap["agent"] else None)
+                    if reason is None:
+                        held["audio"] = None
+                        send_final(text, speech_end)
+                        continue
+                    log.info("final held (%s): %r", reason, text)
+                    held.update(audio=rtc.combine_audio_frames(frames) if len(frames) != 1 else frames[0],
+                                end_s=ev.timestamp, text=text, speech_end=speech_end)
+                    hold_s = owner._hold_s(reason) if callable(owner._hold_s) else owner._hold_s
+                    if speech_end + hold_s <= time.time():
+                        release_held(f"the hold of {hold_s:.1f} s is already over")
+                    else:
+                        held["timer"] = asyncio.create_task(hold_timer(speech_end + hold_s, hold_s), name="whisper.hold")
+            release_held("end of input")
 
         tasks = [asyncio.create_task(forward(), name="whisper.forward"),
                  asyncio.create_task(events(), name="whisper.events"),
@@ -271,6 +393,7 @@ class _WhisperStream(stt.RecognizeStream):
             await asyncio.gather(*tasks[:2])
         finally:
             await utils.aio.cancel_and_wait(*tasks)
+            await utils.aio.cancel_and_wait(*stop_tasks, *([held["timer"]] if held["timer"] is not None else []))
             if unsubscribe is not None:
                 unsubscribe()
             if vad_stream is not None:

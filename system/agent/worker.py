@@ -23,6 +23,7 @@ from system.agent.fault_output import FaultWiring
 from system.agent.scripted_llm import ScriptedLLM, load_rules
 from system.agent.stt_whisper import WhisperOptions, WhisperStreamingSTT, WhisperTranscriber
 from system.agent.tts_adapter import LocalTTS
+from system.agent.turn_text import hold_is_short, hold_reason
 from system.agent.vad_voiced import VoicedDurationVAD
 
 log = logging.getLogger("autortc.agent")
@@ -194,12 +195,25 @@ async def entrypoint(ctx: JobContext) -> None:
         s = holder.get("session")
         return s is not None and s.agent_state == "speaking"
 
+    def stop_word(text: str) -> None:
+        s = holder.get("session")
+        if s is None or s.agent_state != "speaking":
+            return
+        try:
+            s.interrupt()
+        except RuntimeError as exc:  # the current speech does not allow interruptions
+            log.info("stop word %r did not interrupt: %s", text, exc)
+
     session = AgentSession(
         vad=vad,
         stt=WhisperStreamingSTT(transcriber=models.whisper, vad=vad, agent_speaking=agent_speaking,
                                 drop_overlap_shorter_s=CONFIG.interruption_min_duration_s,
                                 model=f"whisper-tiny.en/{CONFIG.stt}", shared_vad=True, on_event=stage,
-                                preflight_silence_s=CONFIG.stt_preflight_silence_s if CONFIG.stt_preflight_silence_s > 0 else None),
+                                preflight_silence_s=CONFIG.stt_preflight_silence_s if CONFIG.stt_preflight_silence_s > 0 else None,
+                                hold_reason=hold_reason if CONFIG.turn_hold_s > 0 else None,
+                                hold_s=lambda r: CONFIG.turn_short_hold_s if hold_is_short(r) else CONFIG.turn_hold_s,
+                                stop_words=frozenset(CONFIG.stop_words.lower().split()) if CONFIG.stop_check_voiced_s > 0 else frozenset(),
+                                stop_check_voiced_s=CONFIG.stop_check_voiced_s, on_stop_word=stop_word),
         llm=models.hf_llm if models.hf_llm is not None else ScriptedLLM(rules=models.rules, on_event=stage),
         tts=LocalTTS(engine=models.tts, on_event=stage),
         turn_handling=faults.turn_handling({

@@ -198,3 +198,177 @@ def test_speculative_decode_becomes_the_final():
     assert stt.SpeechEventType.PREFLIGHT_TRANSCRIPT in types
     assert types.index(stt.SpeechEventType.PREFLIGHT_TRANSCRIPT) < types.index(stt.SpeechEventType.FINAL_TRANSCRIPT)
     assert calls == 1
+
+
+# --- end of turn: an utterance that does not sound finished holds its final (issue 19) ---
+
+@pytest.mark.parametrize("text, held", [
+    # the seed cases' first utterances as the agent's STT decoded them (offline, after Opus)
+    ("I have a question.", True),  # endpoint_pause_in_turn, 500 ms pause follows
+    ("I... W-W-W want to...", True),  # stutter_long_pause, 1.2 s pause follows
+    ("How do I make a cup of", True),  # rate_slow_speaker, split before "tea"
+    ("How do I make a cup of...", True),
+    ("So,", True),
+    ("I w-", True),
+    ("Hello,", True),
+    # complete turns of the seed cases: answered at once
+    ("What time does the museum open?", False),
+    ("What's the weather like today?", False),
+    ("Please tell me a joke.", False),
+    ("Hello, Nair", False),
+    ("Please sit and alarm for tomorrow morning", False),
+    ("Tell me a long story about a dragon.", False),
+    ("Wait, please stop talking.", False),
+    ("I have a question. What time does the museum open?", False),
+    ("What is it made of?", False),  # a question mark ends it whatever the last word
+    ("", False),
+])
+def test_hold_reason_on_the_seed_transcripts(text, held):
+    from system.agent.turn_text import hold_reason
+
+    assert (hold_reason(text) is not None) is held, hold_reason(text)
+
+
+def test_hold_reason_resumed_turn_ignores_whisper_trailing_dots():
+    from system.agent.turn_text import hold_reason
+
+    merged = "I... W-W-Wont do... Check my bank account balance..."  # stutter case, merged decode
+    assert hold_reason(merged) == "trails off"
+    assert hold_reason(merged, resumed=True) is None
+    assert hold_reason("I want to... check my...", resumed=True) is not None  # the word rule stays
+
+
+def test_join_utterances_cuts_the_prefix_overlap_and_fills_a_gap():
+    from system.agent.stt_whisper import join_utterances
+
+    sr = 1000
+    held = rtc.AudioFrame(np.arange(1, 101, dtype=np.int16).tobytes(), sr, 1, 100)  # ends at t = 1.0 s
+    new = [rtc.AudioFrame(np.full(50, 7, np.int16).tobytes(), sr, 1, 50)]
+    # the new audio starts 20 ms before the held one ended (VAD prefix padding): 20 samples cut
+    out = np.frombuffer(join_utterances(held, 1.0, new, 0.98)[0].data, dtype=np.int16)
+    assert out.size == 130 and out[99] == 100 and (out[100:] == 7).all()
+    # it starts 30 ms after: 30 samples of silence between
+    out = np.frombuffer(join_utterances(held, 1.0, new, 1.03)[0].data, dtype=np.int16)
+    assert out.size == 180 and (out[100:130] == 0).all() and (out[130:] == 7).all()
+    # a long gap is filled with max_gap_s of silence only
+    out = np.frombuffer(join_utterances(held, 1.0, new, 3.0, max_gap_s=0.1)[0].data, dtype=np.int16)
+    assert out.size == 100 + 100 + 50
+
+
+class _ScriptedTranscriber:
+    """Returns ``texts[i]`` on the i-th call and records the length of the audio it got."""
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts, self.sizes = texts, []
+
+    def transcribe(self, audio: np.ndarray, sr: int) -> str:
+        self.sizes.append(audio.size)
+        return self.texts[min(len(self.sizes), len(self.texts)) - 1]
+
+
+async def _turn_events(probs: list[float], texts: list[str], *, hold_s: float):
+    from system.agent.stt_whisper import WhisperStreamingSTT
+    from system.agent.turn_text import hold_reason
+    from system.agent.vad_voiced import VoicedDurationVAD
+
+    v = VoicedDurationVAD(_ScriptedVAD(probs), activation_threshold=0.5)
+    tr = _ScriptedTranscriber(texts)
+    engine = WhisperStreamingSTT(transcriber=tr, vad=v, shared_vad=True, hold_reason=hold_reason, hold_s=hold_s)
+    session_vad = v.stream()
+    st = engine.stream()
+    for _ in probs:
+        f = _frame()
+        session_vad.push_frame(f)
+        st.push_frame(f)
+    session_vad.end_input()
+    async for _ in session_vad:
+        pass
+    st.end_input()
+    out = [e async for e in st]
+    await engine.aclose()
+    finals = [e.alternatives[0].text for e in out if e.type == stt.SpeechEventType.FINAL_TRANSCRIPT]
+    return [e.type for e in out], finals, tr.sizes
+
+
+# utterance 1 (10 windows), a pause of 12 windows (END after 6), utterance 2 (15 windows), END
+_TWO_UTTERANCES = [0.9] * 10 + [0.1] * 12 + [0.9] * 15 + [0.1] * 8
+
+
+def test_a_held_utterance_is_decoded_with_the_speech_after_its_pause():
+    types, finals, sizes = asyncio.run(_turn_events(
+        _TWO_UTTERANCES, ["I have a question.", "I have a question. What time does the museum open?"], hold_s=10.0))
+    assert finals == ["I have a question. What time does the museum open?"]  # one final, the whole turn
+    # the second decode got both utterances (16 + 21 windows with their trailing silence), not the second alone
+    assert sizes[0] == 16 * 512 and sizes[1] > 21 * 512
+    assert types.index(stt.SpeechEventType.FINAL_TRANSCRIPT) > [i for i, t in enumerate(types)
+                                                               if t == stt.SpeechEventType.START_OF_SPEECH][1]
+
+
+def test_a_finished_utterance_is_not_held():
+    types, finals, _ = asyncio.run(_turn_events(
+        _TWO_UTTERANCES, ["What time does the museum open?", "Thanks."], hold_s=10.0))
+    assert finals == ["What time does the museum open?", "Thanks."]
+    starts = [i for i, t in enumerate(types) if t == stt.SpeechEventType.START_OF_SPEECH]
+    assert starts[0] < types.index(stt.SpeechEventType.FINAL_TRANSCRIPT) < starts[1]
+
+
+def test_a_held_final_is_released_when_the_hold_ends_or_the_input_ends():
+    # hold 0 s: released as soon as it is held; the next utterance is a turn of its own
+    _, finals, _ = asyncio.run(_turn_events(_TWO_UTTERANCES, ["I have a question.", "Museum hours?"], hold_s=0.0))
+    assert finals == ["I have a question.", "Museum hours?"]
+    # nobody speaks again: the end of the input releases it (no final is lost)
+    one = [0.9] * 10 + [0.1] * 8
+    _, finals, _ = asyncio.run(_turn_events(one, ["I have a question."], hold_s=10.0))
+    assert finals == ["I have a question."]
+
+
+# --- barge-in word check: a stop word over the agent's speech interrupts before the duration rule ---
+
+async def _overlap_events(probs: list[float], text: str):
+    from system.agent.stt_whisper import WhisperStreamingSTT
+    from system.agent.vad_voiced import VoicedDurationVAD
+
+    v = VoicedDurationVAD(_ScriptedVAD(probs), activation_threshold=0.5)
+    stops: list[str] = []
+    engine = WhisperStreamingSTT(transcriber=_FakeTranscriber(text), vad=v, agent_speaking=lambda: True,
+                                 drop_overlap_shorter_s=0.40, shared_vad=True, stop_words=frozenset({"wait", "stop"}),
+                                 stop_check_voiced_s=0.2, on_stop_word=stops.append)
+    session_vad = v.stream()
+    st = engine.stream()
+    for _ in probs:
+        f = _frame()
+        session_vad.push_frame(f)
+        st.push_frame(f)
+    session_vad.end_input()
+    async for _ in session_vad:
+        pass
+    st.end_input()
+    out = [e async for e in st]
+    await engine.aclose()
+    return stops, [e.alternatives[0].text for e in out if e.type == stt.SpeechEventType.FINAL_TRANSCRIPT]
+
+
+def test_a_stop_word_over_the_agent_interrupts_and_keeps_its_final():
+    wait = [0.9] * 9 + [0.1] * 8  # "Wait." alone: 0.29 s voiced, under the 0.40 s duration rule
+    stops, finals = asyncio.run(_overlap_events(wait, "Wait..."))
+    assert stops == ["Wait..."]
+    assert finals == ["Wait..."]  # it interrupted: the turn goes on to the reply ("Okay, I stopped.")
+
+
+def test_a_backchannel_over_the_agent_does_not_trigger_the_word_check():
+    uh_huh = [0.9] * 9 + [0.1] * 8
+    stops, finals = asyncio.run(_overlap_events(uh_huh, "Uh-uh."))
+    assert stops == [] and finals == []  # no stop word, under the duration rule: dropped
+    short = [0.9] * 5 + [0.1] * 8  # 0.16 s voiced: not decoded at all before 0.2 s
+    stops, _ = asyncio.run(_overlap_events(short, "Wait..."))
+    assert stops == []
+
+
+def test_only_a_comma_gets_the_short_hold():
+    from system.agent.turn_text import hold_is_short, hold_reason
+
+    assert hold_is_short(hold_reason("Hello,"))
+    assert not hold_is_short(hold_reason("I want to"))  # the stutter case's first part (run h3), a 1.2 s pause follows
+    assert not hold_is_short(hold_reason("How do I make a cup of"))
+    assert not hold_is_short(hold_reason("I want to..."))
+    assert not hold_is_short(hold_reason("I have a question."))

@@ -62,3 +62,4 @@ def test_stage_metrics():
     agent["lk_metrics"] = {"end_of_utterance_delay_ms": 200, "llm_ttft_ms": 50, "tts_ttfb_ms": 70}
     assert agent_reported_delay_ms(agent) == pytest.approx(320.0)
     assert stage_delta_ms(None, "a", "b") is None and llm_ttft_ms(None) is None
+
