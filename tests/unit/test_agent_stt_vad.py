@@ -274,9 +274,17 @@ async def _turn_events(probs: list[float], texts: list[str], *, hold_s: float):
     v = VoicedDurationVAD(_ScriptedVAD(probs), activation_threshold=0.5)
     tr = _ScriptedTranscriber(texts)
     engine = WhisperStreamingSTT(transcriber=tr, vad=v, shared_vad=True, hold_reason=hold_reason, hold_s=hold_s)
-    session_vad = v.stream()
+    out = await _drive(engine, v, len(probs))
+    finals = [e.alternatives[0].text for e in out if e.type == stt.SpeechEventType.FINAL_TRANSCRIPT]
+    return [e.type for e in out], finals, tr.sizes
+
+
+async def _drive(engine, vad, n_windows: int) -> list:
+    """Push ``n_windows`` frames through the session's VAD stream and the STT stream (shared VAD, as
+    the worker does), end both, and return the STT's events."""
+    session_vad = vad.stream()
     st = engine.stream()
-    for _ in probs:
+    for _ in range(n_windows):
         f = _frame()
         session_vad.push_frame(f)
         st.push_frame(f)
@@ -286,8 +294,7 @@ async def _turn_events(probs: list[float], texts: list[str], *, hold_s: float):
     st.end_input()
     out = [e async for e in st]
     await engine.aclose()
-    finals = [e.alternatives[0].text for e in out if e.type == stt.SpeechEventType.FINAL_TRANSCRIPT]
-    return [e.type for e in out], finals, tr.sizes
+    return out
 
 
 # utterance 1 (10 windows), a pause of 12 windows (END after 6), utterance 2 (15 windows), END
@@ -333,18 +340,7 @@ async def _overlap_events(probs: list[float], text: str):
     engine = WhisperStreamingSTT(transcriber=_FakeTranscriber(text), vad=v, agent_speaking=lambda: True,
                                  drop_overlap_shorter_s=0.40, shared_vad=True, stop_words=frozenset({"wait", "stop"}),
                                  stop_check_voiced_s=0.2, on_stop_word=stops.append)
-    session_vad = v.stream()
-    st = engine.stream()
-    for _ in probs:
-        f = _frame()
-        session_vad.push_frame(f)
-        st.push_frame(f)
-    session_vad.end_input()
-    async for _ in session_vad:
-        pass
-    st.end_input()
-    out = [e async for e in st]
-    await engine.aclose()
+    out = await _drive(engine, v, len(probs))
     return stops, [e.alternatives[0].text for e in out if e.type == stt.SpeechEventType.FINAL_TRANSCRIPT]
 
 
