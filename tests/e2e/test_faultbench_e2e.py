@@ -84,5 +84,5 @@ def test_table_and_report_are_written_and_scored(bench):
     summary = json.loads((outcome.run_dir / "summary.json").read_text())
     assert summary["extra"]["faultbench"]["rows"]
     report = (outcome.run_dir / "report.md").read_text()
-    assert "Fault bench (seed 17" in report and "Latency decomposition" in report
+    assert "Fault bench (seed 17" in report and "Latency error bar: decomposition" in report
     assert (outcome.run_dir / "faultbench.md").read_text().startswith("## Fault bench")
