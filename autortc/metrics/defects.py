@@ -139,7 +139,10 @@ def frame_dropouts(post: np.ndarray, ref: np.ndarray, sr: int, *, lag: int = 0,
     level difference over speech) and that quietest reference window is above
     ``voiced_dbfs``: a natural pause shifted by the path is never inside voiced reference.
     Runs of dropped windows of ``min_ms`` or more are dropouts; a zeroed 20 ms frame and
-    a 60 ms noise fill at -45 dBFS both are (tests/unit/test_metrics_defects.py).
+    a 60 ms noise fill at -45 dBFS both are (tests/unit/test_metrics_defects.py).  A run is
+    inside speech only: ``min_ms`` of ``post`` level with the copy before it (the reply's onset,
+    which a receiver fades in after silence, is not a dropout) and sound again within
+    ``RESUME_MS`` after it (a reply that stops for good is missing audio).
 
     Returns dropouts in post time (ms), in order.
     """
