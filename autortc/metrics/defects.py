@@ -139,7 +139,10 @@ def frame_dropouts(post: np.ndarray, ref: np.ndarray, sr: int, *, lag: int = 0,
     level difference over speech) and that quietest reference window is above
     ``voiced_dbfs``: a natural pause shifted by the path is never inside voiced reference.
     Runs of dropped windows of ``min_ms`` or more are dropouts; a zeroed 20 ms frame and
-    a 60 ms noise fill at -45 dBFS both are (tests/unit/test_metrics_defects.py).
+    a 60 ms noise fill at -45 dBFS both are (tests/unit/test_metrics_defects.py).  A run is
+    inside speech only: ``min_ms`` of ``post`` level with the copy before it (the reply's onset,
+    which a receiver fades in after silence, is not a dropout) and sound again within
+    ``RESUME_MS`` after it (a reply that stops for good is missing audio).
 
     Returns dropouts in post time (ms), in order.
     """
@@ -171,7 +174,7 @@ def frame_dropouts(post: np.ndarray, ref: np.ndarray, sr: int, *, lag: int = 0,
         if b - a < need // 2:
             continue
         aa, bb = a, b
-        rm = rmin
+        rm, ru = rmin, r
         if local_lag is not None:
             # the lag of the audio just before the candidate, and of the audio just after it: a
             # jitter buffer shifts time locally, and a candidate that either local lag explains is
@@ -185,7 +188,8 @@ def frame_dropouts(post: np.ndarray, ref: np.ndarray, sr: int, *, lag: int = 0,
             for ll in lls:
                 if ll is None or ll == lag:
                     continue
-                r2 = _min_filter(ref_at(ll), tol)
+                u2 = ref_at(ll)
+                r2 = _min_filter(u2, tol)
                 c2 = _close((r2 > voiced_dbfs) & (ep < r2 + gain - drop_db), BRIDGE_MS)
                 sub = [(x, y) for x, y in runs(c2[max(0, a - tol):b + tol]) if y - x >= need]
                 if not sub:
@@ -193,10 +197,19 @@ def frame_dropouts(post: np.ndarray, ref: np.ndarray, sr: int, *, lag: int = 0,
                     break
                 if kept is None:
                     x, y = max(sub, key=lambda s: s[1] - s[0])
-                    aa, bb, rm, kept = max(0, a - tol) + x, max(0, a - tol) + y, r2, True
+                    aa, bb, rm, ru, kept = max(0, a - tol) + x, max(0, a - tol) + y, r2, u2, True
             if kept is False:
                 continue
         if bb - aa < need:
+            continue
+        # ... and the user heard the reply before it: at least ``min_ms`` of received speech
+        # level with the copy (window by window: the +-tolerance minimum would leave the first
+        # 10 ms of the reply out).  A shortfall before that is the reply's start arriving softly
+        # or late (the receiver fades the first packets in after silence: on the browser bench
+        # fb-browser-1703 every delay turn's heard onset was 26-32 dB under the copy for 10 ms and
+        # within 5 dB only after ~28 ms), judged by latency and missing audio, not a hole in speech
+        heard = (ru[:aa] > voiced_dbfs) & (ep[:aa] > voiced_dbfs) & (ep[:aa] >= ru[:aa] + gain - drop_db)
+        if int(heard.sum()) < need:
             continue
         # a dropout is inside speech: the received audio sounds again after it (a reply that
         # stops for good -- a barge-in, a tail cut -- is missing audio, not a dropout)
