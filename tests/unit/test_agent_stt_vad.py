@@ -163,18 +163,7 @@ async def _stt_events(probs: list[float], *, agent_speaking: bool, preflight: fl
     tr = _FakeTranscriber()
     engine = WhisperStreamingSTT(transcriber=tr, vad=v, agent_speaking=lambda: agent_speaking,
                                  drop_overlap_shorter_s=0.40, shared_vad=True, preflight_silence_s=preflight)
-    session_vad = v.stream()  # the session's stream; the STT listens to its events
-    st = engine.stream()
-    for _ in probs:
-        f = _frame()
-        session_vad.push_frame(f)
-        st.push_frame(f)
-    session_vad.end_input()
-    async for _ in session_vad:
-        pass
-    st.end_input()
-    out = [e async for e in st]
-    await engine.aclose()
+    out = await _drive(engine, v, len(probs))  # the session's VAD stream; the STT listens to its events
     return [e.type for e in out], tr.calls
 
 
