@@ -25,7 +25,7 @@ from typing import Any
 from autortc.artifacts import TRACE_FILE, TraceFileError, read_trace
 from autortc.faultbench.plan import BenchPlan
 from autortc.faultbench.score import BenchScore, TurnOutcome, Verdict
-from autortc.metrics.instrument import latency_parts, timing_summary
+from autortc.metrics.instrument import timing_summary
 from autortc.metrics.receivers import ReceiverAgreement, agreement, pairs_from_turns
 from autortc.runner.suite import RunItem
 
@@ -141,8 +141,8 @@ def outcomes(plan: BenchPlan, results: dict[str, Any], run_dir: Path) -> list[Tu
         rec = TurnRecord(TurnOutcome(item=it.index, case_id=it.case_id, fault=it.fault, pair=it.pair), turn_dir, turn=turn)
         if art is not None and art.agent is not None:
             truth = heard_truth(tuple(art.agent.extra.get("fault_truth") or ()), art.agent, t_user_eot=art.user.t_user_eot)
-            parts = latency_parts(art.user.t_user_eot, art.agent.stages, turn.latency.first_audio_t)
-            rec.uplink_ms, rec.agent_ms, rec.downlink_ms = parts["uplink_ms"], parts["agent_ms"], parts["downlink_ms"]
+            # the split metrics.turn.compute made on the stack's one clock (TurnResult.latency)
+            rec.uplink_ms, rec.agent_ms, rec.downlink_ms = turn.latency.uplink_ms, turn.latency.agent_ms, turn.latency.downlink_ms
         elif it.fault is not None:
             rec.note = "no agent block in trace.json: fault truth unknown"
         rec.outcome = TurnOutcome(
