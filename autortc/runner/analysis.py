@@ -39,8 +39,18 @@ def load_transcriber(spec: str | None) -> Transcriber | None:
     return obj if isinstance(obj, Transcriber) else FunctionTranscriber(obj.transcribe if hasattr(obj, "transcribe") else obj)
 
 
+ANALYSIS_NICE = 10
+"""Niceness of the analysis worker. With ``--jobs`` > 1 a finished turn is analysed (STT of the
+heard reply, spectra) while other rooms are live; on a machine shared with the agent under test
+that CPU would show up as the agent's latency. Niced, the analysis waits for idle CPU: it only
+reads recorded files, so its own timing does not matter."""
+
+
 def _init_worker(transcriber_spec: str | None) -> None:
     global _TRANSCRIBER
+    import os
+
+    os.nice(ANALYSIS_NICE)
     _TRANSCRIBER = load_transcriber(transcriber_spec)
 
 
