@@ -31,7 +31,17 @@ class AgentConfig:
     agent_name: str = AGENT_NAME
     vad_min_silence_s: float = 0.2
     vad_activation_threshold: float = 0.5
+    # speech ends when the probability falls below this; LiveKit's default, activation - 0.15.
+    # 0.5 dated the end of speech 0-32 ms earlier on 6 of the 18 case WAVs offline (after Opus),
+    # but live the slow speaker's "a cup | of tea" was split in 3 of the 4 suite runs with it (e2
+    # and e4, both also with 10 ms input frames, and e6) and in 0 of 2 without (base1, e1), giving
+    # a talk-over or a misheard turn; docs/agent-latency.md
+    vad_deactivation_threshold: float = 0.35
     vad_min_speech_s: float = 0.05
+    # frames of the user's audio handed to the VAD and STT (LiveKit Agents' default 50 ms). 10 ms
+    # dated the end of speech ~16 ms earlier (P50) but cost +22 % agent CPU (runs e4 vs e5 in
+    # docs/agent-latency.md), and the EoT -> first audio of that run was no better
+    input_frame_ms: int = 50
     endpointing_min_delay_s: float = 0.0
     endpointing_max_delay_s: float = 3.0
     interruption_min_duration_s: float = 0.40
@@ -55,6 +65,11 @@ class AgentConfig:
     # a stop word in it interrupts at once (0 = off; the duration rule above still applies)
     stop_check_voiced_s: float = 0.2
     stop_words: str = "wait stop enough"  # the words of rules.json's "stop" rule
+    # model sets (VAD, STT, TTS) loaded before the worker registers: the thread executor keeps 2
+    # warm idle jobs beside the live ones, so `run_suite.sh --jobs 2` needs 4, and 5-6 while a
+    # finished job hands its set back. A set loaded later is ~1-2 s of GIL-heavy work while other
+    # rooms speak (run base1: a 276 ms underrun heard as two dropouts in the room speaking then)
+    preload_models: int = 6
     rules_path: str = str(Path(__file__).with_name("rules.json"))
     llm: str = "scripted"  # "scripted" (rules.json) or "transformers" (needs the `llm` extra and llm_model)
     llm_model: str = ""  # a local folder with a causal LM and its tokenizer (nothing is downloaded)

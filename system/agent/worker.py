@@ -6,8 +6,10 @@ interruption handling, local VAD mode), every turn traced by the AutoRTC protoco
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from livekit.agents import Agent, AgentServer, AgentSession, JobContext, JobExecutorType, JobProcess, cli, inference
-from livekit.agents.voice.room_io import RoomOptions
+from livekit.agents.voice.room_io import AudioInputOptions, RoomOptions
 
 from autortc.protocol.livekit_agents import AutoRTCAgentProtocol
 from system.agent.config import AgentConfig
@@ -75,6 +77,7 @@ class Models:
                     min_silence_duration=CONFIG.vad_min_silence_s,
                     min_speech_duration=CONFIG.vad_min_speech_s,
                     activation_threshold=CONFIG.vad_activation_threshold,
+                    deactivation_threshold=CONFIG.vad_deactivation_threshold,
                 ),
                 activation_threshold=CONFIG.vad_activation_threshold,
             ),
@@ -125,6 +128,24 @@ def _acquire() -> Models:
 def _release(models: Models) -> None:
     with _POOL_LOCK:
         _POOL.append(models)
+
+
+def preload(n: int) -> None:
+    """Fill the pool with ``n`` model sets, then freeze the heap they made.
+
+    ``gc.freeze()`` moves every object alive now (models, imports) out of the collector's
+    generations, so later full collections do not walk them: a gen-2 collection of this heap
+    took 0.1 s with the GIL held (LiveKit Agents' loop monitor: "event loop blocked ... gc_time").
+    """
+    t0 = time.monotonic()
+    loaded = [Models.load() for _ in range(max(0, n - len(_POOL)))]
+    for m in loaded:
+        _release(m)
+    gc.collect()
+    gc.freeze()
+    # before cli.run_app the log has no handler yet: stderr goes to the agent's log file
+    print(f"autortc.agent: preloaded {len(loaded)} model sets in {time.monotonic() - t0:.2f} s "
+          f"({gc.get_freeze_count()} objects frozen)", file=sys.stderr, flush=True)
 
 
 def prewarm(proc: JobProcess) -> None:
@@ -238,7 +259,17 @@ async def entrypoint(ctx: JobContext) -> None:
         user_away_timeout=None,
     )
     holder["session"] = session
-    await session.start(agent=faults.agent(BundledAgent)(), room=ctx.room, room_options=RoomOptions(close_on_disconnect=True))
+
+    def end_job(ev: Any) -> None:
+        # The job would otherwise last until the SFU deletes the empty room (~10 s later) and
+        # count against MAX_JOBS all that time: with --jobs 2 the worker then answered the next
+        # dispatch "not available" and the SFU dropped it (run base1: "failed to send job
+        # request: no servers available", a 30 s barrier timeout and a retried case).
+        ctx.shutdown(reason=f"agent session closed ({getattr(ev, 'reason', '')})")
+
+    session.on("close", end_job)
+    await session.start(agent=faults.agent(BundledAgent)(), room=ctx.room, room_options=RoomOptions(
+        close_on_disconnect=True, audio_input=AudioInputOptions(frame_size_ms=CONFIG.input_frame_ms)))
     faults.install_path(session)  # fault bench: path faults after the pre-RTC copy
     proto = AutoRTCAgentProtocol(room=ctx.room, session=session, trace_fields=faults.trace_fields)
     await proto.start()
@@ -247,4 +278,5 @@ async def entrypoint(ctx: JobContext) -> None:
 
 
 if __name__ == "__main__":
+    preload(CONFIG.preload_models)
     cli.run_app(server)
