@@ -4,6 +4,8 @@ The engine's blocking generator runs in a thread; each PCM chunk is handed to th
 session the moment it exists, as 20 ms frames (the seed's worst bottleneck was a
 whole reply pushed at once: tts_first → publish 1481 ms). The session wraps a
 non-streaming TTS in ``tts.StreamAdapter``, which feeds it sentence by sentence.
+Each synthesis starts at its first audible frame (:func:`trim_leading_silence`): piper's
+35-65 ms of leading silence would otherwise be waited for by the user at every reply.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 from livekit.agents import tts, utils
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
 
@@ -21,6 +24,42 @@ from system.tts.base import StreamingTTS
 
 FRAME_MS = 20
 _DONE = object()
+
+LEAD_FLOOR_DBFS = -40.0
+"""Level under which a reply's first samples count as leading silence (5 ms RMS frames)."""
+LEAD_KEEP_MS = 10.0
+"""Silence kept before the first audible frame, so the voice's own onset ramp is not cut."""
+LEAD_SEARCH_MS = 200.0
+"""Past this much silence at the start nothing is trimmed (a deliberate pause stays)."""
+
+
+def audible_start(pcm: np.ndarray, sr: int, *, floor_dbfs: float = LEAD_FLOOR_DBFS, frame_ms: float = 5.0) -> int | None:
+    """Index of the first sample of the first ``frame_ms`` frame whose RMS reaches ``floor_dbfs``.
+
+    ``pcm``: ``(n,)`` int16 at ``sr`` Hz. ``None`` when no frame reaches it.
+    Piper starts every synthesis with 35-65 ms under -40 dBFS (the bundled voice, measured on the
+    rules.json replies); the user waits that long for nothing.
+    """
+    x = np.asarray(pcm, dtype=np.float32).reshape(-1) / 32768.0
+    n = max(1, int(sr * frame_ms / 1000))
+    k = x.size // n
+    if k == 0:
+        return None
+    rms = np.sqrt(np.mean(x[: k * n].reshape(k, n) ** 2, axis=1))
+    loud = np.flatnonzero(rms >= 10 ** (floor_dbfs / 20))
+    return int(loud[0] * n) if loud.size else None
+
+
+def trim_leading_silence(pcm: np.ndarray, sr: int, *, keep_ms: float = LEAD_KEEP_MS,
+                         search_ms: float = LEAD_SEARCH_MS) -> np.ndarray:
+    """``pcm`` without its leading silence, keeping ``keep_ms`` before the first audible frame.
+
+    Only the first ``search_ms`` are searched: a longer silent start is returned as is.
+    """
+    start = audible_start(pcm[: int(sr * search_ms / 1000)], sr)
+    if start is None:
+        return pcm
+    return pcm[max(0, start - int(sr * keep_ms / 1000)):]
 
 
 class LocalTTS(tts.TTS):
@@ -73,12 +112,22 @@ class _LocalChunkedStream(tts.ChunkedStream):
 
         def produce() -> None:
             c0 = time.thread_time()
+            sr = owner.sample_rate
+            head: list[np.ndarray] | None = []  # chunks before the first audible one (leading silence)
             try:
                 with owner._engine_lock:
                     for chunk in owner._engine.synthesize_stream(self._input_text):
                         if cancelled.is_set():
                             return
+                        if head is not None:
+                            head.append(chunk)
+                            pcm = np.concatenate(head)
+                            if audible_start(pcm, sr) is None and pcm.size < sr * LEAD_SEARCH_MS / 1000:
+                                continue
+                            chunk, head = trim_leading_silence(pcm, sr), None
                         loop.call_soon_threadsafe(queue.put_nowait, chunk)
+                    if head:  # the whole synthesis was quieter than the floor: send it as it is
+                        loop.call_soon_threadsafe(queue.put_nowait, np.concatenate(head))
             except BaseException as exc:  # handed to the event loop, raised there
                 loop.call_soon_threadsafe(queue.put_nowait, exc)
             finally:

@@ -1,0 +1,98 @@
+"""The bundled agent's TTS adapter starts each synthesis at its first audible frame.
+
+Ground truth is planted: a known length of digital silence (or of low noise) before a tone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import pytest
+
+from system.agent.tts_adapter import LEAD_KEEP_MS, LocalTTS, audible_start, trim_leading_silence
+from system.tts import StreamingTTS, TTSOptions
+
+pytestmark = pytest.mark.unit
+
+SR = 22050
+
+
+def _tone(ms: float, dbfs: float = -12.0) -> np.ndarray:
+    t = np.arange(int(SR * ms / 1000)) / SR
+    return (10 ** (dbfs / 20) * 32767 * np.sin(2 * np.pi * 220 * t)).astype(np.int16)
+
+
+def _silence(ms: float, dbfs: float | None = None) -> np.ndarray:
+    n = int(SR * ms / 1000)
+    if dbfs is None:
+        return np.zeros(n, np.int16)
+    return (np.random.default_rng(0).standard_normal(n) * 10 ** (dbfs / 20) * 32767).astype(np.int16)
+
+
+@pytest.mark.parametrize("lead_ms", [0.0, 35.0, 65.0, 150.0])
+def test_trim_keeps_only_keep_ms_before_the_planted_onset(lead_ms: float) -> None:
+    pcm = np.concatenate([_silence(lead_ms), _tone(300)])
+    out = trim_leading_silence(pcm, SR)
+    removed_ms = (pcm.size - out.size) / SR * 1000
+    expected_ms = max(0.0, lead_ms - LEAD_KEEP_MS)
+    # the onset is found on 5 ms frames: at most one frame late or early
+    assert abs(removed_ms - expected_ms) <= 5.0 + 1e-6, (lead_ms, removed_ms)
+    np.testing.assert_array_equal(out[-1000:], pcm[-1000:])  # nothing after the onset is touched
+
+
+def test_low_noise_under_the_floor_counts_as_silence_and_a_long_silent_start_stays() -> None:
+    pcm = np.concatenate([_silence(50, dbfs=-60.0), _tone(200)])
+    assert abs((pcm.size - trim_leading_silence(pcm, SR).size) / SR * 1000 - 40.0) <= 5.0
+    long_pause = np.concatenate([_silence(400), _tone(200)])
+    assert trim_leading_silence(long_pause, SR).size == long_pause.size
+    assert audible_start(_silence(100), SR) is None
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Opts(TTSOptions):
+    lead_ms: float = 60.0
+
+
+class _LeadTTS(StreamingTTS[_Opts]):
+    """Yields ``lead_ms`` of silence then a 400 ms tone, in 20 ms chunks (like piper's first segment)."""
+
+    name: ClassVar[str] = "lead"
+    options_class: ClassVar[type[TTSOptions]] = _Opts
+
+    @property
+    def sample_rate(self) -> int:
+        return SR
+
+    def _synthesize_segment(self, text: str, options: _Opts) -> Iterator[np.ndarray]:
+        yield np.concatenate([_silence(options.lead_ms), _tone(400)])
+
+
+def test_adapter_publishes_from_the_onset_and_loses_no_audible_sample() -> None:
+    engine = _LeadTTS(_Opts(lead_ms=60.0, segment=False))
+    full = engine.synthesize("hello")
+
+    async def run() -> np.ndarray:
+        tts = LocalTTS(engine=engine)
+        frames = []
+        async with tts.synthesize("hello") as stream:
+            async for ev in stream:
+                frames.append(np.frombuffer(ev.frame.data, dtype=np.int16))
+        await tts.aclose()
+        return np.concatenate(frames)
+
+    out = asyncio.run(run())
+    onset = int(SR * 0.060)
+    lead_out = audible_start(out, SR)
+    assert lead_out is not None and lead_out / SR * 1000 <= LEAD_KEEP_MS + 5.0
+    # what was cut is the planted silence up to LEAD_KEEP_MS before the onset (5 ms frames), and
+    # every sample after the cut is published, in order
+    # (the emitter pads its last 20 ms frame with zeros)
+    want = onset - int(SR * LEAD_KEEP_MS / 1000)
+    ks = [k for k in range(want - int(SR * 0.005), want + int(SR * 0.005) + 1)
+          if out.size >= full.size - k and np.array_equal(out[: full.size - k], full[k:])]
+    assert ks, "the published audio is not the synthesis cut 10 ms (+-5 ms) before its onset"
+    assert not out[full.size - ks[0]:].any()
