@@ -9,7 +9,11 @@ timestamps; for the 1–7 s turns a voice agent hears that is mostly padding. Is
   1 intra-op thread, output capped at 8 tokens per second of audio + 12 — 0.13 s idle,
   0.19 / 0.31 s P50/P95 under load, WER 3.6 %, 0.035 CPU-s per second of audio.
 
-Windows under ~6 s make the decoder loop (WER > 100 %), hence the 10 s floor; whisper's encoder
+Windows under ~6 s make the decoder loop (WER > 100 %). The floor is 8 s: on the 18 case WAVs
+after an Opus round trip (``scripts/stt_window.py`` prints the table) 8 s gave the same words
+as 10 s on all 18 (punctuation differs on 3) and a ~17 % shorter median decode (118 vs 142 ms in
+the quietest passes of ``--windows 8 10 8 10`` run twice on the 2-core machine; other passes
+were 140-200 ms for both, the machine being shared); 6 s changed the words of 3. Whisper's encoder
 was trained on at most 30 s, so longer audio goes through faster-whisper's ``transcribe()``.
 """
 
@@ -44,7 +48,7 @@ class ShortWindowOptions:
 
     model_path: str | None = None
     compute_type: str = "int8"
-    min_window_s: float = 10.0
+    min_window_s: float = 8.0
     window_margin_s: float = 2.0
     max_window_s: float = 30.0
     tokens_per_s: float = 8.0
