@@ -55,9 +55,10 @@ def turn_rows(run: Path) -> list[dict]:
         seg = user["segments"][0]
         x, usr = sf.read(str(turn.parent / user["wav"]), dtype="int16")
         snd = first_sound_ms(x, usr)
-        if ex.get("t_sound_received") is not None and snd is not None:
+        t_anchor = ex.get("t_sound_anchor", ex.get("t_sound_received"))  # re-timed anchor, else the raw one
+        if t_anchor is not None and snd is not None:
             t_sound_user = seg["t_onset"] + (snd * usr / 1000.0 - seg["speech_start_sample"]) / usr
-            row["uplink_ms"] = 1000.0 * (ex["t_sound_received"] - t_sound_user)
+            row["uplink_ms"] = 1000.0 * (t_anchor - t_sound_user)
         if ex.get("t_say") is not None and t_heard is not None:
             row["say_to_heard_ms"] = 1000.0 * (t_heard - ex["t_say"])
         row["late_ms"] = ex.get("late_ms")

@@ -178,7 +178,10 @@ class PrematureReply:
         self.frames: list[rtc.AudioFrame] = []
         self.presynth: asyncio.Task[None] | None = None
         self.timer: asyncio.Task[None] | None = None
+        self.listen: asyncio.Task[None] | None = None
         self._vad_onset: asyncio.Future[float] | None = None
+        self._t_anchor: float | None = None
+        self._anchor_moved = asyncio.Event()
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -191,13 +194,13 @@ class PrematureReply:
         self.timer.add_done_callback(_log_failure)
 
     def cancel(self) -> None:
-        for t in (self.presynth, self.timer):
+        for t in (self.presynth, self.timer, self.listen):
             if t is not None and not t.done():
                 t.cancel()
 
     async def aclose(self) -> None:
         self.cancel()
-        tasks = [t for t in (self.presynth, self.timer) if t is not None]
+        tasks = [t for t in (self.presynth, self.timer, self.listen) if t is not None]
         if tasks:
             await asyncio.wait(tasks)
 
@@ -228,28 +231,77 @@ class PrematureReply:
         finally:
             await stream.aclose()
 
-    async def _first_sound(self) -> float:
+    async def _listen(self) -> None:
+        """Reader of the user's audio: finds the first sound and keeps re-timing it until the reply is said.
+
+        A frame's time is its arrival (its last sample is here now), but a busy event loop (a new job
+        loading its models while the user speaks: fb-prem-3101 b002, the anchor 433 ms late, the VAD
+        too) sees frames late and then in a burst.  The receiver hands them over at media pace, so,
+        as ``metrics.latency.sample_arrival_time`` does at the probe, the anchor is the lower envelope
+        of ``arrival - samples/sr`` over the frames from the onset on, plus the onset's sample."""
         frames = self._user_audio()
         det: SoundOnset | None = None
+        n = 0
         try:
             async for f in frames:
-                t = self._clock()  # the frame's arrival: its last sample is here now
+                t = self._clock()
                 if det is None:
                     det = SoundOnset(f.sample_rate)
                 pcm = np.frombuffer(bytes(f.data), dtype=np.int16)[:: max(1, f.num_channels)]
-                t_on = det.push(pcm, t_last=t)
-                if t_on is not None:
-                    return t_on
+                n += pcm.size
+                if det.onset_sample is None:
+                    det.push(pcm, t_last=t)
+                    if det.onset_sample is not None:
+                        self.plan.premature_timing["t_sound_received"] = round(
+                            t - (n - 1 - det.onset_sample) / det.sr, 6)
+                if det.onset_sample is not None:
+                    cand = t - (n - 1 - det.onset_sample) / det.sr
+                    if self._t_anchor is None or cand < self._t_anchor:
+                        self._t_anchor = cand
+                        self._anchor_moved.set()
         finally:
             await frames.aclose()  # type: ignore[attr-defined]
-        raise RuntimeError("fault premature: the user's audio ended before any sound")
+
+    async def _wait_anchor_or(self, timeout: float) -> None:
+        """Until the anchor moves or ``timeout`` s pass (``sleep``: the clock's own wait)."""
+        moved = asyncio.ensure_future(self._anchor_moved.wait())
+        slept = asyncio.ensure_future(self._sleep(timeout))
+        try:
+            await asyncio.wait({moved, slept}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (moved, slept):
+                t.cancel()
+            await asyncio.wait({moved, slept})
 
     async def _run(self) -> None:
         plan = self.plan
         after = plan.premature_after_sound_ms
         if after is not None:
-            t_anchor = await self._first_sound()
-            plan.premature_timing["t_sound_received"] = round(t_anchor, 6)
+            self.listen = asyncio.get_running_loop().create_task(self._listen(), name="fault.premature.listen")
+            self.listen.add_done_callback(_log_failure)
+            try:
+                while True:  # say it at anchor + after, the anchor re-timed as frames come
+                    self._anchor_moved.clear()
+                    if self._t_anchor is None:
+                        if self.listen.done():
+                            raise RuntimeError("fault premature: the user's audio ended before any sound")
+                        moved = asyncio.ensure_future(self._anchor_moved.wait())
+                        try:
+                            await asyncio.wait({moved, self.listen}, return_when=asyncio.FIRST_COMPLETED)
+                        finally:
+                            moved.cancel()
+                            await asyncio.wait({moved})
+                        continue
+                    wait = self._t_anchor + after / 1000.0 - self._clock()
+                    if wait <= 0:
+                        break
+                    await self._wait_anchor_or(wait)
+            finally:
+                self.listen.cancel()
+                await asyncio.wait({self.listen})
+            assert self._t_anchor is not None
+            t_anchor = self._t_anchor
+            plan.premature_timing["t_sound_anchor"] = round(t_anchor, 6)
         else:
             assert self._vad_onset is not None and plan.premature_start_ms is not None
             t_anchor = await self._vad_onset
@@ -259,10 +311,10 @@ class PrematureReply:
         assert self.presynth is not None
         await asyncio.wait({self.presynth})
         late = self._clock() - due
-        if late > 0:
+        if late > 0.005:
             plan.premature_timing["late_ms"] = round(1000.0 * late, 1)
-            log.warning("fault premature: reply ready %.0f ms after its time", 1000.0 * late)
-        else:
+            log.warning("fault premature: reply %.0f ms after its time", 1000.0 * late)
+        elif late < 0:
             await self._sleep(-late)
         frames = self.frames if (not self.presynth.cancelled() and self.presynth.exception() is None) else []
         plan.premature_timing["t_say"] = round(self._clock(), 6)
@@ -276,7 +328,7 @@ class PrematureReply:
             log.warning("fault premature: no pre-synthesised reply; synthesising now")
             self._session.say(self._text, allow_interruptions=False)
         log.info("fault premature: reply said %.0f ms after the user's %s", after,
-                 "first sound" if "t_sound_received" in plan.premature_timing else "VAD onset")
+                 "first sound" if "t_sound_anchor" in plan.premature_timing else "VAD onset")
 
 
 def _log_failure(task: asyncio.Task[Any]) -> None:

@@ -86,14 +86,15 @@ FRAME_MS = 20  # the codec / publish frame a "lost frame" removes
 
 # ``premature``: the reply must be HEARD ``ms`` before the user's end of speech, so the agent says it
 # earlier by the lags between the user's mic and its own ear, and between its say() and the user's ear.
-PREMATURE_UPLINK_MS = 40.0
+PREMATURE_UPLINK_MS = 73.0
 """User's mic hands a frame to the SDK -> the agent's AudioStream yields it (SFU + Opus + jitter
-buffer on one host); the anchor (first sound received) is this late.  Estimate checked live: the
-truth's ``t_sound_received`` against the user's mic timeline (docs/faultbench.md, premature)."""
-PREMATURE_SAY_TO_HEARD_MS = 217.0
-"""``session.say()`` with pre-synthesised audio -> first audible sample at the probe: fb-bots-1802's five
-premature turns 210, 216, 217, 235, 331 ms (median; say -> pre-RTC copy 66-71, copy -> published
-87-175, published -> heard 40-85)."""
+buffer on one host): the anchor (first sound received) is this late.  Measured on the live take
+fb-prem-3101 (scripts/premature_leads.py: the truth's ``t_sound_received`` against the user's mic
+timeline): 56, 71, 73, 75, 99 ms, median 73 (a sixth turn, 442 ms, was a busy event loop, which
+the anchor's lower envelope now re-times)."""
+PREMATURE_SAY_TO_HEARD_MS = 148.0
+"""``session.say()`` with the pre-synthesised audio -> the first audible sample at the probe,
+fb-prem-3101: 128, 133, 143, 153, 173, 244 ms (median 148)."""
 
 PathKind = Literal["lost_frame", "gap", "noise_dropout", "stall", "rate_22k_as_24k", "lowpass", "head_cut", "tail_cut"]
 AgentKind = Literal["clipping", "click", "repeat", "wrong_words"]

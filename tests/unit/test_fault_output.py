@@ -242,13 +242,17 @@ class _Session:
         self.said.append((text, audio))
 
 
-def _user_mic(sound_at_frame: int, frames: int, clock: list[float], sr: int = 16000):
+def _user_mic(sound_at_frame: int, frames: int, clock: list[float], sr: int = 16000, burst: int = 0):
     """The user's mic as received: 10 ms frames of digital silence, then a tone at -20 dBFS;
-    each frame "arrives" 10 ms after the previous one on the fake clock."""
+    each frame "arrives" 10 ms after the previous one on the fake clock, except the first ``burst``
+    frames, which all arrive at once when the next one is due (a blocked event loop catching up)."""
 
     async def gen():
         for i in range(frames):
-            clock[0] += 0.010
+            if i >= burst:
+                clock[0] += 0.010
+            elif i == 0:
+                clock[0] += 0.010 * burst
             x = np.zeros(sr // 100, np.int16) if i < sound_at_frame else (
                 3277 * np.sin(2 * np.pi * 200 * np.arange(sr // 100) / sr)).astype(np.int16)
             yield rtc.AudioFrame(x.tobytes(), sr, 1, x.size)
@@ -290,7 +294,7 @@ async def test_premature_reply_is_said_at_first_sound_plus_the_planned_time(task
     from system.agent.faults import PREMATURE_SAY_TO_HEARD_MS, PREMATURE_UPLINK_MS
 
     session = _Session(block=False)
-    pre = PrematureReply(plan, session, "It is sunny.", user_audio=_user_mic(30, 40, clock),
+    pre = PrematureReply(plan, session, "It is sunny.", user_audio=_user_mic(30, 33, clock),
                          clock=lambda: clock[0], sleep=fake_sleep)
     pre.start()
     for _ in range(200):
@@ -308,4 +312,32 @@ async def test_premature_reply_is_said_at_first_sound_plus_the_planned_time(task
     assert len(session.said) == 1 and session.said[0][1] is not None  # the pre-synthesised audio, not a new synthesis
     truth = plan.trace_fields()["fault_truth"][-1]
     assert truth["kind"] == "premature" and truth["extra"]["say_after_user_sound_ms"] == pytest.approx(after_ms)
+    await pre.aclose()
+
+
+async def test_premature_anchor_is_retimed_when_the_frames_came_late_in_a_burst(task_guard):
+    """Frames 0-34 all reach the agent at 100.35 s (its loop was busy); the receiver produced them at
+    media pace, so frame 34's arrival dates them all: the onset (frame 30's first sample) was at
+    100.35 - (35 * 160 - 1 - 30 * 160) / 16000 s, 20 ms before the first, late, estimate."""
+    clock = [100.0]
+
+    async def fake_sleep(dt: float) -> None:
+        clock[0] += dt
+
+    plan = FaultPlan.from_metadata(PREMATURE)
+    from system.agent.fault_output import PrematureReply
+
+    session = _Session(block=False)
+    pre = PrematureReply(plan, session, "It is sunny.", user_audio=_user_mic(30, 60, clock, burst=35),
+                         clock=lambda: clock[0], sleep=fake_sleep)
+    pre.start()
+    for _ in range(400):
+        if pre.timer is not None and pre.timer.done():
+            break
+        await asyncio.sleep(0)
+    assert pre.timer is not None and pre.timer.done() and pre.timer.exception() is None
+    timing = plan.premature_timing
+    assert timing["t_sound_received"] == pytest.approx(100.35 - 479 / 16000, abs=1e-6)  # seen at frame 32, late
+    assert timing["t_sound_anchor"] == pytest.approx(100.35 - 799 / 16000, abs=1e-6)
+    assert timing["t_say"] >= timing["t_sound_anchor"] + plan.premature_after_sound_ms / 1000 - 1e-6
     await pre.aclose()
