@@ -26,6 +26,13 @@ SPEECH_*                    see below a case WAV's speech span (the annotation's
                                       frame RMS above ``max(-50 dBFS, floor + 12 dB)``, floor =
                                       the quietest 50 ms; runs >= 30 ms.  Relative to the file's
                                       own floor because case WAVs carry planted noise.
+SOUND_DBFS, SOUND_RUN_MS    -50, 30   first sound of a stream (``SoundOnset``): the first run
+                                      of >= 30 ms of 10 ms blocks at >= -50 dBFS, blocks on the
+                                      stream's own grid.  The premature fault's anchor: the
+                                      bench finds it in the case WAV, the agent in the audio it
+                                      receives, so both name the same sample (the user's mic
+                                      sends digital silence before a segment; a WAV's noise
+                                      bed counts as sound, on both sides alike).
 ==========================  ========  =======================================================
 
 Shapes: ``x`` is mono float (full scale 1.0), shape ``(n,)``; ``sr`` in Hz; frame indices
@@ -63,6 +70,10 @@ SPEECH_MIN_RUN_MS = 30
 SPEECH_FLOOR_DBFS = -50.0
 SPEECH_ABOVE_NOISE_DB = 12.0
 SPEECH_FLOOR_WINDOW_MS = 50
+
+SOUND_DBFS = -50.0
+SOUND_RUN_MS = 30
+SOUND_BLOCK_MS = 10
 
 FRAME_MS = 10.0
 HOP_MS = 5.0
@@ -202,3 +213,53 @@ def measure_speech_span(samples: np.ndarray, sr: int) -> tuple[int, int] | None:
     seg = np.abs(frames[last - 1])
     i1 = (last - 1) * hop + int(np.flatnonzero(seg > thr_amp)[-1]) if np.any(seg > thr_amp) else last * hop - 1
     return int(round(i0 * 1000 / sr)), int(round((i1 + 1) * 1000 / sr))
+
+
+class SoundOnset:
+    """Streaming first sound (``SOUND_DBFS``/``SOUND_RUN_MS`` above) over int16 or float chunks.
+
+    ``push(chunk, t_last=...)`` returns, once, the time of the run's first sample, counted back
+    from ``t_last`` (the time of the chunk's last sample, e.g. its arrival); ``onset_sample`` is
+    that sample's index in the stream.  The clock is the caller's (a parameter, not read here).
+    """
+
+    def __init__(self, sr: int) -> None:
+        self.sr = sr
+        self._block = max(1, sr * SOUND_BLOCK_MS // 1000)
+        self._need = max(1, SOUND_RUN_MS // SOUND_BLOCK_MS)
+        self._buf = np.zeros(0, np.float64)
+        self._seen = 0  # samples pushed
+        self._next_block = 0  # stream index of the first sample of the next block to judge
+        self._run_start: int | None = None
+        self._run = 0
+        self.onset_sample: int | None = None
+
+    def push(self, chunk: np.ndarray, *, t_last: float) -> float | None:
+        if self.onset_sample is not None:
+            return None
+        x = np.asarray(chunk)
+        x = x.astype(np.float64) / 32768.0 if x.dtype == np.int16 else x.astype(np.float64)
+        self._buf = np.concatenate([self._buf, x])
+        self._seen += x.size
+        thr = 10.0 ** (SOUND_DBFS / 20.0)
+        while self._buf.size >= self._block:
+            blk, self._buf = self._buf[: self._block], self._buf[self._block:]
+            if float(np.sqrt(np.mean(blk * blk))) >= thr:
+                if self._run_start is None:
+                    self._run_start = self._next_block
+                self._run += 1
+            else:
+                self._run_start, self._run = None, 0
+            self._next_block += self._block
+            if self._run >= self._need:
+                assert self._run_start is not None
+                self.onset_sample = self._run_start
+                return t_last - (self._seen - 1 - self._run_start) / self.sr
+        return None
+
+
+def first_sound_ms(x: np.ndarray, sr: int) -> float | None:
+    """Time (ms from the first sample) of ``SoundOnset``'s first sound in a whole signal; None if none."""
+    det = SoundOnset(sr)
+    det.push(np.asarray(x), t_last=0.0)
+    return None if det.onset_sample is None else 1000.0 * det.onset_sample / sr

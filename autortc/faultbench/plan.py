@@ -37,6 +37,24 @@ class BenchCase:
     keywords: tuple[str, ...] = ()
     user_speech_ms: float | None = None
     respond_only: bool = True
+    user_sound_to_eot_ms: float | None = None
+
+    @staticmethod
+    def sound_to_eot_ms(seg: Any) -> float | None:
+        """From the segment WAV's first sound (``autortc.audio.energy.SoundOnset``, the rule the agent
+        applies to the audio it receives) to its ``speech_end_ms``; None without a readable WAV."""
+        path = getattr(seg, "wav_path", None)
+        if path is None:
+            return None
+        import soundfile as sf
+
+        from autortc.audio.energy import first_sound_ms
+
+        x, sr = sf.read(str(path), dtype="int16", always_2d=True)
+        first = first_sound_ms(x[:, 0], sr)
+        if first is None or first >= seg.speech_end_ms:
+            return None
+        return float(seg.speech_end_ms - first)
 
     @classmethod
     def from_case(cls, case: Any) -> BenchCase:
@@ -50,6 +68,7 @@ class BenchCase:
             keywords=tuple(case.expect_keywords),
             user_speech_ms=float(first.speech_end_ms - first.speech_start_ms),
             respond_only=len(segs) == 1 and first.expect == "respond",
+            user_sound_to_eot_ms=cls.sound_to_eot_ms(first),
         )
 
 
@@ -106,6 +125,8 @@ def _spec_for(entry: FaultEntry, case: BenchCase, rng: np.random.Generator) -> d
         if case.user_speech_ms is None:
             raise PlanError(f"case {case.id}: premature reply needs the user's speech span (speech_start/end_ms)")
         spec["user_speech_ms"] = case.user_speech_ms
+        if case.user_sound_to_eot_ms is not None:
+            spec["user_sound_to_eot_ms"] = case.user_sound_to_eot_ms
     return spec
 
 

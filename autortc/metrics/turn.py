@@ -197,11 +197,11 @@ def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: T
         F.peak_derivative_max = fingerprints.peak_derivative_max(seg.samples)
         F.hf_energy_ratio_post = fingerprints.hf_energy_ratio(seg.samples, seg.sr)
         if detect_repeats:
-            reps = fingerprints.detect_repeats(seg.samples, seg.sr)
+            reps = fingerprints.all_repeats(seg.samples, seg.sr)
             F.repeat_count = len(reps)
             F.repeats = [Interval(r.start_ms, r.end_ms) for r in reps]
             if reps and pre_at is not None:
-                own_r = [(q.start_ms + shift, q.end_ms + shift) for q in fingerprints.detect_repeats(pre_at, seg.sr)]
+                own_r = [(q.start_ms + shift, q.end_ms + shift) for q in fingerprints.all_repeats(pre_at, seg.sr)]
                 res.origin["repeats"] = _origin([(q.start_ms, q.end_ms) for q in reps], own_r)
         if L.clipping_ratio and L.pre_clipping_ratio is not None:
             res.origin["clipping"] = "agent" if L.pre_clipping_ratio >= 0.5 * L.clipping_ratio else "path"

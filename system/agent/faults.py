@@ -84,6 +84,18 @@ SILENCE_DBFS = -50.0
 PAUSE_MS = 120  # piper (rules.json replies): sentence and comma pauses 140-320 ms, closures inside phrases <= 70 ms
 FRAME_MS = 20  # the codec / publish frame a "lost frame" removes
 
+# ``premature``: the reply must be HEARD ``ms`` before the user's end of speech, so the agent says it
+# earlier by the lags between the user's mic and its own ear, and between its say() and the user's ear.
+PREMATURE_UPLINK_MS = 73.0
+"""User's mic hands a frame to the SDK -> the agent's AudioStream yields it (SFU + Opus + jitter
+buffer on one host): the anchor (first sound received) is this late.  Measured on the live take
+fb-prem-3101 (scripts/premature_leads.py: the truth's ``t_sound_received`` against the user's mic
+timeline): 56, 71, 73, 75, 99 ms, median 73 (a sixth turn, 442 ms, was a busy event loop, which
+the anchor's lower envelope now re-times)."""
+PREMATURE_SAY_TO_HEARD_MS = 148.0
+"""``session.say()`` with the pre-synthesised audio -> the first audible sample at the probe,
+fb-prem-3101: 128, 133, 143, 153, 173, 244 ms (median 148)."""
+
 PathKind = Literal["lost_frame", "gap", "noise_dropout", "stall", "rate_22k_as_24k", "lowpass", "head_cut", "tail_cut"]
 AgentKind = Literal["clipping", "click", "repeat", "wrong_words"]
 TurnKind = Literal["delay", "premature", "no_reply", "no_yield", "false_yield"]
@@ -119,6 +131,8 @@ class FaultSpec(BaseModel):
     ``tail_cut`` (0.6); ``from_hz``/``to_hz`` of ``rate_22k_as_24k`` (22050 played as 24000);
     ``keywords`` the case's expected words that ``wrong_words`` removes; ``user_speech_ms``
     the user's speech length in the case WAV (``premature`` starts ``ms`` before its end);
+    ``user_sound_to_eot_ms`` from the case WAV's first sound (``autortc.audio.energy.SoundOnset``)
+    to the user's end of speech: ``premature``'s anchor in the audio the agent receives;
     ``reply_index`` which reply of the room is damaged (0: the first).
     """
 
@@ -136,6 +150,7 @@ class FaultSpec(BaseModel):
     to_hz: int = Field(default=24000, gt=0)
     keywords: tuple[str, ...] = ()
     user_speech_ms: float | None = Field(default=None, gt=0.0)
+    user_sound_to_eot_ms: float | None = Field(default=None, gt=0.0)
     reply_index: int = Field(default=0, ge=0)
 
     @model_validator(mode="after")
@@ -804,6 +819,7 @@ class FaultPlan:
         self.case_id = case_id
         self.truths: list[FaultTruth] = []
         self._appliers: list[StreamApplier] = []
+        self.premature_timing: dict[str, Any] = {}  # the wiring's own times (t_sound_received, t_say, ...)
 
     @classmethod
     def from_metadata(cls, raw: str | bytes | dict[str, Any] | None, *, source: str = "room metadata") -> FaultPlan:
@@ -842,6 +858,17 @@ class FaultPlan:
             return None
         assert self.spec.user_speech_ms is not None and self.spec.size_ms is not None
         return max(0.0, self.spec.user_speech_ms - self.spec.size_ms)
+
+    @property
+    def premature_after_sound_ms(self) -> float | None:
+        """``premature`` with ``user_sound_to_eot_ms``: say the reply this many ms after the first sound
+        received from the user, so it is heard ``ms`` before the user's end of speech (the lags above
+        taken off).  None otherwise (then ``premature_start_ms`` after the VAD onset)."""
+        if self.kind != "premature" or self.spec is None or self.spec.user_sound_to_eot_ms is None:
+            return None
+        assert self.spec.size_ms is not None
+        return max(0.0, self.spec.user_sound_to_eot_ms - self.spec.size_ms
+                   - PREMATURE_UPLINK_MS - PREMATURE_SAY_TO_HEARD_MS)
 
     @property
     def delay_ms(self) -> float:
@@ -883,7 +910,12 @@ class FaultPlan:
             return None
         extra: dict[str, Any] = {}
         if self.kind == "premature":
-            extra = {"lead_ms": self.spec.size_ms, "start_after_user_onset_ms": self.premature_start_ms}
+            if self.premature_after_sound_ms is not None:
+                extra = {"lead_ms": self.spec.size_ms, "say_after_user_sound_ms": self.premature_after_sound_ms,
+                         "uplink_ms": PREMATURE_UPLINK_MS, "say_to_heard_ms": PREMATURE_SAY_TO_HEARD_MS}
+            else:
+                extra = {"lead_ms": self.spec.size_ms, "start_after_user_onset_ms": self.premature_start_ms}
+            extra.update(self.premature_timing)
         if self.kind == "false_yield":
             extra = self.session_overrides()
         return FaultTruth(kind=self.kind, planted=True, in_agent_copy=False, extra=extra)

@@ -70,3 +70,34 @@ def test_energy_of_another_signal_is_refused():
         first_onset(x, SR, energy=en)
     with pytest.raises(ValueError, match="frame"):
         detect_gaps(x, SR, energy=E.signal_energy(x, SR), frame_ms=20.0)
+
+
+def test_sound_onset_is_the_first_30ms_run_at_minus_50_dbfs_whatever_the_chunking():
+    from autortc.audio.energy import SoundOnset, first_sound_ms
+
+    sr = 16000
+    x = np.zeros(sr, np.int16)
+    x[3200:3360] = 1000  # 10 ms at -30 dBFS: too short to count (a click, a breath)
+    x[4800:4960] = 50  # 10 ms at -56 dBFS: too quiet
+    x[8000:12000] = (3000 * np.sin(np.arange(4000) / 5)).astype(np.int16)  # from 500 ms on
+    assert first_sound_ms(x, sr) == 500.0
+    for chunk in (1, 160, 333, 16000):
+        det = SoundOnset(sr)
+        hits = [det.push(x[i:i + chunk], t_last=(i + min(chunk, x.size - i) - 1) / sr) for i in range(0, x.size, chunk)]
+        got = [h for h in hits if h is not None]
+        assert got == [pytest.approx(0.5, abs=1e-9)] and det.onset_sample == 8000
+    assert first_sound_ms(np.zeros(sr, np.int16), sr) is None
+
+
+def test_plan_gives_premature_the_case_wavs_first_sound_to_eot():
+    from pathlib import Path
+
+    from autortc.cases import load_cases
+    from autortc.faultbench.plan import BenchCase, make_plan
+
+    cases = {c.id: c for c in load_cases(Path(__file__).parents[2] / "cases" / "all_cases.json")}
+    quiet = BenchCase.from_case(cases["level_quiet_speaker"])  # speech 300-2668 ms, first -50 dBFS run at 370 ms
+    noise = BenchCase.from_case(cases["noise_background"])  # noise bed from 0 ms, speech ends at 2270 ms
+    assert quiet.user_sound_to_eot_ms == 2668 - 370 and noise.user_sound_to_eot_ms == 2270
+    plan = make_plan([quiet], seed=1, k=1, clean=0, delay_pairs=0, faults=["premature_500"])
+    assert plan.items[0].spec["user_sound_to_eot_ms"] == 2298

@@ -193,3 +193,151 @@ def test_from_job_reads_dispatch_then_room_metadata_and_names_a_bad_field():
     job.metadata = json.dumps({"fault": {"kind": "gap", "ms": -1}})
     with pytest.raises(ValueError, match=r"job AJ_1 metadata: fault\.ms"):
         FaultWiring.from_job(SimpleNamespace(job=job))
+
+
+# --- premature: the pre-synthesised reply, anchored on the first sound received from the user ---
+
+PREMATURE = {"case_id": "content_weather",
+             "fault": {"kind": "premature", "ms": 500, "user_speech_ms": 1570, "user_sound_to_eot_ms": 1570}}
+
+
+class _Stream:
+    """A TTS stream that gives ``frames`` and then, if ``block``, waits for ever (a synthesis still running)."""
+
+    def __init__(self, frames: list[rtc.AudioFrame], block: bool) -> None:
+        self._frames, self._block, self.closed = list(frames), block, False
+
+    def __aiter__(self) -> _Stream:
+        return self
+
+    async def __anext__(self) -> SimpleNamespace:
+        if self._frames:
+            return SimpleNamespace(frame=self._frames.pop(0))
+        if self._block:
+            await asyncio.Event().wait()
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+class _Session:
+    def __init__(self, *, block: bool) -> None:
+        self.output = SimpleNamespace(audio=Sink("sink"))
+        self.streams: list[_Stream] = []
+        self.said: list[tuple[str, list[rtc.AudioFrame] | None]] = []
+        self.handlers: dict[str, list] = {}
+        self._block = block
+        reply = rtc.AudioFrame(make_reply()[: 20 * MS].tobytes(), SR, 1, 20 * MS)
+        self.tts = SimpleNamespace(synthesize=lambda text: self._stream([reply]))
+
+    def _stream(self, frames: list[rtc.AudioFrame]) -> _Stream:
+        self.streams.append(_Stream(frames, self._block))
+        return self.streams[-1]
+
+    def on(self, name: str, fn) -> None:
+        self.handlers.setdefault(name, []).append(fn)
+
+    def say(self, text: str, *, audio=None, allow_interruptions: bool = True) -> None:
+        self.said.append((text, audio))
+
+
+def _user_mic(sound_at_frame: int, frames: int, clock: list[float], sr: int = 16000, burst: int = 0):
+    """The user's mic as received: 10 ms frames of digital silence, then a tone at -20 dBFS;
+    each frame "arrives" 10 ms after the previous one on the fake clock, except the first ``burst``
+    frames, which all arrive at once when the next one is due (a blocked event loop catching up)."""
+
+    async def gen():
+        for i in range(frames):
+            if i >= burst:
+                clock[0] += 0.010
+            elif i == 0:
+                clock[0] += 0.010 * burst
+            x = np.zeros(sr // 100, np.int16) if i < sound_at_frame else (
+                3277 * np.sin(2 * np.pi * 200 * np.arange(sr // 100) / sr)).astype(np.int16)
+            yield rtc.AudioFrame(x.tobytes(), sr, 1, x.size)
+            await asyncio.sleep(0)
+        await asyncio.Event().wait()  # the track stays open
+
+    return gen
+
+
+async def test_premature_tasks_are_cancelled_when_the_room_closes(task_guard):
+    callbacks: list = []
+    job = SimpleNamespace(id="AJ_p", metadata=json.dumps(PREMATURE), room=None)
+    ctx = SimpleNamespace(job=job, room=None, add_shutdown_callback=callbacks.append)
+    clock = [100.0]
+    wiring = FaultWiring.from_job(ctx, user_audio=_user_mic(10_000, 3, clock))
+    assert callbacks, "from_job must register the wiring's aclose as a shutdown callback of the job"
+    session = _Session(block=True)  # the synthesis is still running when the room closes
+    wiring.install_agent(session)  # type: ignore[arg-type]
+    for _ in range(10):
+        await asyncio.sleep(0)
+    pre = wiring._premature
+    assert pre is not None and pre.presynth is not None and pre.timer is not None
+    assert not pre.presynth.done() and not pre.timer.done()
+    for cb in callbacks:  # the job's shutdown: the room is closing
+        await cb()
+    assert pre.presynth.cancelled() and pre.timer.cancelled()
+    assert session.streams and session.streams[0].closed  # the TTS stream was closed, not abandoned
+    assert session.said == []
+
+
+async def test_premature_reply_is_said_at_first_sound_plus_the_planned_time(task_guard):
+    clock = [100.0]
+
+    async def fake_sleep(dt: float) -> None:
+        clock[0] += dt
+
+    plan = FaultPlan.from_metadata(PREMATURE)
+    from system.agent.fault_output import PrematureReply
+    from system.agent.faults import PREMATURE_SAY_TO_HEARD_MS, PREMATURE_UPLINK_MS
+
+    session = _Session(block=False)
+    pre = PrematureReply(plan, session, "It is sunny.", user_audio=_user_mic(30, 33, clock),
+                         clock=lambda: clock[0], sleep=fake_sleep)
+    pre.start()
+    for _ in range(200):
+        if pre.timer is not None and pre.timer.done():
+            break
+        await asyncio.sleep(0)
+    assert pre.timer is not None and pre.timer.done() and pre.timer.exception() is None
+    # the sound starts with frame 30, which arrived (its last sample) at 100 + 0.31 s
+    t_sound = 100.0 + 0.31 - (160 - 1) / 16000
+    after_ms = 1570 - 500 - PREMATURE_UPLINK_MS - PREMATURE_SAY_TO_HEARD_MS
+    timing = plan.premature_timing
+    assert timing["t_sound_received"] == pytest.approx(t_sound, abs=1e-6)
+    assert timing["t_say"] == pytest.approx(t_sound + after_ms / 1000, abs=1e-6)
+    assert "late_ms" not in timing
+    assert len(session.said) == 1 and session.said[0][1] is not None  # the pre-synthesised audio, not a new synthesis
+    truth = plan.trace_fields()["fault_truth"][-1]
+    assert truth["kind"] == "premature" and truth["extra"]["say_after_user_sound_ms"] == pytest.approx(after_ms)
+    await pre.aclose()
+
+
+async def test_premature_anchor_is_retimed_when_the_frames_came_late_in_a_burst(task_guard):
+    """Frames 0-34 all reach the agent at 100.35 s (its loop was busy); the receiver produced them at
+    media pace, so frame 34's arrival dates them all: the onset (frame 30's first sample) was at
+    100.35 - (35 * 160 - 1 - 30 * 160) / 16000 s, 20 ms before the first, late, estimate."""
+    clock = [100.0]
+
+    async def fake_sleep(dt: float) -> None:
+        clock[0] += dt
+
+    plan = FaultPlan.from_metadata(PREMATURE)
+    from system.agent.fault_output import PrematureReply
+
+    session = _Session(block=False)
+    pre = PrematureReply(plan, session, "It is sunny.", user_audio=_user_mic(30, 60, clock, burst=35),
+                         clock=lambda: clock[0], sleep=fake_sleep)
+    pre.start()
+    for _ in range(400):
+        if pre.timer is not None and pre.timer.done():
+            break
+        await asyncio.sleep(0)
+    assert pre.timer is not None and pre.timer.done() and pre.timer.exception() is None
+    timing = plan.premature_timing
+    assert timing["t_sound_received"] == pytest.approx(100.35 - 479 / 16000, abs=1e-6)  # seen at frame 32, late
+    assert timing["t_sound_anchor"] == pytest.approx(100.35 - 799 / 16000, abs=1e-6)
+    assert timing["t_say"] >= timing["t_sound_anchor"] + plan.premature_after_sound_ms / 1000 - 1e-6
+    await pre.aclose()

@@ -78,3 +78,50 @@ def test_stutter_found(speeches, chunk_ms, repeats):
     assert len(r) == 1, r
     assert abs(r[0].start_ms - f.start_ms) <= 10 and abs(r[0].end_ms - f.end_ms) <= 10, (r, f)
     assert r[0].period_ms == pytest.approx(chunk_ms, rel=0.10)
+
+
+def test_clean_speech_has_no_frame_repeats(speeches):
+    from autortc.metrics.fingerprints import detect_frame_repeats
+
+    for s in speeches:
+        assert detect_frame_repeats(s.samples, SR) == []
+
+
+def test_a_repeated_opus_frame_is_found_where_it_was_played_and_nowhere_else():
+    """Piper speech (cases/tts/gold) through libopus; packet k lost and concealed by playing the
+    previous frame again (autortc.testing.opus).  The repeat must be found on the lost packet's span;
+    the lossless round trip must give none (concealment_bench.py measures the real-path false alarms)."""
+    from pathlib import Path
+
+    import soundfile as sf
+
+    from autortc.metrics.fingerprints import all_repeats, detect_frame_repeats
+    from autortc.testing import opus
+
+    pytest.importorskip("av")
+    x, sr = sf.read(Path(__file__).resolve().parents[2] / "cases" / "tts" / "gold" / "long_01.wav", dtype="float32")
+    clean = opus.opus_roundtrip(x, sr)[0]
+    assert detect_frame_repeats(clean, 48000) == []
+    tried = 0
+    for k in (60, 120, 150):
+        a, b = opus.lost_span(k)
+        if np.sqrt(np.mean(clean[a - 960:b + 960] ** 2)) < 0.03:
+            continue  # not inside speech
+        tried += 1
+        y = opus.opus_roundtrip(x, sr, lost=[k], conceal="repeat")[0]
+        found = [r for r in all_repeats(y, 48000) if a / 48 - 30 <= r.start_ms <= b / 48 + 30]
+        assert found, (k, a / 48, all_repeats(y, 48000))
+        assert found[0].period_ms == pytest.approx(20.0, abs=0.5)
+    assert tried >= 2
+
+
+def test_a_swelling_periodic_vowel_is_no_frame_repeat():
+    """A 200 Hz voiced sound repeats every 5 ms, so also every 20 ms (NCC 1.0); rising 3 dB per 20 ms,
+    as a vowel's onset does, it is no copy of the frame before it: the level match keeps it out."""
+    from autortc.metrics.fingerprints import detect_frame_repeats
+
+    t = np.arange(int(0.3 * SR)) / SR
+    wave = sum(np.sin(2 * np.pi * 200 * h * t) / h for h in range(1, 6))
+    x = (0.05 * wave * 10 ** (3 / 20 * t / 0.020)).astype(np.float32)
+    x = x / np.abs(x).max() * 0.5
+    assert detect_frame_repeats(x, SR) == []
