@@ -49,7 +49,8 @@ __all__ = [
     "SEED_SILENCE_FLOOR", "SEED_SILENCE_P10_FACTOR", "AUDIBLE_RMS", "BROWSER_DETECTOR_RMS", "BROWSER_SILENCE_MS",
     "BROWSER_WINDOW_MS", "SPEECH_FRAME_MS", "SPEECH_MIN_RUN_MS", "SPEECH_FLOOR_DBFS", "SPEECH_ABOVE_NOISE_DB",
     "SPEECH_FLOOR_WINDOW_MS", "FRAME_MS", "HOP_MS", "SignalEnergy", "signal_energy", "rms", "frame_rms",
-    "silence_threshold", "short_rms", "runs", "measure_speech_span",
+    "silence_threshold", "short_rms", "runs", "measure_speech_span", "SOUND_DBFS", "SOUND_RUN_MS", "SOUND_BLOCK_MS",
+    "SoundOnset", "first_sound_ms",
 ]
 
 SEED_SILENCE_FLOOR = 0.005
@@ -71,9 +72,9 @@ SPEECH_FLOOR_DBFS = -50.0
 SPEECH_ABOVE_NOISE_DB = 12.0
 SPEECH_FLOOR_WINDOW_MS = 50
 
-SOUND_DBFS = -50.0
-SOUND_RUN_MS = 30
-SOUND_BLOCK_MS = 10
+# The first-sound rule is shared with agents (the premature fault anchors on it), so it lives in
+# the protocol package, which agents may import; re-exported here with the other thresholds.
+from autortc.protocol.sound import SOUND_BLOCK_MS, SOUND_DBFS, SOUND_RUN_MS, SoundOnset, first_sound_ms  # noqa: E402
 
 FRAME_MS = 10.0
 HOP_MS = 5.0
@@ -213,53 +214,3 @@ def measure_speech_span(samples: np.ndarray, sr: int) -> tuple[int, int] | None:
     seg = np.abs(frames[last - 1])
     i1 = (last - 1) * hop + int(np.flatnonzero(seg > thr_amp)[-1]) if np.any(seg > thr_amp) else last * hop - 1
     return int(round(i0 * 1000 / sr)), int(round((i1 + 1) * 1000 / sr))
-
-
-class SoundOnset:
-    """Streaming first sound (``SOUND_DBFS``/``SOUND_RUN_MS`` above) over int16 or float chunks.
-
-    ``push(chunk, t_last=...)`` returns, once, the time of the run's first sample, counted back
-    from ``t_last`` (the time of the chunk's last sample, e.g. its arrival); ``onset_sample`` is
-    that sample's index in the stream.  The clock is the caller's (a parameter, not read here).
-    """
-
-    def __init__(self, sr: int) -> None:
-        self.sr = sr
-        self._block = max(1, sr * SOUND_BLOCK_MS // 1000)
-        self._need = max(1, SOUND_RUN_MS // SOUND_BLOCK_MS)
-        self._buf = np.zeros(0, np.float64)
-        self._seen = 0  # samples pushed
-        self._next_block = 0  # stream index of the first sample of the next block to judge
-        self._run_start: int | None = None
-        self._run = 0
-        self.onset_sample: int | None = None
-
-    def push(self, chunk: np.ndarray, *, t_last: float) -> float | None:
-        if self.onset_sample is not None:
-            return None
-        x = np.asarray(chunk)
-        x = x.astype(np.float64) / 32768.0 if x.dtype == np.int16 else x.astype(np.float64)
-        self._buf = np.concatenate([self._buf, x])
-        self._seen += x.size
-        thr = 10.0 ** (SOUND_DBFS / 20.0)
-        while self._buf.size >= self._block:
-            blk, self._buf = self._buf[: self._block], self._buf[self._block:]
-            if float(np.sqrt(np.mean(blk * blk))) >= thr:
-                if self._run_start is None:
-                    self._run_start = self._next_block
-                self._run += 1
-            else:
-                self._run_start, self._run = None, 0
-            self._next_block += self._block
-            if self._run >= self._need:
-                assert self._run_start is not None
-                self.onset_sample = self._run_start
-                return t_last - (self._seen - 1 - self._run_start) / self.sr
-        return None
-
-
-def first_sound_ms(x: np.ndarray, sr: int) -> float | None:
-    """Time (ms from the first sample) of ``SoundOnset``'s first sound in a whole signal; None if none."""
-    det = SoundOnset(sr)
-    det.push(np.asarray(x), t_last=0.0)
-    return None if det.onset_sample is None else 1000.0 * det.onset_sample / sr

@@ -41,7 +41,7 @@ class BenchCase:
 
     @staticmethod
     def sound_to_eot_ms(seg: Any) -> float | None:
-        """From the segment WAV's first sound (``autortc.audio.energy.SoundOnset``, the rule the agent
+        """From the segment WAV's first sound (``autortc.protocol.sound.SoundOnset``, the rule the agent
         applies to the audio it receives) to its ``speech_end_ms``; None without a readable WAV."""
         path = getattr(seg, "wav_path", None)
         if path is None:

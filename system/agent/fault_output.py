@@ -37,7 +37,7 @@ from livekit import rtc
 from livekit.agents import Agent, AgentSession, StopResponse
 from livekit.agents.voice import io as voice_io
 
-from autortc.audio.energy import SoundOnset
+from autortc.protocol.sound import SoundOnset
 from system.agent.faults import FaultPlan, ReplyFaults, StreamApplier
 
 log = logging.getLogger("autortc.agent.faults")
@@ -154,7 +154,7 @@ class PrematureReply:
       so saying it costs no synthesis (synthesising at that moment published it 200-600 ms late on
       fb-bots-1702);
     * ``fault.premature.timer`` anchors on the first sound received from the user
-      (``autortc.audio.energy.SoundOnset`` on the user's mic track: the rule the bench applied to the
+      (``autortc.protocol.sound.SoundOnset`` on the user's mic track: the rule the bench applied to the
       case WAV for ``user_sound_to_eot_ms``) and says the reply ``plan.premature_after_sound_ms`` after
       it.  The VAD's speech-start event, the old anchor, came 85-203 ms after the speech onset
       (fb-bots-1802), which alone ate up to 40 % of the lead.  A spec without ``user_sound_to_eot_ms``

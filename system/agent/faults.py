@@ -131,7 +131,7 @@ class FaultSpec(BaseModel):
     ``tail_cut`` (0.6); ``from_hz``/``to_hz`` of ``rate_22k_as_24k`` (22050 played as 24000);
     ``keywords`` the case's expected words that ``wrong_words`` removes; ``user_speech_ms``
     the user's speech length in the case WAV (``premature`` starts ``ms`` before its end);
-    ``user_sound_to_eot_ms`` from the case WAV's first sound (``autortc.audio.energy.SoundOnset``)
+    ``user_sound_to_eot_ms`` from the case WAV's first sound (``autortc.protocol.sound.SoundOnset``)
     to the user's end of speech: ``premature``'s anchor in the audio the agent receives;
     ``reply_index`` which reply of the room is damaged (0: the first).
     """
