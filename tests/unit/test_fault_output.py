@@ -283,7 +283,8 @@ async def test_premature_tasks_are_cancelled_when_the_room_closes(task_guard):
     assert session.said == []
 
 
-async def test_premature_reply_is_said_at_first_sound_plus_the_planned_time(task_guard):
+async def _premature_on_fake_clock(user_audio):
+    """Start a PrematureReply on a fake clock fed by ``user_audio(clock)``; return once its timer ran."""
     clock = [100.0]
 
     async def fake_sleep(dt: float) -> None:
@@ -291,17 +292,23 @@ async def test_premature_reply_is_said_at_first_sound_plus_the_planned_time(task
 
     plan = FaultPlan.from_metadata(PREMATURE)
     from system.agent.fault_output import PrematureReply
-    from system.agent.faults import PREMATURE_SAY_TO_HEARD_MS, PREMATURE_UPLINK_MS
 
     session = _Session(block=False)
-    pre = PrematureReply(plan, session, "It is sunny.", user_audio=_user_mic(30, 33, clock),
+    pre = PrematureReply(plan, session, "It is sunny.", user_audio=user_audio(clock),
                          clock=lambda: clock[0], sleep=fake_sleep)
     pre.start()
-    for _ in range(200):
+    for _ in range(400):
         if pre.timer is not None and pre.timer.done():
             break
         await asyncio.sleep(0)
     assert pre.timer is not None and pre.timer.done() and pre.timer.exception() is None
+    return plan, session, pre
+
+
+async def test_premature_reply_is_said_at_first_sound_plus_the_planned_time(task_guard):
+    from system.agent.faults import PREMATURE_SAY_TO_HEARD_MS, PREMATURE_UPLINK_MS
+
+    plan, session, pre = await _premature_on_fake_clock(lambda clock: _user_mic(30, 33, clock))
     # the sound starts with frame 30, which arrived (its last sample) at 100 + 0.31 s
     t_sound = 100.0 + 0.31 - (160 - 1) / 16000
     after_ms = 1570 - 500 - PREMATURE_UPLINK_MS - PREMATURE_SAY_TO_HEARD_MS
@@ -319,23 +326,7 @@ async def test_premature_anchor_is_retimed_when_the_frames_came_late_in_a_burst(
     """Frames 0-34 all reach the agent at 100.35 s (its loop was busy); the receiver produced them at
     media pace, so frame 34's arrival dates them all: the onset (frame 30's first sample) was at
     100.35 - (35 * 160 - 1 - 30 * 160) / 16000 s, 20 ms before the first, late, estimate."""
-    clock = [100.0]
-
-    async def fake_sleep(dt: float) -> None:
-        clock[0] += dt
-
-    plan = FaultPlan.from_metadata(PREMATURE)
-    from system.agent.fault_output import PrematureReply
-
-    session = _Session(block=False)
-    pre = PrematureReply(plan, session, "It is sunny.", user_audio=_user_mic(30, 60, clock, burst=35),
-                         clock=lambda: clock[0], sleep=fake_sleep)
-    pre.start()
-    for _ in range(400):
-        if pre.timer is not None and pre.timer.done():
-            break
-        await asyncio.sleep(0)
-    assert pre.timer is not None and pre.timer.done() and pre.timer.exception() is None
+    plan, _, pre = await _premature_on_fake_clock(lambda clock: _user_mic(30, 60, clock, burst=35))
     timing = plan.premature_timing
     assert timing["t_sound_received"] == pytest.approx(100.35 - 479 / 16000, abs=1e-6)  # seen at frame 32, late
     assert timing["t_sound_anchor"] == pytest.approx(100.35 - 799 / 16000, abs=1e-6)
