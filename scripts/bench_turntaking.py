@@ -27,7 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from autortc.commands.run import bundled_target  # noqa: E402
+from autortc.commands.run import BUNDLED_TRANSCRIBER, bundled_target  # noqa: E402
 from autortc.runner.suite import RunOptions, SuiteRunner  # noqa: E402
 
 BARGE_IN = "turn_barge_in_stop"
@@ -36,7 +36,8 @@ BACKCHANNEL = "turn_backchannel_ignore"
 
 def _one(case_id: str, run_id: str, out_root: Path) -> dict:
     opts = RunOptions(target=bundled_target(), cases_path=ROOT / "cases" / "all_cases.json", suite="fast",
-                      only=(case_id,), out_root=out_root, run_id=run_id, progress=False)
+                      only=(case_id,), out_root=out_root, run_id=run_id, progress=False,
+                      transcriber=BUNDLED_TRANSCRIBER)  # as `autortc run`, so the keywords gate is measured
     outcome = asyncio.run(SuiteRunner(opts).run())
     res = json.loads((outcome.run_dir / case_id / "result.json").read_text())
     if not res.get("turns"):
