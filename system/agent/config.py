@@ -65,6 +65,10 @@ class AgentConfig:
     # a stop word in it interrupts at once (0 = off; the duration rule above still applies)
     stop_check_voiced_s: float = 0.2
     stop_words: str = "wait stop enough"  # the words of rules.json's "stop" rule
+    # a check without a stop word is repeated after this much more voiced speech, while the
+    # utterance is under interruption_min_duration_s (session 3: at 0.20 s "wait" was found in 5
+    # of 10 barge-ins; the others yielded only by duration, 639-783 ms stop time)
+    stop_recheck_s: float = 0.1
     # model sets (VAD, STT, TTS) loaded before the worker registers: the thread executor keeps 2
     # warm idle jobs beside the live ones, so `run_suite.sh --jobs 2` needs 4, and 5-6 while a
     # finished job hands its set back. A set loaded later is ~1-2 s of GIL-heavy work while other

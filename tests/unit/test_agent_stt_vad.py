@@ -349,6 +349,44 @@ def test_a_backchannel_over_the_agent_does_not_trigger_the_word_check():
     assert stops == []
 
 
+class _ScriptedTexts(_FakeTranscriber):
+    """Returns ``texts`` in order (the last one from then on): a decoder that hears more as more is voiced."""
+
+    def __init__(self, texts: list[str]) -> None:
+        super().__init__(texts[0])
+        self.texts = texts
+
+    def transcribe(self, audio: np.ndarray, sr: int) -> str:
+        self.calls += 1
+        return self.texts[min(self.calls, len(self.texts)) - 1]
+
+
+async def _overlap_checks(probs: list[float], texts: list[str], recheck_s: float):
+    from system.agent.stt_whisper import WhisperStreamingSTT
+    from system.agent.vad_voiced import VoicedDurationVAD
+
+    v = VoicedDurationVAD(_ScriptedVAD(probs), activation_threshold=0.5)
+    stops: list[str] = []
+    tr = _ScriptedTexts(texts)
+    engine = WhisperStreamingSTT(transcriber=tr, vad=v, agent_speaking=lambda: True,
+                                 drop_overlap_shorter_s=0.40, shared_vad=True, stop_words=frozenset({"wait", "stop"}),
+                                 stop_check_voiced_s=0.2, stop_recheck_s=recheck_s, on_stop_word=stops.append)
+    await _drive(engine, v, len(probs))
+    return stops, tr.calls
+
+
+def test_a_word_check_that_heard_no_stop_word_is_repeated_before_the_duration_rule():
+    # live (session 3) the 0.20 s check heard only part of "Wait" in half the barge-ins
+    wait_please = [0.9] * 12 + [0.1] * 8  # 0.38 s voiced: under the 0.40 s duration rule
+    stops, calls = asyncio.run(_overlap_checks(wait_please, ["Why?", "Wait..."], recheck_s=0.1))
+    assert stops == ["Wait..."]
+    stops, calls = asyncio.run(_overlap_checks(wait_please, ["Why?", "Wait..."], recheck_s=0.0))
+    assert stops == [] and calls >= 1  # one check only: the miss stands
+    # a backchannel is checked again and still yields nothing
+    stops, calls = asyncio.run(_overlap_checks(wait_please, ["Uh-", "Uh-huh."], recheck_s=0.1))
+    assert stops == [] and calls == 2
+
+
 def test_only_a_comma_gets_the_short_hold():
     from system.agent.turn_text import hold_is_short, hold_reason
 
