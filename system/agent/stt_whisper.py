@@ -230,7 +230,7 @@ class _WhisperStream(stt.RecognizeStream):
         # frame), the VAD time of its end, its text and speech end (wall clock), the release timer
         held: dict[str, Any] = {"audio": None, "end_s": 0.0, "text": "", "speech_end": 0.0, "timer": None}
         start_s = {"t": 0.0}  # VAD stream time of the first sample of `speech`
-        # the latest word check of the current overlapping utterance, the voiced time of the next one
+        # the latest word check of the current overlapping utterance, and the voiced time (s) it decoded
         stop_check: dict[str, Any] = {"task": None, "checked": 0.0}
         stop_tasks: set[asyncio.Task[None]] = set()  # every word check still running (one per utterance)
 
