@@ -125,6 +125,25 @@ class BrowserTrace:
         script = (self.raw.get("mic") or {}).get("script") or {}
         return [int(e["start_frame"]) for e in script.get("segments", [])]
 
+    def script_speech_onsets_ms(self) -> list[float | None]:
+        """Page time (epoch ms, the render clock of the mic segments' ``t_onset``) of each scripted-mic
+        segment's first speech sample: its start frame plus the first speech span of its prepared WAV
+        (``harness.script[i].segments``, samples at the page rate). One entry per scripted segment; None
+        where the page never started it or the WAV has no speech span. Empty for the capture mode."""
+        starts = self.script_start_frames()
+        prepared = ((self.raw.get("harness") or {}).get("script")) or []
+        out: list[float | None] = []
+        for i, entry in enumerate(prepared):
+            spans = entry.get("segments") or []
+            if i >= len(starts) or not spans or self.sample_rate is None:
+                out.append(None)
+                continue
+            if int(entry.get("sr") or self.sample_rate) != self.sample_rate:
+                raise TraceError(f"browser_trace.json: harness.script[{i}].sr {entry.get('sr')} != audio.sample_rate "
+                                 f"{self.sample_rate}; its speech spans cannot be placed on the page's frames")
+            out.append(self.clock().render_time(starts[i] + int(spans[0][0])))
+        return out
+
     def user_kpi(self, *, user_eot_frame: int | None = None) -> UserKpi:
         """USER_KPI; ``user_eot_frame`` (the annotated end of speech on the page's frames)
         replaces the detected EoT."""

@@ -322,8 +322,7 @@ def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: T
 
     # turn-taking
     segs = [s for s in user_t.segments if s.expect in ("stop", "ignore") and s.t_onset is not None]
-    if segs and full is not None and frames and user is not None and user_t.t_audio_start is not None:
-        t0 = float(user_t.t_audio_start)
+    if segs and full is not None and frames:
         to_t = lambda i: latency.sample_arrival_time(frames, i, full.sr)  # noqa: E731
         agent_iv = turntaking.activity_intervals(full.samples, full.sr, to_t)
         # the reply that was speaking ends where the agent's next reply (its answer to the
@@ -331,7 +330,6 @@ def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: T
         probe_replies = probe.replies if probe is not None else []
         cut = probe_replies[1].start_sample if len(probe_replies) > 1 else None
         first_iv = turntaking.activity_intervals(full.samples[:cut], full.sr, to_t) if cut else agent_iv
-        user_iv = turntaking.activity_intervals(user.samples, user.sr, lambda i: t0 + i / user.sr)
         stops = [turntaking.stop_time_ms(first_iv, float(s.t_onset)) for s in segs if s.expect == "stop"]
         stops = [v for v in stops if v is not None]
         res.turntaking.stop_time_ms = max(stops) if stops else None
@@ -346,7 +344,10 @@ def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: T
         ys = [turntaking.false_yield(agent_iv, float(s.t_onset), intended=intended)
               for s in segs if s.expect == "ignore"]
         res.turntaking.false_yields = sum(1 for y in ys if y)
-        res.turntaking.talk_over_ms = turntaking.talk_over_ms(user_iv, agent_iv)
+        if user is not None and user_t.t_audio_start is not None:  # the browser path has no user.wav
+            t0 = float(user_t.t_audio_start)
+            user_iv = turntaking.activity_intervals(user.samples, user.sr, lambda i: t0 + i / user.sr)
+            res.turntaking.talk_over_ms = turntaking.talk_over_ms(user_iv, agent_iv)
 
     _expectations(res, art, seg, pre, full, frames, transcriber, detect_repeats)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -184,6 +185,27 @@ class BrowserPath:
     chromium: str | None = None
 
 
+def _browser_segments(case: Case, res: Any) -> list[UserSegment]:
+    """Every segment of the case on the host clock: the first from the page's USER_KPI onset and the
+    annotated EoT (as before), later ones (barge-in, backchannel) from the scripted mic's start frame
+    plus the WAV's first speech span (``BrowserTrace.script_speech_onsets_ms``). An onset the page did
+    not produce stays None, and the turn-taking metric of that segment is then "not measured"."""
+    from autobrowser.trace import BrowserTrace
+
+    onsets: list[float | None] = []
+    if len(case.segments) > 1:
+        onsets = BrowserTrace.from_dict(json.loads(res.trace_path.read_text())).script_speech_onsets_ms()
+    out = []
+    for i, s in enumerate(case.segments):
+        if i == 0:
+            t_onset, t_end = res.clock_sync.to_monotonic(res.kpi.t_user_onset_ms), res.t_user_eot_mono
+        else:
+            ms = onsets[i] if i < len(onsets) else None
+            t_onset, t_end = res.clock_sync.to_monotonic(ms), None
+        out.append(UserSegment(index=i, expect=s.expect, after=s.after, offset_ms=s.offset_ms, t_onset=t_onset, t_end=t_end))
+    return out
+
+
 class BrowserUser(UserSide):
     """Headless Chromium on the product page is the user; the probe bot records beside it.
 
@@ -249,14 +271,11 @@ class BrowserUser(UserSide):
         await settle(self.probe, tr, case, self.timeouts)
         probe_block, agent_blk = probe_artifacts(self.probe, tr, out_dir, full_start=full_start, timeouts=self.timeouts)
         kpi = res.kpi
-        seg0 = case.segments[0]
         art = TurnArtifacts(
             run_id=self.run_id, case_id=case.id, trace_id=trace_id, turn_index=turn_index,
             wall_offset_s=time.time() - time.monotonic(),
             user=UserBlock(source="browser", wav=None, t_user_eot=res.t_user_eot_mono,
-                           segments=[UserSegment(index=0, expect=seg0.expect, after=seg0.after, offset_ms=seg0.offset_ms,
-                                                 t_onset=res.clock_sync.to_monotonic(kpi.t_user_onset_ms),
-                                                 t_end=res.t_user_eot_mono)]),
+                           segments=_browser_segments(case, res)),
             browser=BrowserBlock(trace=res.trace_path.name, webm=res.webm_path.name if res.webm_path else None,
                                  user_kpi_raw_ms=kpi.raw_ms, user_kpi_ms=kpi.clamped_ms, is_talk_over=kpi.is_talk_over,
                                  eot_source=kpi.eot_source, t_first_playout=res.t_first_playout_mono,

@@ -111,6 +111,14 @@ def test_turn_taking_from_trace_segments(tmp_path):
     assert r.turntaking.stop_time_ms == pytest.approx((t_last - onset) * 1000, abs=15.0)
     assert r.turntaking.false_yields == 0  # pauses of 100-270 ms are not a yield
     assert r.turntaking.talk_over_ms == 0.0  # the user.wav speech ended before the reply
+    # the browser path records no user.wav: stop time and false yields need only the segment onsets
+    # and the probe's audio (fb-browser-1903 left them unmeasured, so no_yield/false_yield went SKIP)
+    tr["user"].update(source="browser", wav=None, sr=None, t_audio_start=None)
+    (d / "trace.json").write_text(json.dumps(tr))
+    (d / "user.wav").unlink()
+    r = compute_turn_metrics(d, gates=load_gates())
+    assert r.turntaking.stop_time_ms == pytest.approx((t_last - onset) * 1000, abs=15.0)
+    assert r.turntaking.false_yields == 0 and r.turntaking.talk_over_ms is None
 
 
 def test_reply_slice_used_when_reply_wav_missing(tmp_path, reply):
