@@ -18,7 +18,7 @@ import numpy as np
 from autortc.audio.energy import frame_rms, runs, silence_threshold
 
 __all__ = ["Spike", "Repeat", "detect_spikes", "peak_derivative_max", "audible_span", "drift_ratio",
-           "hf_energy_ratio", "hf_ratio_drop", "detect_repeats", "detect_frame_repeats", "all_repeats",
+           "hf_energy_ratio", "hf_ratio_drop", "detect_repeats", "detect_frame_repeats", "all_repeats", "codec_crossings",
            "FRAME_REPEAT_NCC"]
 
 FRAME_REPEAT_MS = 20.0
@@ -268,6 +268,51 @@ def detect_frame_repeats(x: np.ndarray, sr: int, *, frame_ms: float = FRAME_REPE
     for a, b in runs(ok):
         t = a + int(np.argmax(ncc[a:b]))
         out.append(Repeat((t + w) / analysis_sr * 1000, (t + 2 * w) / analysis_sr * 1000, frame_ms, float(ncc[t])))
+    return out
+
+
+REPEAT_SOURCE_MARGIN = 0.015
+"""How far under the heard NCC the agent's copy may be at the same place and period for a heard chunk
+repeat to be the content, not a copy (``codec_crossings``). Source: run rs1 (2026-12-03, clean clone,
+``endpoint_pause_in_turn``): a steady vowel of piper's reply at 41.75 ms correlated 0.974 in the agent's
+copy and 0.983 in the heard audio after Opus (+0.009), and the repeats gate WARNed on a clean reply."""
+
+
+def _ncc_at(y: np.ndarray, L: int, t0: int, t1: int) -> float:
+    """Largest NCC of ``y[t:t+L]`` with ``y[t+L:t+2L]`` for ``t0 <= t < t1`` (0 where out of range)."""
+    t0, t1 = max(0, t0), min(y.shape[0] - 2 * L + 1, t1)
+    if L <= 0 or t1 <= t0:
+        return 0.0
+    ncc, _, _ = _lag_ncc(y[t0:t1 - 1 + 2 * L], L)
+    return float(ncc.max()) if ncc.size else 0.0
+
+
+def codec_crossings(heard: list[Repeat], ref: np.ndarray, sr: int, shift_ms: float, *,
+                    min_ncc: float = 0.98, margin: float = REPEAT_SOURCE_MARGIN, search_ms: float = 5.0,
+                    analysis_sr: int = 8000) -> list[Repeat]:
+    """The heard chunk repeats (``detect_repeats``) that the agent's copy explains as content.
+
+    ``ref``: the agent's copy, ``(n,)`` float at ``sr`` Hz, placed so that heard time ``t`` ms is
+    ``ref`` time ``t - shift_ms``. A heard repeat is a codec crossing when, at the same place (±
+    ``search_ms``) and period, the copy's NCC is under ``min_ncc`` (so the copy has no repeat there)
+    but within ``margin`` of the heard NCC: a steady vowel that the codec smoothed over the threshold,
+    not audio played twice. A chunk the path really replayed correlates ~1.0 heard while the copy's
+    content there does not; a repeat in the copy itself (NCC >= ``min_ncc``) is the agent's and stays
+    counted (attributed, not excused). Frame repeats (``detect_frame_repeats``) are not judged here.
+    """
+    from autortc.audio import resample
+
+    y = resample(np.asarray(ref, np.float32), sr, analysis_sr).astype(np.float64) if sr != analysis_sr \
+        else np.asarray(ref, np.float64)
+    k = analysis_sr / 1000.0
+    out = []
+    for r in heard:
+        L = int(round(r.period_ms * k))
+        first = (r.start_ms - r.period_ms - shift_ms) * k  # the original chunk's first sample in ref
+        last = (r.end_ms - 2 * r.period_ms - shift_ms) * k
+        v = _ncc_at(y, L, int(first - search_ms * k), int(last + search_ms * k) + 1)
+        if r.ncc - margin <= v < min_ncc:
+            out.append(r)
     return out
 
 

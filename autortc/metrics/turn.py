@@ -198,6 +198,10 @@ def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: T
         F.hf_energy_ratio_post = fingerprints.hf_energy_ratio(seg.samples, seg.sr)
         if detect_repeats:
             reps = fingerprints.all_repeats(seg.samples, seg.sr)
+            if reps and pre_at is not None:  # a steady vowel the codec pushed over the threshold is content
+                chunk = [r for r in reps if r.period_ms != fingerprints.FRAME_REPEAT_MS]
+                drop = fingerprints.codec_crossings(chunk, pre_at, seg.sr, shift)
+                reps = [r for r in reps if r not in drop]
             F.repeat_count = len(reps)
             F.repeats = [Interval(r.start_ms, r.end_ms) for r in reps]
             if reps and pre_at is not None:

@@ -125,3 +125,40 @@ def test_a_swelling_periodic_vowel_is_no_frame_repeat():
     x = (0.05 * wave * 10 ** (3 / 20 * t / 0.020)).astype(np.float32)
     x = x / np.abs(x).max() * 0.5
     assert detect_frame_repeats(x, SR) == []
+
+
+def _vowel(sr: int, seconds: float, noise: float, seed: int) -> np.ndarray:
+    """A steady vowel: harmonics of 125 Hz (period 8 ms, so every 40 ms lag is 5 periods) plus white
+    noise ``noise`` times the harmonics' RMS; its NCC at a 40 ms lag is 1 / (1 + noise**2)."""
+    t = np.arange(int(sr * seconds)) / sr
+    v = sum(np.sin(2 * np.pi * 125 * k * t + k) / k for k in range(1, 8))
+    v = v / np.sqrt(np.mean(v * v))
+    x = 0.1 * (v + noise * np.random.default_rng(seed).standard_normal(v.size))
+    pad = np.zeros(int(0.3 * sr))  # silence around it, as around a word (the detector's floor is adaptive)
+    return np.concatenate([pad, x, pad]).astype(np.float32)
+
+
+def test_a_steady_vowel_the_codec_smoothed_over_the_threshold_is_content_not_a_repeat():
+    from autortc.metrics.fingerprints import codec_crossings
+
+    # noise 0.25 / 0.20 of the vowel's RMS: NCC at 40 ms just under / just over 0.98 (the detector
+    # resamples to 8 kHz, which halves the white noise), as rs1's 0.974 / 0.983
+    copy = _vowel(SR, 0.6, noise=0.25, seed=1)
+    heard = _vowel(SR, 0.6, noise=0.20, seed=2)
+    reps = detect_repeats(heard, SR)
+    assert reps and not detect_repeats(copy, SR)
+    assert codec_crossings(reps, copy, SR, 0.0) == reps
+    # a copy whose vowel is far less periodic there does not explain the heard hit
+    assert codec_crossings(reps, _vowel(SR, 0.6, noise=0.6, seed=1), SR, 0.0) == []
+
+
+def test_a_replayed_chunk_and_the_agents_own_repeat_are_not_codec_crossings(speeches):
+    from autortc.metrics.fingerprints import codec_crossings
+
+    s = speeches[0]
+    at = s.fault_points_ms(60, 1, rng_seed=60)[0]
+    heard, _ = stutter(s.samples, SR, at, 60, 1)  # the path played 60 ms twice; the copy is clean speech
+    reps = detect_repeats(heard, SR)
+    assert len(reps) == 1
+    assert codec_crossings(reps, s.samples, SR, 0.0) == []  # the copy is shorter after the repeat: same start
+    assert codec_crossings(reps, heard, SR, 0.0) == []  # the agent's own copy has it: counted, attributed
