@@ -2,8 +2,9 @@
 # The main job: install what is missing, bring the stack up, run the fast suite, bring it down.
 # Exit code: 0 all gates pass, 1 a gate failed, 2 the harness failed. Extra args go to `autortc run`
 # (e.g. ./run_suite.sh --suite nightly --turns 20, ./run_suite.sh --jobs 1).
-# Default --jobs 2: two rooms at once on 2 cores give the same gate verdicts as one, with EoT P95
-# within +20 % (measured for issue 19, see docs/agent-latency.md); --jobs N overrides it.
+# Default --jobs 2: two rooms at once on 2 cores give the same gate verdicts as one in 43 % less wall
+# time, at +56 ms P50 / +29 % P95 EoT -> first audio (session 3 of docs/agent-latency.md: 758/977 ms
+# against 702/760 ms at --jobs 1); --jobs N overrides it.
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")" && pwd)"
 cd "$ROOT"
