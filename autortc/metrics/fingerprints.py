@@ -191,8 +191,12 @@ def _ncc_by_period(y: np.ndarray, periods, thr: float, keep: float):
             yield L, ncc
 
 
+REPEAT_NCC = 0.98
+"""NCC at which a chunk played right after itself is a repeat (``detect_repeats``, ``codec_crossings``)."""
+
+
 def detect_repeats(x: np.ndarray, sr: int, *, min_period_ms: float = 35.0, max_period_ms: float = 200.0,
-                   min_ncc: float = 0.98, analysis_sr: int = 8000, coarse_ncc: float = 0.8) -> list[Repeat]:
+                   min_ncc: float = REPEAT_NCC, analysis_sr: int = 8000, coarse_ncc: float = 0.8) -> list[Repeat]:
     """Chunks replayed right after themselves: ``x[t:t+L] ~ x[t+L:t+2L]`` with NCC >= ``min_ncc``.
 
     Searched for every period ``L`` (one sample at ``analysis_sr``) in
@@ -288,7 +292,7 @@ def _ncc_at(y: np.ndarray, L: int, t0: int, t1: int) -> float:
 
 
 def codec_crossings(heard: list[Repeat], ref: np.ndarray, sr: int, shift_ms: float, *,
-                    min_ncc: float = 0.98, margin: float = REPEAT_SOURCE_MARGIN, search_ms: float = 5.0,
+                    min_ncc: float = REPEAT_NCC, margin: float = REPEAT_SOURCE_MARGIN, search_ms: float = 5.0,
                     analysis_sr: int = 8000) -> list[Repeat]:
     """The heard chunk repeats (``detect_repeats``) that the agent's copy explains as content.
 
@@ -316,9 +320,16 @@ def codec_crossings(heard: list[Repeat], ref: np.ndarray, sr: int, shift_ms: flo
     return out
 
 
-def all_repeats(x: np.ndarray, sr: int) -> list[Repeat]:
-    """``detect_repeats`` plus the frame repeats that do not overlap one of its repeats, in time order."""
+def all_repeats(x: np.ndarray, sr: int, *, ref: np.ndarray | None = None, shift_ms: float = 0.0) -> list[Repeat]:
+    """``detect_repeats`` plus the frame repeats that do not overlap one of its repeats, in time order.
+
+    With ``ref`` (the agent's copy at ``sr``, heard time ``t`` = ref time ``t - shift_ms``), the chunk
+    repeats it explains as content (``codec_crossings``) are left out.
+    """
     reps = detect_repeats(x, sr)
     more = [f for f in detect_frame_repeats(x, sr)
             if all(f.end_ms <= r.start_ms or f.start_ms >= r.end_ms for r in reps)]
+    if reps and ref is not None:
+        content = codec_crossings(reps, ref, sr, shift_ms)
+        reps = [r for r in reps if r not in content]
     return sorted(reps + more, key=lambda r: r.start_ms)

@@ -197,11 +197,8 @@ def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: T
         F.peak_derivative_max = fingerprints.peak_derivative_max(seg.samples)
         F.hf_energy_ratio_post = fingerprints.hf_energy_ratio(seg.samples, seg.sr)
         if detect_repeats:
-            reps = fingerprints.all_repeats(seg.samples, seg.sr)
-            if reps and pre_at is not None:  # a steady vowel the codec pushed over the threshold is content
-                chunk = [r for r in reps if r.period_ms != fingerprints.FRAME_REPEAT_MS]
-                drop = fingerprints.codec_crossings(chunk, pre_at, seg.sr, shift)
-                reps = [r for r in reps if r not in drop]
+            # a steady vowel the codec pushed over the threshold is content (the agent's copy says so)
+            reps = fingerprints.all_repeats(seg.samples, seg.sr, ref=pre_at, shift_ms=shift)
             F.repeat_count = len(reps)
             F.repeats = [Interval(r.start_ms, r.end_ms) for r in reps]
             if reps and pre_at is not None:
