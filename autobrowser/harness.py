@@ -163,6 +163,8 @@ class BrowserTurnResult:
     reply_complete: bool  # False: the turn ended at the capture loop or timeout, not reply silence
     t_user_eot_mono: float | None  # host CLOCK_MONOTONIC, comparable with the bots' trace.json
     t_first_playout_mono: float | None
+    # host CLOCK_MONOTONIC of each scripted segment's first speech sample (None: not played / capture mode)
+    t_script_onsets_mono: tuple[float | None, ...] = ()
 
 
 async def fetch_token(token_url: str, room: str, identity: str, timeout_s: float = 10.0) -> tuple[str, str]:
@@ -584,6 +586,15 @@ def _annotated_eot_frame(
     return first_onset - capture.speech_onset_sample + capture.eot_sample
 
 
+def _script_onsets_ms(trace: BrowserTrace, script_wavs: tuple[PreparedWav, ...] | None) -> list[float | None]:
+    """Page time of each scripted segment's first speech sample (its scheduled start frame + the
+    prepared WAV's first speech segment, as ``_annotated_eot_frame`` places the EoT); empty for capture."""
+    if not script_wavs:
+        return []
+    firsts = [w.segments[0].onset if w.segments else None for w in script_wavs]
+    return trace.script_speech_onsets_ms(firsts, script_wavs[0].sr)
+
+
 def _int16_bytes(path: Path) -> bytes:
     import soundfile as sf
 
@@ -668,4 +679,5 @@ async def _collect(
         reply_complete=reply_complete,
         t_user_eot_mono=sync.to_monotonic(kpi.t_user_eot_ms),
         t_first_playout_mono=sync.to_monotonic(kpi.t_first_playout_ms),
+        t_script_onsets_mono=tuple(sync.to_monotonic(ms) for ms in _script_onsets_ms(trace, script_wavs)),
     )

@@ -125,24 +125,21 @@ class BrowserTrace:
         script = (self.raw.get("mic") or {}).get("script") or {}
         return [int(e["start_frame"]) for e in script.get("segments", [])]
 
-    def script_speech_onsets_ms(self) -> list[float | None]:
+    def script_speech_onsets_ms(self, speech_starts: list[int | None], sr: int) -> list[float | None]:
         """Page time (epoch ms, the render clock of the mic segments' ``t_onset``) of each scripted-mic
-        segment's first speech sample: its start frame plus the first speech span of its prepared WAV
-        (``harness.script[i].segments``, samples at the page rate). One entry per scripted segment; None
-        where the page never started it or the WAV has no speech span. Empty for the capture mode."""
+        segment's first speech sample: its start frame plus ``speech_starts[i]`` (the first speech
+        sample of its prepared WAV, at ``sr`` Hz). One entry per speech start; None where the page
+        never started that segment or its WAV has no speech. Raises TraceError when ``sr`` is not the
+        page's rate (the samples cannot be placed on its frames)."""
         starts = self.script_start_frames()
-        prepared = ((self.raw.get("harness") or {}).get("script")) or []
-        out: list[float | None] = []
-        for i, entry in enumerate(prepared):
-            spans = entry.get("segments") or []
-            if i >= len(starts) or not spans or self.sample_rate is None:
-                out.append(None)
-                continue
-            if int(entry.get("sr") or self.sample_rate) != self.sample_rate:
-                raise TraceError(f"browser_trace.json: harness.script[{i}].sr {entry.get('sr')} != audio.sample_rate "
-                                 f"{self.sample_rate}; its speech spans cannot be placed on the page's frames")
-            out.append(self.clock().render_time(starts[i] + int(spans[0][0])))
-        return out
+        if self.sample_rate is None:
+            return [None] * len(speech_starts)
+        if sr != self.sample_rate:
+            raise TraceError(f"browser_trace.json: scripted WAVs at {sr} Hz != audio.sample_rate {self.sample_rate}; "
+                             "their speech cannot be placed on the page's frames")
+        clock = self.clock()
+        return [None if i >= len(starts) or first is None else clock.render_time(starts[i] + int(first))
+                for i, first in enumerate(speech_starts)]
 
     def user_kpi(self, *, user_eot_frame: int | None = None) -> UserKpi:
         """USER_KPI; ``user_eot_frame`` (the annotated end of speech on the page's frames)

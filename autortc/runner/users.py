@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -187,21 +186,16 @@ class BrowserPath:
 
 def _browser_segments(case: Case, res: Any) -> list[UserSegment]:
     """Every segment of the case on the host clock: the first from the page's USER_KPI onset and the
-    annotated EoT (as before), later ones (barge-in, backchannel) from the scripted mic's start frame
-    plus the WAV's first speech span (``BrowserTrace.script_speech_onsets_ms``). An onset the page did
-    not produce stays None, and the turn-taking metric of that segment is then "not measured"."""
-    from autobrowser.trace import BrowserTrace
-
-    onsets: list[float | None] = []
-    if len(case.segments) > 1:
-        onsets = BrowserTrace.from_dict(json.loads(res.trace_path.read_text())).script_speech_onsets_ms()
+    annotated EoT (as before), later ones (barge-in, backchannel) at their scripted first speech sample
+    (``BrowserTurnResult.t_script_onsets_mono``). An onset the page did not produce stays None, and
+    the turn-taking metric of that segment is then "not measured"."""
+    onsets = res.t_script_onsets_mono
     out = []
     for i, s in enumerate(case.segments):
         if i == 0:
             t_onset, t_end = res.clock_sync.to_monotonic(res.kpi.t_user_onset_ms), res.t_user_eot_mono
         else:
-            ms = onsets[i] if i < len(onsets) else None
-            t_onset, t_end = res.clock_sync.to_monotonic(ms), None
+            t_onset, t_end = (onsets[i] if i < len(onsets) else None), None
         out.append(UserSegment(index=i, expect=s.expect, after=s.after, offset_ms=s.offset_ms, t_onset=t_onset, t_end=t_end))
     return out
 

@@ -65,25 +65,25 @@ def scripted_trace():
     # the page's render clock: context time 0 s <-> epoch 5040 ms at the output, 40 ms after render
     d["audio"]["clock_samples"] = [[0.0, 5040.0], [10.0, 15040.0]]
     d["mic"]["script"] = {"segments": [{"index": 0, "start_frame": 4800}, {"index": 1, "start_frame": 96000}]}
-    d["harness"] = {"script": [{"sr": 48000, "segments": [[1200, 30000]]},
-                               {"sr": 48000, "segments": [[2400, 20000], [30000, 40000]]}]}
     return d
+
+
+SPEECH_STARTS = [1200, 2400]  # first speech sample of each prepared WAV, at 48 kHz
 
 
 def test_scripted_segments_are_placed_at_their_first_speech_sample():
     # segment 1 starts at frame 96000 (2000 ms of context time), its speech 2400 samples (50 ms) later:
     # render time 2050 ms + 5040 ms offset - 40 ms render-to-output = 7050 ms; segment 0: 100 + 25 + 5000
-    assert BrowserTrace.from_dict(scripted_trace()).script_speech_onsets_ms() == [5125.0, 7050.0]
+    assert BrowserTrace.from_dict(scripted_trace()).script_speech_onsets_ms(SPEECH_STARTS, 48000) == [5125.0, 7050.0]
 
 
-def test_a_scripted_segment_the_page_never_started_has_no_onset():
+def test_a_scripted_segment_the_page_never_started_or_without_speech_has_no_onset():
     d = scripted_trace()
     d["mic"]["script"]["segments"] = d["mic"]["script"]["segments"][:1]  # the barge-in never came
-    assert BrowserTrace.from_dict(d).script_speech_onsets_ms() == [5125.0, None]
+    assert BrowserTrace.from_dict(d).script_speech_onsets_ms(SPEECH_STARTS, 48000) == [5125.0, None]
+    assert BrowserTrace.from_dict(scripted_trace()).script_speech_onsets_ms([1200, None], 48000) == [5125.0, None]
 
 
 def test_a_script_at_another_rate_is_named():
-    d = scripted_trace()
-    d["harness"]["script"][1]["sr"] = 16000
-    with pytest.raises(TraceError, match=r"harness.script\[1\].sr"):
-        BrowserTrace.from_dict(d).script_speech_onsets_ms()
+    with pytest.raises(TraceError, match="16000 Hz"):
+        BrowserTrace.from_dict(scripted_trace()).script_speech_onsets_ms(SPEECH_STARTS, 16000)
