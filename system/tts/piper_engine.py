@@ -32,7 +32,7 @@ import numpy as np
 
 from system.tts.base import StreamingTTS, TTSError, TTSOptions
 
-__all__ = ["PiperOptions", "PiperTTS", "default_voice_paths", "NOISE_BUFFER_VALUES"]
+__all__ = ["PiperOptions", "PiperTTS", "cap_leading_silence", "default_voice_paths", "NOISE_BUFFER_VALUES"]
 
 logger = logging.getLogger("system.tts.piper")
 
@@ -57,6 +57,11 @@ class PiperOptions(TTSOptions):
         intra_op_threads: onnxruntime intra-op threads; 0 = onnxruntime's choice (all cores).
         allow_spinning: let onnxruntime's idle threads busy-wait (lower latency on an idle
             machine, but on a loaded one they steal the CPU the synthesis needs).
+        max_lead_ms: leading silence (see :func:`cap_leading_silence`) of each piper sentence
+            is cut to this many ms; ``None`` keeps it. Piper starts a sentence with 30-50 ms of
+            silence, but ~420 ms before a sentence that begins with "f" (the bundled voice,
+            "fastest animal on land.": -75 to -97 dBFS for 410 ms): cut into segments, a reply
+            had a 585 ms hole in the agent's own audio (suite run t24, max_gap origin "agent").
     """
 
     noise_scale: float | None = None
@@ -66,6 +71,7 @@ class PiperOptions(TTSOptions):
     volume: float = 1.0
     intra_op_threads: int = 0
     allow_spinning: bool = False
+    max_lead_ms: float | None = 50.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -75,6 +81,8 @@ class PiperOptions(TTSOptions):
                 raise ValueError(f"{name}: expected >= 0 or None, got {value!r}")
         if self.volume < 0:
             raise ValueError(f"volume: expected >= 0, got {self.volume!r}")
+        if self.max_lead_ms is not None and self.max_lead_ms < 0:
+            raise ValueError(f"max_lead_ms: expected >= 0 or None, got {self.max_lead_ms!r}")
 
 
 def default_voice_paths() -> tuple[Path, Path]:
@@ -250,11 +258,40 @@ class PiperTTS(StreamingTTS[PiperOptions]):
         )
         # piper phonemizes the whole segment, then runs one ONNX call per espeak sentence
         for chunk in self._voice.synthesize(text, syn_config=syn):
-            yield chunk.audio_int16_array
+            pcm = chunk.audio_int16_array
+            if options.max_lead_ms is not None:
+                pcm = cap_leading_silence(pcm, self._sample_rate, options.max_lead_ms)
+            yield pcm
 
     def _close_impl(self) -> None:
         # dropping the session frees onnxruntime's arena; there is no explicit close
         self._voice = None  # type: ignore[assignment]
+
+
+LEAD_FLOOR_DBFS = -60.0
+"""Level under which a sentence's first 10 ms frames count as silence. Piper's weak onsets
+("f" of "fastest") rise through -61 and -54 dBFS before -40: a -40 floor would cut them."""
+
+
+def cap_leading_silence(pcm: np.ndarray, sr: int, max_ms: float, *, floor_dbfs: float = LEAD_FLOOR_DBFS,
+                        frame_ms: float = 10.0) -> np.ndarray:
+    """``pcm`` with its leading silence cut to at most ``max_ms``.
+
+    ``pcm``: ``(n,)`` int16 at ``sr`` Hz. Silence = the ``frame_ms`` frames before the first
+    one whose RMS reaches ``floor_dbfs``. Audio with no such frame is returned unchanged, as is
+    audio whose silence is already no longer than ``max_ms``. Returns a view of ``pcm``.
+    """
+    x = np.asarray(pcm).reshape(-1)
+    n = max(1, int(round(sr * frame_ms / 1000)))
+    k = x.size // n
+    if k == 0:
+        return pcm
+    frames = x[: k * n].astype(np.float32).reshape(k, n) / 32768.0
+    loud = np.flatnonzero(np.sqrt(np.mean(frames ** 2, axis=1)) >= 10 ** (floor_dbfs / 20))
+    if loud.size == 0:
+        return pcm
+    cut = int(loud[0]) * n - int(round(sr * max_ms / 1000))
+    return pcm[cut:] if cut > 0 else pcm
 
 
 def _version(dist: str) -> str | None:
