@@ -104,8 +104,9 @@ def test_digits_count_as_their_spoken_length() -> None:
     assert spoken_len("gate 42") == 7 + 2 * 4
     text = "Your balance is $1,284.50, and the next payment of $96.20 is due on March 3rd, 2027."
     segments = segment_text(text)
-    # "Your balance is $1,284.50," is 26 characters but ~50 spoken: cut before the number
-    assert segments[0] == "Your balance is"
+    # "Your balance is $1,284.50," is 26 characters but ~50 spoken: cut before the number (and
+    # before "is", a weak last word)
+    assert segments[0] == "Your balance"
     assert spoken_len(segments[0]) <= SegmenterOptions().first_segment_max_chars
     assert _chars("".join(segments)) == _chars(text)
 
@@ -129,3 +130,20 @@ def test_invalid_options_raise() -> None:
         SegmenterOptions(max_segment_chars=2)
     with pytest.raises(ValueError, match="first_segment_max_chars"):
         SegmenterOptions(first_segment_max_chars=0)
+
+
+@pytest.mark.parametrize(("text", "first"), [
+    ("The cheetah is the fastest animal on land and it runs very fast indeed today.", "The cheetah"),
+    ("Your package is on its way and should arrive on Friday afternoon.", "Your package"),
+    ("Sunny weather tomorrow with clear skies over the whole region and the coast.", "Sunny weather tomorrow"),
+])
+def test_a_cut_between_words_does_not_end_on_a_weak_word(text: str, first: str) -> None:
+    segments = segment_text(text, SegmenterOptions(first_segment_max_chars=24))
+    assert segments[0] == first
+    assert _chars("".join(segments)) == _chars(text)
+
+
+def test_the_back_off_keeps_a_minimum_head() -> None:
+    # every word before the limit is weak: the plain word cut is kept rather than a tiny head
+    segments = segment_text("To be or not to be is the question that we all ask.", SegmenterOptions(first_segment_max_chars=12))
+    assert segments[0] == "To be or not"
