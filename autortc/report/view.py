@@ -309,7 +309,9 @@ def _faultbench_tables(fb: dict[str, Any]) -> list[Table]:
             ci = d.get("ci95_ms")
             bullets.append(f"Delay recovery ({what}): planted {fmt(d['planted_diff_ms'], 0)} ms, measured median "
                            f"{fmt(d['median_ms'])} ms (95 % {fmt(ci[0]) if ci else '–'} … {fmt(ci[1]) if ci else '–'} ms, "
-                           f"{d['pairs']} pairs), error {fmt(d['error_ms'])} ms")
+                           f"{d['pairs']} pairs), error {fmt(d['error_ms'])} ms"
+                           + (f"; left out: {d.get('incomplete_pairs', 0)} pair(s), turns "
+                              + ", ".join(f"{n}× {k}" for k, n in sorted(d["left_out"].items())) if d.get("left_out") else ""))
     verdict = "PASS" if fb.get("passed") else "FAIL — " + "; ".join(fb.get("reasons") or [])
     out = [Table(f"Fault bench (seed {fb.get('seed')}, K = {fb.get('k')})",
                  ["fault", "where", "must flag (level)", "caught", "recall", "95 % Wilson", "planted → measured (median)",

@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 
 from autortc.artifacts import TRACE_FILE, AgentReply, BrowserBlock, UserBlock, UserSegment, read_trace, write_trace
+from autortc.faultbench import bench
+from autortc.faultbench.score import TurnOutcome, delay_recovery
 from autortc.gates import load_gates
 from autortc.metrics.instrument import timing_summary
 from autortc.metrics.turn import compute_turn_metrics
@@ -110,3 +112,39 @@ def test_not_decomposed_turns_are_counted_with_their_reason():
     assert t["not_decomposed"] == {"the reply heard is not the agent's first of the turn": 1,
                                    "the agent decided the end of turn before the user's EoT": 1}
     assert t["decided_before_eot"] == 1
+
+
+def test_a_delay_in_a_reply_not_heard_is_not_planted_and_its_pair_is_left_out():
+    """b003/b004 (pair 4), b040, b098: the agent delayed reply 0, the user cut it in a pause, the
+    reply heard (1 or 2) carried no delay: downlinks 59 / 39 / 35 / 50 ms, paired as if delayed."""
+    from autortc.artifacts import AgentBlock
+
+    delay = ({"kind": "delay", "planted": True, "reply_index": 0, "start_sample": 0, "sample_rate": 24000,
+              "size_samples": 7200, "extra": {"delay_ms": 300.0}},)
+    cut_in_pause = AgentBlock(replies=[AgentReply(reply_index=0, t_first_frame_published=99.554, t_end=99.621,
+                                                  interrupted=True, pre_rtc_samples=1380, pre_rtc_sr=24000),
+                                       AgentReply(reply_index=1, t_first_frame_published=100.888, t_end=104.5)])
+    t = bench.heard_truth(delay, cut_in_pause, t_user_eot=100.0, first_audio_t=100.947)
+    assert t[0]["planted"] is False and t[0]["reason"].startswith("never heard")
+    heard = AgentBlock(replies=[AgentReply(reply_index=0, t_first_frame_published=100.590, t_end=104.0)])
+    assert bench.heard_truth(delay, heard, t_user_eot=100.0, first_audio_t=100.950) == delay
+
+    def turn(item, fault, pair, dl, planted=True):
+        ms = 300.0 if fault == "delay_300" else 600.0
+        tr = ({"kind": "delay", "planted": planted, "reply_index": 0, "size_ms": ms,
+               "reason": "" if planted else "never heard: the delay was in reply 0, the reply heard after the user's EoT is reply 1"},)
+        return TurnOutcome(item=item, case_id="c", fault=fault, pair=pair, truth=tr, downlink_ms=dl, latency_ms=dl + 500.0)
+
+    turns = [turn(0, "delay_300", 0, 360.0), turn(1, "delay_600", 0, 661.0),
+             turn(2, "delay_300", 1, 362.0), turn(3, "delay_600", 1, 659.0),
+             turn(4, "delay_300", 2, 59.0, planted=False), turn(5, "delay_600", 2, 39.0, planted=False),
+             turn(6, "delay_300", 3, 35.0, planted=False), turn(7, "delay_600", 3, 664.0)]
+    d = delay_recovery(turns, part="downlink_ms")
+    assert d.pairs == 2 and d.diffs_ms == pytest.approx([301.0, 297.0]) and d.median_ms == pytest.approx(299.0)
+    assert d.left_out == {"never heard": 3} and d.incomplete_pairs == 2
+    from autortc.faultbench import render
+    from autortc.faultbench.score import score
+
+    md = render.to_markdown(score(turns))
+    assert "Delay recovery (downlink part): planted 300 ms, measured median 299.0 ms" in md
+    assert "Left out: 2 pair(s) without both sides; turns: 3× never heard." in md
