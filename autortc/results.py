@@ -107,6 +107,8 @@ class LatencyMetrics:
     uplink_ms: float | None = None
     agent_ms: float | None = None
     downlink_ms: float | None = None
+    # why a part the agent reported is not used (the reply heard followed a later decision), else None
+    split_note: str | None = None
 
 
 @dataclass

@@ -63,6 +63,7 @@ async def run_bench(opts, plan, *, min_recall: float, max_false_alarms: int, com
                         "verdicts": [dataclasses.asdict(v) for v in r.outcome.verdicts],
                         "latency_ms": r.outcome.latency_ms, "pair": r.outcome.pair, "error": r.outcome.error,
                         "note": r.note, "uplink_ms": r.uplink_ms, "agent_ms": r.agent_ms, "downlink_ms": r.downlink_ms,
+                        "split_note": r.split_note,
                         "browser_kpi_raw_ms": None if r.turn is None else r.turn.latency.user_kpi_raw_ms,
                         "clock_sync_rtt_ms": None if r.turn is None else r.turn.latency.clock_sync_rtt_ms}
                        for r in state["records"]]}

@@ -25,7 +25,7 @@ from typing import Any
 from autortc.artifacts import TRACE_FILE, TraceFileError, read_trace
 from autortc.faultbench.plan import BenchPlan
 from autortc.faultbench.score import BenchScore, TurnOutcome, Verdict
-from autortc.metrics.instrument import timing_summary
+from autortc.metrics.instrument import heard_reply, timing_summary
 from autortc.metrics.receivers import ReceiverAgreement, agreement, pairs_from_turns
 from autortc.runner.suite import RunItem
 
@@ -55,6 +55,7 @@ class TurnRecord:
     downlink_ms: float | None = None
     note: str = ""
     turn: Any = None  # the runner's TurnResult (None: no turn)
+    split_note: str | None = None  # why the latency is not split (Latency.split_note)
 
 
 def _trace(turn_dir: Path) -> Any:
@@ -72,7 +73,8 @@ after the user's VAD onset; VAD and TTS latency made it publish 4-143 ms before 
 after on fb-bots-1702, heard 10-90 ms after the EoT in 4 of 5 turns: no talk-over happened."""
 
 
-def heard_truth(truth: tuple[dict[str, Any], ...], agent: Any, *, t_user_eot: float | None = None) -> tuple[dict[str, Any], ...]:
+def heard_truth(truth: tuple[dict[str, Any], ...], agent: Any, *, t_user_eot: float | None = None,
+                first_audio_t: float | None = None) -> tuple[dict[str, Any], ...]:
     """The agent's truth, checked against what it published (its own stages, one host clock):
 
     * a fault planted into a reply the agent cancelled before that reply's first frame (it took a
@@ -80,7 +82,10 @@ def heard_truth(truth: tuple[dict[str, Any], ...], agent: Any, *, t_user_eot: fl
       anyone (fb-bots-1702 b001: a gap in reply 0, never published; the heard reply 1 was clean),
       nor did one placed after the point where an interrupted reply was cut;
     * a premature reply published less than ``PREMATURE_MIN_LEAD_MS`` before the user's EoT did
-      not talk over the user.
+      not talk over the user;
+    * a delay planted into a reply that is not the one heard after the user's EoT (``first_audio_t``,
+      ``instrument.heard_reply``) is not in the measured latency: the agent answered into a pause,
+      that reply was cut, the reply heard is a later, undelayed one (fb-browser-1903 b003, b040, b098).
 
     Such records get ``planted: false`` and the reason, so the turn counts apart, not as a miss.
     """
@@ -88,6 +93,7 @@ def heard_truth(truth: tuple[dict[str, Any], ...], agent: Any, *, t_user_eot: fl
                if r.t_first_frame_published is None and not (r.pre_rtc_samples or 0)}
     cut = {r.reply_index: r for r in agent.replies if r.interrupted and r.pre_rtc_samples and r.pre_rtc_sr}
     pub = agent.stages.get("first_frame_published")
+    heard = heard_reply(agent.replies, first_audio_t)
     out = []
     for t in truth:
         r = cut.get(t.get("reply_index"))
@@ -100,6 +106,11 @@ def heard_truth(truth: tuple[dict[str, Any], ...], agent: Any, *, t_user_eot: fl
             t = {**t, "planted": False,
                  "reason": f"never heard: reply {t['reply_index']} was cut at {1000 * r.pre_rtc_samples / r.pre_rtc_sr:.0f} ms, "
                            f"before the fault's place ({1000 * t['start_sample'] / t['sample_rate']:.0f} ms)"}
+        elif (t.get("planted") and t.get("kind") == "delay" and heard is not None and t.get("reply_index") is not None
+              and int(t["reply_index"]) != heard.reply_index):
+            t = {**t, "planted": False,
+                 "reason": f"never heard: the delay was in reply {t['reply_index']}, the reply heard after the user's "
+                           f"EoT is reply {heard.reply_index}"}
         elif t.get("planted") and t.get("kind") == "premature" and pub is not None and t_user_eot is not None:
             lead = 1000.0 * (t_user_eot - pub)
             t = {**t, "extra": {**(t.get("extra") or {}), "published_before_eot_ms": round(lead, 1)}}
@@ -140,9 +151,11 @@ def outcomes(plan: BenchPlan, results: dict[str, Any], run_dir: Path) -> list[Tu
         truth: tuple[dict[str, Any], ...] = ()
         rec = TurnRecord(TurnOutcome(item=it.index, case_id=it.case_id, fault=it.fault, pair=it.pair), turn_dir, turn=turn)
         if art is not None and art.agent is not None:
-            truth = heard_truth(tuple(art.agent.extra.get("fault_truth") or ()), art.agent, t_user_eot=art.user.t_user_eot)
+            truth = heard_truth(tuple(art.agent.extra.get("fault_truth") or ()), art.agent, t_user_eot=art.user.t_user_eot,
+                                first_audio_t=turn.latency.first_audio_t)
             # the split metrics.turn.compute made on the stack's one clock (TurnResult.latency)
             rec.uplink_ms, rec.agent_ms, rec.downlink_ms = turn.latency.uplink_ms, turn.latency.agent_ms, turn.latency.downlink_ms
+            rec.split_note = turn.latency.split_note
         elif it.fault is not None:
             rec.note = "no agent block in trace.json: fault truth unknown"
         rec.outcome = TurnOutcome(
@@ -158,7 +171,7 @@ def outcomes(plan: BenchPlan, results: dict[str, Any], run_dir: Path) -> list[Tu
 def timing(records: list[TurnRecord]) -> dict[str, Any]:
     """Latency and its parts (``autortc.metrics.instrument.timing_summary``) over the turns whose
     latency is not itself planted (delay and premature faults are left out)."""
-    return timing_summary((r.outcome.latency_ms, r.uplink_ms, r.agent_ms, r.downlink_ms) for r in records
+    return timing_summary((r.outcome.latency_ms, r.uplink_ms, r.agent_ms, r.downlink_ms, r.split_note) for r in records
                           if r.outcome.latency_ms is not None
                           and r.outcome.fault not in ("delay_300", "delay_600", "premature_500"))
 
@@ -202,7 +215,8 @@ def summary_extra(score: BenchScore, plan: BenchPlan, tim: dict[str, Any], instr
     def delay(d: Any) -> dict[str, Any] | None:
         return None if d is None else {"planted_diff_ms": d.planted_diff_ms, "pairs": d.pairs, "median_ms": d.median_ms,
                                        "ci95_ms": list(d.ci95_ms) if d.ci95_ms else None, "error_ms": d.error_ms,
-                                       "part": d.part}
+                                       "part": d.part, "left_out": dict(d.left_out),
+                                       "incomplete_pairs": d.incomplete_pairs}
 
     return {
         "seed": plan.seed, "k": plan.k, "clean": plan.clean, "delay_pairs": plan.delay_pairs,

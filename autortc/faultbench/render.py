@@ -73,6 +73,9 @@ def to_markdown(score: BenchScore, *, plan: BenchPlan | None = None, title: str 
             ci = f"{d.ci95_ms[0]:.1f} … {d.ci95_ms[1]:.1f}" if d.ci95_ms else "–"
             lines.append(f"Delay recovery ({what}): planted {d.planted_diff_ms:.0f} ms, measured median {d.median_ms:.1f} ms "
                          f"(95 % bootstrap {ci} ms, {d.pairs} pairs), error {d.error_ms:+.1f} ms.")
+        if d.left_out:
+            lines[-1] += (f" Left out: {d.incomplete_pairs} pair(s) without both sides; turns: "
+                          + "; ".join(f"{n}× {k}" for k, n in sorted(d.left_out.items())) + ".")
     if receivers is not None:
         lines += ["", summary_line(receivers)]
     lines += ["", f"Exit rule: recall ≥ {score.min_recall} for every fault, false alarms ≤ {score.max_false_alarms}: "

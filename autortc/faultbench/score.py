@@ -122,6 +122,10 @@ class DelayRecovery:
     ci95_ms: tuple[float, float] | None
     error_ms: float | None  # median - planted
     part: str = "latency_ms"  # which measured figure was paired: the whole latency or its downlink part
+    # delay turns not paired, reason -> turns: the delay did not reach the reply heard (the truth's
+    # reason), a harness error, the part not measured; and pairs that lost a side to one of those
+    left_out: dict[str, int] = field(default_factory=dict)
+    incomplete_pairs: int = 0
 
 
 @dataclass
@@ -258,23 +262,45 @@ def delay_recovery(turns: list[TurnOutcome], *, catalogue: tuple[FaultEntry, ...
     ``part``: ``"latency_ms"`` (EoT → first audio: carries the uplink's and the agent's spread from
     room to room) or ``"downlink_ms"`` (first frame published → first audible sample, one host
     clock: the planted digital silence lies after the agent's first frame, so this pairs the
-    instrument's reading of it without the path's and the agent's spread)."""
+    instrument's reading of it without the path's and the agent's spread).
+
+    Only turns whose delay truth is planted pair (the agent's truth checked against the reply heard,
+    ``bench.heard_truth``); the others are counted in ``left_out`` by reason and their pairs in
+    ``incomplete_pairs``, never paired and never dropped unsaid."""
     timing = [e for e in catalogue if e.timing]
     if len(timing) < 2:
         return None
     short, long_ = sorted(timing, key=lambda e: float(e.spec["ms"]))[:2]
     planted = float(long_.spec["ms"]) - float(short.spec["ms"])
     by_pair: dict[int, dict[str, float]] = {}
+    left_out: dict[str, int] = {}
+    pairs: set[int] = set()
     for t in turns:
+        if t.fault not in (short.name, long_.name) or t.pair is None:
+            continue
+        pairs.add(t.pair)
         v = getattr(t, part)
-        if t.fault in (short.name, long_.name) and t.pair is not None and not t.error and v is not None \
-                and math.isfinite(v):
+        entry = short if t.fault == short.name else long_
+        if t.error:
+            why = "harness error"
+        elif not _planted(entry, t):
+            # the agent delayed a reply the user did not hear after the EoT (it answered into a
+            # pause, that reply was cut; fb-browser-1903 b003): pairing it would be silently wrong
+            why = next((str(x.get("reason") or "") for x in t.truth if x.get("kind") == entry.kind
+                        and not x.get("planted")), "").split(":")[0].strip() or "not planted"
+        elif v is None or not math.isfinite(v):
+            why = f"{part} not measured"
+        else:
             by_pair.setdefault(t.pair, {})[t.fault] = float(v)
+            continue
+        left_out[why] = left_out.get(why, 0) + 1
     if not any(t.fault in (short.name, long_.name) for t in turns):
         return None
     diffs = [p[long_.name] - p[short.name] for _, p in sorted(by_pair.items()) if short.name in p and long_.name in p]
+    incomplete = len(pairs) - len(diffs)
     if not diffs:
-        return DelayRecovery(planted, 0, [], None, None, None, part=part)
+        return DelayRecovery(planted, 0, [], None, None, None, part=part, left_out=left_out, incomplete_pairs=incomplete)
     med = float(np.median(diffs))
     ci = median_ci(diffs, confidence=confidence, seed=seed)
-    return DelayRecovery(planted, len(diffs), diffs, med, ci, med - planted, part=part)
+    return DelayRecovery(planted, len(diffs), diffs, med, ci, med - planted, part=part, left_out=left_out,
+                         incomplete_pairs=incomplete)

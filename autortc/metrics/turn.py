@@ -293,8 +293,12 @@ def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: T
                 if Lt.agent_reported_ms is not None:
                     Lt.reported_vs_heard_ms = Lt.eot_to_first_audio_ms - Lt.agent_reported_ms
                 if stages:  # the agent's stages are re-based to this clock (AgentBlock.clock_offset_s)
-                    parts = instrument.latency_parts(float(t_eot), stages, Lt.first_audio_t)
+                    # the parts of the reply heard (its publish time from agent.replies), not the
+                    # turn's first decision and first reply the stages keep
+                    parts = instrument.latency_parts(float(t_eot), stages, Lt.first_audio_t,
+                                                     replies=agent.replies if agent is not None else None)
                     Lt.uplink_ms, Lt.agent_ms, Lt.downlink_ms = parts["uplink_ms"], parts["agent_ms"], parts["downlink_ms"]
+                    Lt.split_note = parts["why"]
 
     # content
     if transcriber is not None and seg is not None and res.audio_valid:

@@ -266,6 +266,9 @@ def _details(summary: RunSummary, cases: list[CaseResult]) -> list[Table]:
 def _timing_table(tim: dict[str, Any], ins: dict[str, Any]) -> Table:
     """The latency's error bar (``autortc.metrics.instrument.timing_summary``): its parts on one clock
     with their spread, and the instrument's own error from its unit tests."""
+    nd = dict(tim.get("not_decomposed") or {})
+    if not nd and tim.get("decided_before_eot"):  # summaries written before not_decomposed
+        nd = {"the agent decided the end of turn before the user's EoT": tim["decided_before_eot"]}
     trows = [[name, fmt(v.get("median")), f"{fmt(v.get('p05'))} … {fmt(v.get('p95'))}", fmt(v.get("std"))]
              for name, v in ((n, tim.get(k) or {}) for n, k in (("EoT → first audio", "latency_ms"),
                                                                 ("uplink (EoT → agent decision)", "uplink_ms"),
@@ -280,8 +283,9 @@ def _timing_table(tim: dict[str, Any], ins: dict[str, Any]) -> Table:
              f"user EoT ≤ {fmt(ins.get('user_eot_max_error_ms'), 2)} ms"
              + (f" ({ins['user_eot_source']})" if ins.get("user_eot_source") else "")
              + f"; parts add up to the latency within {fmt(tim.get('sum_error_ms_max'), 3)} ms."
-             + (f" {tim['decided_before_eot']} turn(s) left out: the agent decided the end of turn before the "
-                "user's EoT (it answered into a pause), so their split is not meaningful." if tim.get("decided_before_eot") else ""))
+             + (" Not decomposed (counted, not spread): " + "; ".join(f"{n}× {k}" for k, n in sorted(nd.items()))
+                + " — the agent answered into a pause (its first decision and first reply are not the reply heard), "
+                  "or a stage was not reported." if nd else ""))
 
 
 def _faultbench_tables(fb: dict[str, Any]) -> list[Table]:
@@ -305,7 +309,9 @@ def _faultbench_tables(fb: dict[str, Any]) -> list[Table]:
             ci = d.get("ci95_ms")
             bullets.append(f"Delay recovery ({what}): planted {fmt(d['planted_diff_ms'], 0)} ms, measured median "
                            f"{fmt(d['median_ms'])} ms (95 % {fmt(ci[0]) if ci else '–'} … {fmt(ci[1]) if ci else '–'} ms, "
-                           f"{d['pairs']} pairs), error {fmt(d['error_ms'])} ms")
+                           f"{d['pairs']} pairs), error {fmt(d['error_ms'])} ms"
+                           + (f"; left out: {d.get('incomplete_pairs', 0)} pair(s), turns "
+                              + ", ".join(f"{n}× {k}" for k, n in sorted(d["left_out"].items())) if d.get("left_out") else ""))
     verdict = "PASS" if fb.get("passed") else "FAIL — " + "; ".join(fb.get("reasons") or [])
     out = [Table(f"Fault bench (seed {fb.get('seed')}, K = {fb.get('k')})",
                  ["fault", "where", "must flag (level)", "caught", "recall", "95 % Wilson", "planted → measured (median)",

@@ -454,7 +454,7 @@ class SuiteRunner:
                 "agent_failures": {c.case_id: c.cause for c in cases if c.cause},
                 # the error bar next to every latency: the instrument's own and the path's spread
                 "timing": timing_summary((t.latency.eot_to_first_audio_ms, t.latency.uplink_ms, t.latency.agent_ms,
-                                          t.latency.downlink_ms) for c in cases for t in c.turns
+                                          t.latency.downlink_ms, t.latency.split_note) for c in cases for t in c.turns
                                          if t.latency.eot_to_first_audio_ms is not None),
                 "cut": list(cut or []),
                 "target": repr(self.opts.target),
