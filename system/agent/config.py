@@ -79,9 +79,13 @@ class AgentConfig:
     llm_model: str = ""  # a local folder with a causal LM and its tokenizer (nothing is downloaded)
     tts_length_scale: float = 1.0
     tts_threads: int = 1  # onnxruntime intra-op threads of piper (0 = all cores)
-    # first TTS segment (spoken chars): 24 gave audible dropouts (segment 2 not ready when
-    # segment 1 ended, 2 of 3 full runs under load); 40 is the segmenter's measured default
-    tts_first_segment_chars: int = 40
+    # first TTS segment (spoken chars). Piper's time is ~90 ms per second of audio it makes
+    # (RTF ~0.09, 1 thread, this machine): 24 chars ~110-140 ms, 40 chars ~140-280 ms. Same-session
+    # suite runs at jobs 1 (docs/agent-latency.md, session 4): TTS request -> first chunk P50 149
+    # (x24) vs 245 ms (x40). The "dropouts" once seen with 24 were piper's own ~420 ms of silence
+    # before a segment starting with "f" (now capped, PiperOptions.max_lead_ms), and a cut after
+    # "the" misheard (cuts now back off over weak last words, system/tts/segmenter.py)
+    tts_first_segment_chars: int = 24
     stt: str = "ct2"  # "ct2" or "faster-whisper"
     whisper_threads: int = 1
     # decode once the user has been silent this long (VAD ends the turn at vad_min_silence_s);
