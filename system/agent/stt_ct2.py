@@ -87,6 +87,11 @@ class ShortWindowOptions:
     tokens_per_s: float = 8.0
     tokens_extra: int = 12
     intra_threads: int = 1
+    # the barge-in word check decodes <= ~1 s (0.5 s VAD padding + 0.2-0.5 s voiced) for a stop
+    # word; its window may be shorter than a final's. Measured (session 4, docs/agent-latency.md): the 18 case
+    # WAVs after Opus, first 0.2/0.3/0.4 s voiced, windows 8 vs 4 s: the same stop-word hits
+    # (the barge-in 3/3, no other clip), decode median 104 -> 66 ms
+    check_window_s: float = 4.0
     repetition_penalty: float = 1.0
     no_repeat_ngram_size: int = 3  # the bundled cases: WER 25.8 % -> 18.7 %, stutters no longer loop
 
@@ -128,12 +133,16 @@ class ShortWindowTranscriber:
         self._lock = threading.Lock()
         self.cpu_seconds = 0.0
 
-    def window_s(self, duration_s: float) -> float:
-        """Seconds encoded for an utterance of ``duration_s`` seconds."""
-        return max(self._opts.min_window_s, duration_s + self._opts.window_margin_s)
+    def window_s(self, duration_s: float, *, check: bool = False) -> float:
+        """Seconds encoded for an utterance of ``duration_s`` seconds (``check``: a word check's)."""
+        floor = self._opts.check_window_s if check else self._opts.min_window_s
+        return max(floor, duration_s + self._opts.window_margin_s)
 
-    def transcribe(self, audio: np.ndarray, sr: int) -> str:
-        """Transcribe ``(n,) float32`` audio in [-1, 1] at ``sr`` Hz; returns the text ('' for silence)."""
+    def transcribe(self, audio: np.ndarray, sr: int, *, check: bool = False) -> str:
+        """Transcribe ``(n,) float32`` audio in [-1, 1] at ``sr`` Hz; returns the text ('' for silence).
+
+        ``check``: a barge-in word check (only whether a stop word was said): the window floor is
+        ``check_window_s`` instead of ``min_window_s``."""
         x = np.asarray(audio, dtype=np.float32).reshape(-1)
         if sr != WHISPER_SR:
             x = soxr.resample(x, sr, WHISPER_SR).astype(np.float32)
@@ -146,16 +155,16 @@ class ShortWindowTranscriber:
             if self.window_s(duration) > self._opts.max_window_s:
                 text = self._transcribe_long(x)
             else:
-                text = drop_looped_restart(self._transcribe_short(x, duration), duration)
+                text = drop_looped_restart(self._transcribe_short(x, duration, check=check), duration)
             self.cpu_seconds += time.thread_time() - c0
         log.info("ct2 whisper %.2f s of audio: waited %.0f ms, computed %.0f ms", duration,
                  (t0 - t_wait) * 1000, (time.perf_counter() - t0) * 1000)
         return text
 
-    def _transcribe_short(self, x: np.ndarray, duration: float) -> str:
+    def _transcribe_short(self, x: np.ndarray, duration: float, *, check: bool = False) -> str:
         import ctranslate2
 
-        n = int(round(self.window_s(duration) * WHISPER_SR))
+        n = int(round(self.window_s(duration, check=check) * WHISPER_SR))
         padded = np.zeros(n, dtype=np.float32)
         padded[: x.size] = x
         mel = self._features(padded, padding=0)[:, : n // HOP]

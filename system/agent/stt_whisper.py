@@ -148,6 +148,9 @@ class WhisperStreamingSTT(stt.STT):
         self._on_stop_word = on_stop_word
         self._on_event = on_event or (lambda *_: None)  # (stage, t_mono, info): stt_vad_end, stt_decoded, stt_decode (cpu_s)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper")
+        import inspect
+
+        self._check_kwarg = "check" in inspect.signature(transcriber.transcribe).parameters
 
     @property
     def model(self) -> str:
@@ -157,14 +160,16 @@ class WhisperStreamingSTT(stt.STT):
     def provider(self) -> str:
         return "ctranslate2"
 
-    async def _transcribe(self, frames: list[rtc.AudioFrame]) -> str:
+    async def _transcribe(self, frames: list[rtc.AudioFrame], *, check: bool = False) -> str:
+        """``check``: a barge-in word check; a transcriber that takes ``check=`` may decode it cheaper."""
         frame = rtc.combine_audio_frames(frames) if len(frames) != 1 else frames[0]
         pcm = np.frombuffer(frame.data, dtype=np.int16).reshape(-1, frame.num_channels)
         mono = pcm.mean(axis=1).astype(np.float32) / 32768.0
+        kwargs = {"check": True} if check and self._check_kwarg else {}
 
         def run() -> tuple[str, float]:
             c0 = time.thread_time()
-            text = self._transcriber.transcribe(mono, frame.sample_rate)
+            text = self._transcriber.transcribe(mono, frame.sample_rate, **kwargs)
             return text, time.thread_time() - c0
 
         text, cpu = await asyncio.get_running_loop().run_in_executor(self._executor, run)
@@ -245,7 +250,7 @@ class _WhisperStream(stt.RecognizeStream):
                 frames, stop_check["checked"] = list(speech), overlap["voiced"]
                 try:
                     async with final_lock:
-                        text = await owner._transcribe(frames)
+                        text = await owner._transcribe(frames, check=True)
                 except Exception:
                     log.exception("barge-in word check failed")
                     return
