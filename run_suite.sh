@@ -2,9 +2,10 @@
 # The main job: install what is missing, bring the stack up, run the fast suite, bring it down.
 # Exit code: 0 all gates pass, 1 a gate failed, 2 the harness failed. Extra args go to `autortc run`
 # (e.g. ./run_suite.sh --suite nightly --turns 20, ./run_suite.sh --jobs 1).
-# Default --jobs 2: two rooms at once on 2 cores give the same gate verdicts as one in 43 % less wall
-# time, at +56 ms P50 / +29 % P95 EoT -> first audio (session 3 of docs/agent-latency.md: 758/977 ms
-# against 702/760 ms at --jobs 1); --jobs N overrides it.
+# Default --jobs 1: on 2 cores a second room starves the rig's own receiving side. Session 4 of
+# docs/agent-latency.md: at --jobs 2 the heard audio had path-origin repeats in 2 of 2 runs and a
+# dropout in 1 (y2, y2b), at --jobs 1 none in 4 runs (t24, x24, x40, y1); --jobs 2 is 41 % faster
+# (136 vs 232 s) and still useful while iterating. --jobs N overrides it.
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")" && pwd)"
 cd "$ROOT"
@@ -20,6 +21,6 @@ fi
 AUTORTC="$ROOT/.venv/bin/autortc"
 "$AUTORTC" stack up -q || { "$AUTORTC" stack down -q; exit 2; }
 trap '"$AUTORTC" stack down -q' EXIT INT TERM
-JOBS=(--jobs 2)
+JOBS=(--jobs 1)
 for a in "$@"; do case "$a" in -j|--jobs|-j*|--jobs=*) JOBS=() ;; esac; done
 "$AUTORTC" run --suite fast "${JOBS[@]}" "$@"
