@@ -186,3 +186,28 @@ def test_a_run_off_the_file_is_an_underrun_and_never_raises():
     assert [u.chunks for u in r.underruns] == [1, 2] and r.source_runs == 0
     assert math.isclose(r.inserted_frames, 3 * CHUNK)
 
+
+def test_the_turn_says_the_pages_mic_ran_dry_inside_the_speech(tmp_path: Path):
+    from autortc.artifacts import TRACE_FILE, BrowserBlock, BrowserMicUnderrun, read_trace, write_trace
+    from autortc.gates import load_gates
+    from autortc.metrics.turn import compute_turn_metrics
+    from autortc.testing.faults import write_turn_folder
+
+    t = np.arange(int(0.5 * SR)) / SR
+    td = tmp_path / "turn"
+    write_turn_folder(td, pre=(0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), sr=SR)
+    art = read_trace(td / TRACE_FILE)
+    art.browser = BrowserBlock(mic_underruns=[BrowserMicUnderrun(at_ms=3410.7, ms=10.0, in_speech=True),
+                                              BrowserMicUnderrun(at_ms=5200.0, ms=10.0, in_speech=False)])
+    write_trace(td, art)
+    res = compute_turn_metrics(td, gates=load_gates())
+    assert res.continuity.user_mic_underruns == 1 and res.continuity.user_mic_underrun_ms == 10.0
+    note = [e for e in res.errors if e.startswith("user side:")]
+    assert len(note) == 1 and "at 3411 ms" in note[0] and "10 ms zero-filled" in note[0]
+    # a turn measured without underruns says 0; an old trace (or a scripted mic) says nothing
+    art.browser = BrowserBlock(mic_underruns=[])
+    write_trace(td, art)
+    assert compute_turn_metrics(td, gates=load_gates()).continuity.user_mic_underruns == 0
+    art.browser = BrowserBlock()
+    write_trace(td, art)
+    assert compute_turn_metrics(td, gates=load_gates()).continuity.user_mic_underruns is None
