@@ -39,6 +39,7 @@ from .detect import DetectorConfig
 from .kpi import UserKpi
 from .stats import TurnStats, turn_stats
 from .trace import BrowserTrace
+from .underruns import MicZeroRuns, classify_zero_runs
 from .wavprep import PreparedWav, prepare_chromium_wav
 
 logger = logging.getLogger("autortc.autobrowser")
@@ -165,6 +166,9 @@ class BrowserTurnResult:
     t_first_playout_mono: float | None
     # host CLOCK_MONOTONIC of each scripted segment's first speech sample (None: not played / capture mode)
     t_script_onsets_mono: tuple[float | None, ...] = ()
+    # capture mode: 10 ms chunks the browser zero-filled on the page's mic tap (underruns.MicUnderrun.to_dict
+    # + in_speech); None: not measured (scripted mic, or no speech on the page)
+    mic_underruns: tuple[dict[str, Any], ...] | None = None
 
 
 async def fetch_token(token_url: str, room: str, identity: str, timeout_s: float = 10.0) -> tuple[str, str]:
@@ -567,13 +571,17 @@ async def _drive(
 
 
 def _annotated_eot_frame(
-    trace: BrowserTrace, capture: PreparedWav, script_wavs: tuple[PreparedWav, ...] | None
+    trace: BrowserTrace, capture: PreparedWav, script_wavs: tuple[PreparedWav, ...] | None,
+    zero_runs: MicZeroRuns | None = None,
 ) -> int | None:
     """The annotated end of speech on the page's frames, or None without an annotation.
 
     Scripted mic: the first segment's scheduled start frame + its annotated EoT (exact).
     Capture: the file is aligned to the page by the first onset, which the page and
-    ``detect_segments`` find with the same detector (offline check: ≤ 1 sample).
+    ``detect_segments`` find with the same detector (offline check: ≤ 1 sample), plus the
+    10 ms chunks the browser zero-filled on the page's mic between that onset and the EoT
+    (``zero_runs``; after each the file reaches the page 10 ms later: fb-browser-1903 b003). So the
+    EoT is where the page played that sample, as mic times are defined (render time on the page).
     """
     if capture.eot_sample is None:
         return None
@@ -583,7 +591,36 @@ def _annotated_eot_frame(
     if not trace.mic:
         return None
     first_onset = min(s.onset_frame for s in trace.mic)
-    return first_onset - capture.speech_onset_sample + capture.eot_sample
+    slipped = zero_runs.inserted_frames_before(capture.eot_sample) if zero_runs is not None else 0
+    return first_onset - capture.speech_onset_sample + capture.eot_sample + slipped
+
+
+def _mic_zero_runs(trace: BrowserTrace, capture: PreparedWav, scripted: bool) -> MicZeroRuns | None:
+    """Capture mode: the page's mic zero runs split into the file's own digital silence and the
+    chunks the browser inserted (``underruns``); None for a scripted mic (its stimulus is made in
+    the page's own graph, no capture FIFO) or when the page heard no speech."""
+    if scripted or not trace.mic or trace.sample_rate != capture.sr:
+        return None
+    import soundfile as sf
+
+    try:
+        pcm, _ = sf.read(str(capture.path), dtype="int16")
+    except (OSError, RuntimeError) as e:  # a diagnostic: never fails the turn
+        logger.warning("mic zero runs not classified: %s: %s", capture.path, e)
+        return None
+    runs = (trace.raw.get("mic") or {}).get("zero_runs") or []
+    return classify_zero_runs(runs, onset_frame=min(s.onset_frame for s in trace.mic), file_pcm=pcm,
+                              file_onset_sample=capture.speech_onset_sample, sr=capture.sr)
+
+
+def mic_underruns(zero_runs: MicZeroRuns | None, capture: PreparedWav) -> tuple[dict[str, Any], ...] | None:
+    """The underruns as plain dicts: ``at_ms`` (ms into the case WAV), ``ms`` (zero-filled on the page),
+    ``in_speech`` (between the file's first speech onset and its end of speech)."""
+    if zero_runs is None:
+        return None
+    lo, hi = capture.speech_onset_sample, capture.user_eot_sample
+    return tuple({**u.to_dict(capture.sr, capture.lead_samples), "in_speech": lo <= u.file_sample <= hi}
+                 for u in zero_runs.underruns)
 
 
 def _script_onsets_ms(trace: BrowserTrace, script_wavs: tuple[PreparedWav, ...] | None) -> list[float | None]:
@@ -629,7 +666,13 @@ async def _collect(
         webm_path.write_bytes(base64.b64decode(webm_b64))
     trace = BrowserTrace.from_dict(raw)
     kpi_detected = trace.user_kpi()
-    eot_frame = _annotated_eot_frame(trace, capture, script_wavs)
+    zero_runs = _mic_zero_runs(trace, capture, scripted=script is not None)
+    underruns = mic_underruns(zero_runs, capture)
+    if underruns:
+        logger.warning("browser turn: the page's mic tap ran dry %d x (a fake-capture chunk came late; at %s ms of "
+                       "the case WAV; 10 ms zero-filled on the page each) %s", len(underruns),
+                       ", ".join(f"{u['at_ms']:.0f}" for u in underruns), log_extra)
+    eot_frame = _annotated_eot_frame(trace, capture, script_wavs, zero_runs)
     kpi = kpi_detected if eot_frame is None else trace.user_kpi(user_eot_frame=eot_frame)
     stats = turn_stats(raw.get("stats", {}).get("snapshots", []))
     page_kpi = raw.get("kpi") or {}
@@ -650,6 +693,12 @@ async def _collect(
         "kpi": asdict(kpi),  # the authority: EoT from the annotation when the case has one
         "kpi_detected_eot": asdict(kpi_detected),  # EoT where the page's detector saw the energy drop
         "user_eot_frame": eot_frame,
+        # capture mode: mic zero runs that are the file's own digital silence vs the 10 ms chunks
+        # the browser zero-filled (late capture), autobrowser/underruns.py
+        "mic_zero_runs": None if zero_runs is None else {
+            "source_runs": zero_runs.source_runs, "inserted_frames": zero_runs.inserted_frames,
+            "underruns": list(underruns or ()),
+        },
         "clock_sync": asdict(sync),
         "t_user_eot_mono": sync.to_monotonic(kpi.t_user_eot_ms),
         "t_first_playout_mono": sync.to_monotonic(kpi.t_first_playout_ms),
@@ -680,4 +729,5 @@ async def _collect(
         t_user_eot_mono=sync.to_monotonic(kpi.t_user_eot_ms),
         t_first_playout_mono=sync.to_monotonic(kpi.t_first_playout_ms),
         t_script_onsets_mono=tuple(sync.to_monotonic(ms) for ms in _script_onsets_ms(trace, script_wavs)),
+        mic_underruns=underruns,
     )

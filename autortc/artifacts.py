@@ -145,6 +145,16 @@ class CaseBlock(_Strict):
     tags: list[str] = Field(default_factory=list)
 
 
+class BrowserMicUnderrun(_Strict):
+    """A fake-capture chunk reached the page late and Chromium zero-filled 10 ms of the page's mic
+    tap (autobrowser/underruns.py). What WebRTC sent was not zeroed: the chunk was late, and if it
+    was 10 ms late or more the capture skipped a tick, so the rest of the file was sent ``ms`` later."""
+
+    at_ms: float = Field(description="where in the case WAV (ms from its start) the stream was")
+    ms: float = Field(ge=0, description="zero-filled on the page (10 ms per chunk)")
+    in_speech: bool = Field(description="between the case's first speech onset and its end of speech")
+
+
 class BrowserBlock(_Strict):
     """The browser user side's own measurement (USER_KPI on the page)."""
 
@@ -157,6 +167,10 @@ class BrowserBlock(_Strict):
     t_first_playout: float | None = None
     clock_sync_rtt_ms: float | None = None
     reply_complete: bool | None = None
+    mic_underruns: list[BrowserMicUnderrun] | None = Field(
+        default=None, description="capture mode: late fake-capture chunks the page's mic tap zero-filled (a "
+                                  "lower bound: lateness within the tap FIFO's slack leaves no trace); "
+                                  "None = not measured")
 
 
 class TurnArtifacts(_Strict):

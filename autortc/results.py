@@ -125,6 +125,11 @@ class ContinuityMetrics:
     user_max_gap_ms: float | None = None
     user_gaps: list[Interval] = field(default_factory=list)
     user_expected_silence_coverage: float | None = None
+    # --via browser, capture mode: late fake-capture chunks inside the user's speech, zero-filled
+    # on the page's mic (trace.json browser.mic_underruns): the user side's timing fault, not the
+    # agent's; None = not measured
+    user_mic_underruns: int | None = None
+    user_mic_underrun_ms: float | None = None
     # silences of the agent's own copy longer than the sentence-pause cap: judged as gaps,
     # attributed to the agent (ms in post_rtc_reply.wav)
     agent_gaps: list[Interval] = field(default_factory=list)

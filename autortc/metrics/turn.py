@@ -254,6 +254,17 @@ def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: T
     if browser is not None:
         Lt.user_kpi_raw_ms = browser.user_kpi_raw_ms
         Lt.clock_sync_rtt_ms = browser.clock_sync_rtt_ms
+    if browser is not None and browser.mic_underruns is not None:
+        late = [u for u in browser.mic_underruns if u.in_speech]
+        res.continuity.user_mic_underruns = len(late)
+        res.continuity.user_mic_underrun_ms = float(sum(u.ms for u in late))
+        if late:
+            # the user side's timing, not the agent's: say it on the turn
+            res.errors.append(
+                f"user side: {len(late)} fake-capture chunk(s) reached the page late inside the user's speech "
+                f"({', '.join(f'at {u.at_ms:.0f} ms' for u in late)} of the case WAV; "
+                f"{sum(u.ms for u in late):g} ms zero-filled on the page's mic, not in what was sent; a chunk "
+                "10 ms late or more makes Chromium skip a capture tick: the rest of the stimulus went 10 ms later)")
     if frames and full is not None:
         fr = np.asarray(frames, dtype=np.float64)
         if sl:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autortc.artifacts import BrowserBlock, TurnArtifacts, UserBlock, UserSegment, write_trace
+from autortc.artifacts import BrowserBlock, BrowserMicUnderrun, TurnArtifacts, UserBlock, UserSegment, write_trace
 from autortc.bots.barrier import HarnessSetupError
 from autortc.bots.probe_bot import ProbeBot
 from autortc.bots.target import Target
@@ -273,7 +273,10 @@ class BrowserUser(UserSide):
             browser=BrowserBlock(trace=res.trace_path.name, webm=res.webm_path.name if res.webm_path else None,
                                  user_kpi_raw_ms=kpi.raw_ms, user_kpi_ms=kpi.clamped_ms, is_talk_over=kpi.is_talk_over,
                                  eot_source=kpi.eot_source, t_first_playout=res.t_first_playout_mono,
-                                 clock_sync_rtt_ms=res.clock_sync.rtt_ms, reply_complete=res.reply_complete),
+                                 clock_sync_rtt_ms=res.clock_sync.rtt_ms, reply_complete=res.reply_complete,
+                                 mic_underruns=None if res.mic_underruns is None else [
+                                     BrowserMicUnderrun(at_ms=u["at_ms"], ms=u["ms"], in_speech=u["in_speech"])
+                                     for u in res.mic_underruns]),
             probe=probe_block, agent=agent_blk, case=case_block(case),
         )
         write_trace(out_dir, art)
