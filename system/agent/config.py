@@ -83,9 +83,13 @@ class AgentConfig:
     # (RTF ~0.09, 1 thread, this machine): 24 chars ~110-140 ms, 40 chars ~140-280 ms. Same-session
     # suite runs at jobs 1 (docs/agent-latency.md, session 4): TTS request -> first chunk P50 149
     # (x24) vs 245 ms (x40). The "dropouts" once seen with 24 were piper's own ~420 ms of silence
-    # before a segment starting with "f" (now capped, PiperOptions.max_lead_ms), and a cut after
+    # before a segment starting with "f" (now capped, tts_max_lead_ms), and a cut after
     # "the" misheard (cuts now back off over weak last words, system/tts/segmenter.py)
     tts_first_segment_chars: int = 24
+    # each piper sentence starts with at most this much silence (PiperOptions.max_lead_ms): the
+    # bundled voice puts ~420 ms before a sentence beginning with "f" (session 4, run t24: a 585 ms
+    # hole in the agent's own audio); piper's usual lead is 30-50 ms. 0 = piper's own lead.
+    tts_max_lead_ms: float = 50.0
     stt: str = "ct2"  # "ct2" or "faster-whisper"
     whisper_threads: int = 1
     # decode once the user has been silent this long (VAD ends the turn at vad_min_silence_s);

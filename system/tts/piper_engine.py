@@ -58,7 +58,8 @@ class PiperOptions(TTSOptions):
         allow_spinning: let onnxruntime's idle threads busy-wait (lower latency on an idle
             machine, but on a loaded one they steal the CPU the synthesis needs).
         max_lead_ms: leading silence (see :func:`cap_leading_silence`) of each piper sentence
-            is cut to this many ms; ``None`` keeps it. Piper starts a sentence with 30-50 ms of
+            is cut to this many ms; ``None`` (the default, what the TTS bench's gold holds) keeps
+            it. The bundled agent sets 50 (``AUTORTC_AGENT_TTS_MAX_LEAD_MS``). Piper starts a sentence with 30-50 ms of
             silence, but ~420 ms before a sentence that begins with "f" (the bundled voice,
             "fastest animal on land.": -75 to -97 dBFS for 410 ms): cut into segments, a reply
             had a 585 ms hole in the agent's own audio (suite run t24, max_gap origin "agent").
@@ -71,7 +72,7 @@ class PiperOptions(TTSOptions):
     volume: float = 1.0
     intra_op_threads: int = 0
     allow_spinning: bool = False
-    max_lead_ms: float | None = 50.0
+    max_lead_ms: float | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
