@@ -39,6 +39,7 @@ The fastest bundled speaker (rate_fast_speaker, 260 words/min) decodes at ~4.2 w
 (VAD padding included); fast conversational English stays under ~4.5."""
 
 _SENTENCE = re.compile(r"[^.?!]+[.?!]*")
+_WORD = re.compile(r"[A-Za-z0-9']+")
 
 
 def drop_looped_restart(text: str, duration_s: float) -> str:
@@ -51,15 +52,15 @@ def drop_looped_restart(text: str, duration_s: float) -> str:
     more than :data:`MAX_WORDS_PER_S` words per second of ``duration_s`` (the audio decoded), and
     a later sentence beginning with the first sentence's first two words. Else ``text`` as is.
     """
-    words = re.findall(r"[A-Za-z0-9']+", text)
+    words = _WORD.findall(text)
     if duration_s <= 0 or len(words) <= MAX_WORDS_PER_S * duration_s:
         return text
     sentences = [m.group(0).strip() for m in _SENTENCE.finditer(text) if m.group(0).strip()]
-    opening = [w.lower() for w in re.findall(r"[A-Za-z0-9']+", sentences[0])[:2]] if sentences else []
+    opening = [w.lower() for w in _WORD.findall(sentences[0])[:2]] if sentences else []
     if len(opening) < 2:
         return text
     for i, sent in enumerate(sentences[1:], start=1):
-        if [w.lower() for w in re.findall(r"[A-Za-z0-9']+", sent)[:2]] == opening:
+        if [w.lower() for w in _WORD.findall(sent)[:2]] == opening:
             kept = " ".join(sentences[:i])
             log.info("decoding loop (%d words in %.2f s): %r -> %r", len(words), duration_s, text, kept)
             return kept

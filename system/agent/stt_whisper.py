@@ -7,6 +7,7 @@ replies with; the agent finalises through :class:`system.agent.stt_ct2.ShortWind
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import re
 import threading
@@ -148,8 +149,6 @@ class WhisperStreamingSTT(stt.STT):
         self._on_stop_word = on_stop_word
         self._on_event = on_event or (lambda *_: None)  # (stage, t_mono, info): stt_vad_end, stt_decoded, stt_decode (cpu_s)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper")
-        import inspect
-
         self._check_kwarg = "check" in inspect.signature(transcriber.transcribe).parameters
 
     @property

@@ -20,7 +20,7 @@ import numpy as np
 from livekit.agents import tts, utils
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
 
-from system.tts.base import StreamingTTS
+from system.tts.base import StreamingTTS, audible_start
 
 FRAME_MS = 20
 _DONE = object()
@@ -33,30 +33,13 @@ LEAD_SEARCH_MS = 200.0
 """Past this much silence at the start nothing is trimmed (a deliberate pause stays)."""
 
 
-def audible_start(pcm: np.ndarray, sr: int, *, floor_dbfs: float = LEAD_FLOOR_DBFS, frame_ms: float = 5.0) -> int | None:
-    """Index of the first sample of the first ``frame_ms`` frame whose RMS reaches ``floor_dbfs``.
-
-    ``pcm``: ``(n,)`` int16 at ``sr`` Hz. ``None`` when no frame reaches it.
-    Piper starts every synthesis with 35-65 ms under -40 dBFS (the bundled voice, measured on the
-    rules.json replies); the user waits that long for nothing.
-    """
-    x = np.asarray(pcm, dtype=np.float32).reshape(-1) / 32768.0
-    n = max(1, int(sr * frame_ms / 1000))
-    k = x.size // n
-    if k == 0:
-        return None
-    rms = np.sqrt(np.mean(x[: k * n].reshape(k, n) ** 2, axis=1))
-    loud = np.flatnonzero(rms >= 10 ** (floor_dbfs / 20))
-    return int(loud[0] * n) if loud.size else None
-
-
 def trim_leading_silence(pcm: np.ndarray, sr: int, *, keep_ms: float = LEAD_KEEP_MS,
                          search_ms: float = LEAD_SEARCH_MS) -> np.ndarray:
     """``pcm`` without its leading silence, keeping ``keep_ms`` before the first audible frame.
 
     Only the first ``search_ms`` are searched: a longer silent start is returned as is.
     """
-    start = audible_start(pcm[: int(sr * search_ms / 1000)], sr)
+    start = audible_start(pcm[: int(sr * search_ms / 1000)], sr, floor_dbfs=LEAD_FLOOR_DBFS)
     if start is None:
         return pcm
     return pcm[max(0, start - int(sr * keep_ms / 1000)):]
@@ -122,7 +105,7 @@ class _LocalChunkedStream(tts.ChunkedStream):
                         if head is not None:
                             head.append(chunk)
                             pcm = np.concatenate(head)
-                            if audible_start(pcm, sr) is None and pcm.size < sr * LEAD_SEARCH_MS / 1000:
+                            if audible_start(pcm, sr, floor_dbfs=LEAD_FLOOR_DBFS) is None and pcm.size < sr * LEAD_SEARCH_MS / 1000:
                                 continue
                             chunk, head = trim_leading_silence(pcm, sr), None
                         loop.call_soon_threadsafe(queue.put_nowait, chunk)

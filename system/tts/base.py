@@ -30,7 +30,7 @@ import numpy as np
 
 from system.tts.segmenter import SegmenterOptions, segment_text
 
-__all__ = ["StreamingTTS", "TTSError", "TTSOptions"]
+__all__ = ["StreamingTTS", "TTSError", "TTSOptions", "audible_start"]
 
 logger = logging.getLogger("system.tts")
 
@@ -38,6 +38,23 @@ logger = logging.getLogger("system.tts")
 class TTSError(RuntimeError):
     """A TTS engine could not load or synthesize; the message says which engine and why."""
 
+
+def audible_start(pcm: np.ndarray, sr: int, *, floor_dbfs: float = -40.0, frame_ms: float = 5.0) -> int | None:
+    """Index of the first sample of the first ``frame_ms`` frame whose RMS reaches ``floor_dbfs``.
+
+    ``pcm``: ``(n,)`` int16 at ``sr`` Hz. ``None`` when no frame reaches it (or ``pcm`` is shorter
+    than one frame). Piper starts every synthesis with 35-65 ms under -40 dBFS (the bundled voice,
+    measured on the rules.json replies); the agent trims it (system/agent/tts_adapter.py) and the
+    engine can cap it per sentence (``PiperOptions.max_lead_ms``).
+    """
+    x = np.asarray(pcm, dtype=np.float32).reshape(-1) / 32768.0
+    n = max(1, int(sr * frame_ms / 1000))
+    k = x.size // n
+    if k == 0:
+        return None
+    rms = np.sqrt(np.mean(x[: k * n].reshape(k, n) ** 2, axis=1))
+    loud = np.flatnonzero(rms >= 10 ** (floor_dbfs / 20))
+    return int(loud[0] * n) if loud.size else None
 
 @dataclass(frozen=True, kw_only=True)
 class TTSOptions:

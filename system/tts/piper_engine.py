@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from system.tts.base import StreamingTTS, TTSError, TTSOptions
+from system.tts.base import StreamingTTS, TTSError, TTSOptions, audible_start
 
 __all__ = ["PiperOptions", "PiperTTS", "cap_leading_silence", "default_voice_paths", "NOISE_BUFFER_VALUES"]
 
@@ -282,16 +282,10 @@ def cap_leading_silence(pcm: np.ndarray, sr: int, max_ms: float, *, floor_dbfs: 
     one whose RMS reaches ``floor_dbfs``. Audio with no such frame is returned unchanged, as is
     audio whose silence is already no longer than ``max_ms``. Returns a view of ``pcm``.
     """
-    x = np.asarray(pcm).reshape(-1)
-    n = max(1, int(round(sr * frame_ms / 1000)))
-    k = x.size // n
-    if k == 0:
+    start = audible_start(pcm, sr, floor_dbfs=floor_dbfs, frame_ms=frame_ms)
+    if start is None:
         return pcm
-    frames = x[: k * n].astype(np.float32).reshape(k, n) / 32768.0
-    loud = np.flatnonzero(np.sqrt(np.mean(frames ** 2, axis=1)) >= 10 ** (floor_dbfs / 20))
-    if loud.size == 0:
-        return pcm
-    cut = int(loud[0]) * n - int(round(sr * max_ms / 1000))
+    cut = start - int(round(sr * max_ms / 1000))
     return pcm[cut:] if cut > 0 else pcm
 
 
