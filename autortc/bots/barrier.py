@@ -4,10 +4,15 @@ mean "the harness could not set the turn up" (the runner retries exactly these i
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from livekit import rtc
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class HarnessSetupError(RuntimeError):
@@ -51,3 +56,42 @@ async def wait_for(aw: Awaitable[T], *, barrier: str, timeout_s: float, detail: 
         return await asyncio.wait_for(aw, timeout_s)
     except asyncio.TimeoutError as exc:
         raise BarrierTimeout(barrier, timeout_s, detail) from exc
+
+
+async def join_room(room: "rtc.Room", url: str, token: str, options: "rtc.RoomOptions | None" = None, *,
+                    barrier: str, timeout_s: float, settle_s: float = 10.0) -> None:
+    """``room.connect(url, token, options)`` within ``timeout_s`` that leaves no half-joined room behind.
+
+    Cancelling ``Room.connect`` (a barrier timeout, Ctrl-C) stops only the Python side's wait: the
+    native runtime goes on joining and then waits for the Python side to take the room's events, and
+    ``Room.disconnect`` is a no-op on a room whose ``connect`` never returned. That room stays in the SFU
+    and in the runtime, which gives up on it a few seconds later with a panic that aborts the whole
+    process (livekit 1.1.21: "timed out waiting for ReadyForRoomEventRequest after ConnectCallback", then
+    SIGABRT; seen as exit -6 of a Ctrl-C'd run). So the connect runs as its own task: on a timeout or a
+    cancellation it gets up to ``settle_s`` s to finish, and a room that joined is left at once.
+
+    Raises :class:`BarrierTimeout` (``barrier``) on a timeout, the cancellation when cancelled, and
+    ``rtc.ConnectError`` when the SFU refused the join."""
+    task = asyncio.ensure_future(room.connect(url, token, options) if options is not None else room.connect(url, token))
+    try:
+        await asyncio.wait_for(asyncio.shield(task), timeout_s)
+    except asyncio.TimeoutError as exc:
+        await _leave_half_joined(room, task, settle_s)
+        raise BarrierTimeout(barrier, timeout_s) from exc
+    except asyncio.CancelledError:
+        await _leave_half_joined(room, task, settle_s)
+        raise
+
+
+async def _leave_half_joined(room: "rtc.Room", task: "asyncio.Future[None]", settle_s: float) -> None:
+    done, _ = await asyncio.wait({task}, timeout=settle_s)
+    if not done:
+        task.cancel()
+        log.warning("room join still pending %.1f s after it was given up: the native runtime may keep it", settle_s)
+        return
+    if task.cancelled() or task.exception() is not None:
+        return  # never joined: nothing to leave
+    try:
+        await asyncio.wait_for(room.disconnect(), settle_s)
+    except Exception:
+        log.exception("leaving a room whose join was given up")

@@ -21,7 +21,7 @@ import numpy as np
 import soundfile as sf
 from livekit import rtc
 
-from autortc.bots.barrier import BarrierTimeout, raise_task_errors, wait_for
+from autortc.bots.barrier import BarrierTimeout, join_room, raise_task_errors, wait_for
 from autortc.bots.target import Target
 from autortc.protocol.messages import PRE_RTC_TOPIC, TOPIC, ProtocolError, decode, encode, make
 
@@ -77,11 +77,8 @@ class ProbeBot:
         self.room.register_byte_stream_handler(PRE_RTC_TOPIC, self._on_pre_rtc)
         token = self.target.token(room=self.room_name, identity=self.identity, kind="agent")
         # kind=agent: observers are not "the user" for agents that link to the first standard participant
-        await wait_for(
-            self.room.connect(self.target.livekit_url, token, rtc.RoomOptions(auto_subscribe=True)),
-            barrier="probe_connect",
-            timeout_s=timeout_s,
-        )
+        await join_room(self.room, self.target.livekit_url, token, rtc.RoomOptions(auto_subscribe=True),
+                        barrier="probe_connect", timeout_s=timeout_s)
         for p in self.room.remote_participants.values():
             for pub in p.track_publications.values():
                 if pub.track is not None and pub.kind == rtc.TrackKind.KIND_AUDIO:

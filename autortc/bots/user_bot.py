@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from livekit import rtc
 
-from autortc.bots.barrier import BarrierTimeout, raise_task_errors, wait_for
+from autortc.bots.barrier import BarrierTimeout, join_room, raise_task_errors, wait_for
 from autortc.bots.mic import MicTimeline, PlacedSegment, run_paced
 from autortc.bots.target import Target
 from autortc.protocol.messages import TOPIC, ProtocolError, decode, encode, make
@@ -41,7 +41,7 @@ class UserBot:
     async def connect(self, *, timeout_s: float = 15.0) -> None:
         self.room.on("data_received", self._on_data)
         token = self.target.token(room=self.room_name, identity=self.identity)
-        await wait_for(self.room.connect(self.target.livekit_url, token), barrier="user_connect", timeout_s=timeout_s)
+        await join_room(self.room, self.target.livekit_url, token, barrier="user_connect", timeout_s=timeout_s)
         track = rtc.LocalAudioTrack.create_audio_track("microphone", self._source)
         await self.room.local_participant.publish_track(
             track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
