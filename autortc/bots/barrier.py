@@ -76,9 +76,11 @@ async def join_room(room: "rtc.Room", url: str, token: str, options: "rtc.RoomOp
     try:
         await asyncio.wait_for(asyncio.shield(task), timeout_s)
     except asyncio.TimeoutError as exc:
+        log.info("%s: join given up after %.1f s; letting it settle", barrier, timeout_s)
         await _leave_half_joined(room, task, settle_s)
         raise BarrierTimeout(barrier, timeout_s) from exc
     except asyncio.CancelledError:
+        log.info("%s: join cancelled; letting it settle", barrier)
         await _leave_half_joined(room, task, settle_s)
         raise
 
@@ -90,8 +92,10 @@ async def _leave_half_joined(room: "rtc.Room", task: "asyncio.Future[None]", set
         log.warning("room join still pending %.1f s after it was given up: the native runtime may keep it", settle_s)
         return
     if task.cancelled() or task.exception() is not None:
+        log.info("the given-up join ended without a room: %r", "cancelled" if task.cancelled() else task.exception())
         return  # never joined: nothing to leave
     try:
         await asyncio.wait_for(room.disconnect(), settle_s)
+        log.info("left the room whose join was given up")
     except Exception:
         log.exception("leaving a room whose join was given up")

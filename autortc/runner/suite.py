@@ -223,8 +223,13 @@ class SuiteRunner:
         try:
             await asyncio.gather(*tasks)
         except asyncio.CancelledError:
+            # gather() raises as soon as its first child ends cancelled (a case still waiting for a
+            # job slot), while the others are still closing their rooms after the cancel gather
+            # already sent them: a second cancel would cut that cleanup (a half-joined room left in
+            # the native runtime aborts the process at exit). Only a task no one cancelled is cancelled.
             for t in tasks:
-                t.cancel()
+                if not t.done() and not t.cancelling():
+                    t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             return [cid for cid in tasks.values() if cid not in self.results]
         finally:

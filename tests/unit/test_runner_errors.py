@@ -162,3 +162,39 @@ async def test_an_owned_task_that_was_cancelled_is_not_an_error():
     await asyncio.sleep(0)
     owned.cancel()
     await raise_task_errors([owned], owner="user bot")  # returns: a cancelled owned task is how aclose stops it
+
+
+class SlowLeaveUser(ScriptedUser):
+    """Joins, then hangs until cancelled; leaving its room after the cancel takes a few awaits
+    (as ``join_room`` letting a half-made join settle, then disconnecting)."""
+
+    joining: asyncio.Event
+    left: list[str] = []
+
+    async def join(self) -> None:
+        SlowLeaveUser.joining.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            for _ in range(5):
+                await asyncio.sleep(0.01)
+            SlowLeaveUser.left.append(self.room)
+            raise
+
+
+def test_ctrl_c_lets_the_case_in_flight_finish_leaving_its_room(runner, monkeypatch):
+    """gather() ends on the first cancelled child (a case waiting for a job slot) while the case in
+    flight is still leaving its room: the runner must not cancel that cleanup a second time."""
+    monkeypatch.setattr(SuiteRunner, "_user_side", lambda self, room: SlowLeaveUser(room))
+    SlowLeaveUser.left = []
+
+    async def main():
+        SlowLeaveUser.joining = asyncio.Event()
+        run = asyncio.create_task(runner.run())
+        await SlowLeaveUser.joining.wait()  # the first case is in its room, the others wait for the slot
+        run.cancel()  # what asyncio.run does on Ctrl-C
+        return await run
+
+    out = asyncio.run(main())
+    assert SlowLeaveUser.left == ["errs-endpoint_short_hello-a1"], "the cancelled case did not finish leaving its room"
+    assert set(out.cut) == {"endpoint_short_hello", "content_weather", "boom_trigger"}
