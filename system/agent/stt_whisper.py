@@ -189,6 +189,54 @@ class WhisperStreamingSTT(stt.STT):
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
+_DIGITAL_SILENCE_DB = -90.0  # int16's quietest step: the mic's digital zeros count as this
+
+
+def sounds_after_cut(pcm: np.ndarray, sr: int, cut: int, *, below_speech_db: float = 25.0,
+                     above_tail_db: float = 10.0, win_ms: float = 10.0) -> bool:
+    """True when ``pcm[cut:]`` holds a sound: a window within ``below_speech_db`` dB of the speech
+    before ``cut`` that also stands ``above_tail_db`` dB over the tail's median (so steady
+    background noise, however loud, is no sound).
+
+    ``pcm``: (n_samples,) int16 or float mono at ``sr`` Hz, the utterance with the VAD's silence tail;
+    ``cut``: the sample where a preflight decode ended. Levels are ``win_ms`` RMS windows in dB
+    (floored at -90 dBFS): speech = the 90th percentile of ``pcm[:cut]``, the tail's loudest window
+    and its median. False when either side is empty.
+
+    Why: the VAD counts a final stop consonant's closure as silence, so the preflight decode (after
+    ``stt_preflight_silence_s`` of it) can end before the burst. Source: endpoint_trailing_silence's
+    "joke" (session 5, run rs5 read "Please tell me a jod"): 40 ms of closure at -46 dBFS, then the
+    /k/ burst 50-0 ms before the end of speech at -34 dBFS, 16.5 dB under the vowels (-17.5 dBFS);
+    decodes cut 60-40 ms before the end read "job"/"jode", from 20 ms before on "joke". The case's
+    room tone is 44 dB under the vowels. 25 dB sits between the burst and the room tone; the median
+    rule keeps noise_background's steady noise (within 25 dB of its speech) from forcing a decode.
+    """
+    x = np.asarray(pcm)
+    x = x.astype(np.float64) / 32768.0 if np.issubdtype(x.dtype, np.integer) else x.astype(np.float64)
+    w = max(1, int(sr * win_ms / 1000))
+    if cut < w or x.size - cut < 1:
+        return False
+
+    def rms_db(seg: np.ndarray) -> np.ndarray:
+        n = seg.size // w
+        if n == 0:
+            seg, n = np.pad(seg, (0, w - seg.size)), 1
+        r = np.sqrt(np.mean(seg[: n * w].reshape(n, w) ** 2, axis=1))
+        return 20 * np.log10(np.maximum(r, 10 ** (_DIGITAL_SILENCE_DB / 20)))
+
+    speech_db = float(np.percentile(rms_db(x[:cut]), 90))
+    tail = rms_db(x[cut:])
+    loudest = float(tail.max())
+    return loudest > speech_db - below_speech_db and loudest > float(np.median(tail)) + above_tail_db
+
+
+def frames_pcm(frames: list[rtc.AudioFrame]) -> np.ndarray:
+    """(n_samples,) int16: the first channel of ``frames`` one after the other."""
+    if not frames:
+        return np.zeros(0, np.int16)
+    return np.concatenate([np.frombuffer(f.data, dtype=np.int16).reshape(-1, f.num_channels)[:, 0] for f in frames])
+
+
 def join_utterances(held: rtc.AudioFrame, held_end_s: float, new: list[rtc.AudioFrame], new_start_s: float,
                     *, max_gap_s: float = 0.5) -> list[rtc.AudioFrame]:
     """The audio of a held utterance followed by the next one, for one decode of the whole turn.
@@ -372,6 +420,7 @@ class _WhisperStream(stt.RecognizeStream):
                     elif (owner._preflight_silence_s is not None and not overlap["agent"]
                           and ev.raw_accumulated_silence >= owner._preflight_silence_s and preflight["frames"] < 0):
                         preflight["frames"] = len(speech)
+                        preflight["samples"] = sum(f.samples_per_channel for f in speech)
                         preflight["task"] = asyncio.create_task(decode_preflight(turn_audio(list(speech))),
                                                                 name="whisper.preflight")
                 elif ev.type == VADEventType.END_OF_SPEECH:
@@ -393,6 +442,10 @@ class _WhisperStream(stt.RecognizeStream):
                     frames = turn_audio(list(ev.frames) or list(speech))
                     task, fresh = preflight["task"], preflight["frames"] >= 0
                     preflight["frames"], preflight["task"] = -1, None
+                    if fresh and task is not None and speech and sounds_after_cut(
+                            frames_pcm(speech), speech[0].sample_rate, preflight["samples"]):
+                        fresh = False  # a final consonant after the speculative cut: decode it all
+                        log.info("sound after the preflight cut: the whole utterance is decoded")
                     if fresh and task is not None:
                         text = await task  # no speech since the speculative decode: it is the final
                     else:
