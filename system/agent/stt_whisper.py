@@ -161,9 +161,7 @@ class WhisperStreamingSTT(stt.STT):
 
     async def _transcribe(self, frames: list[rtc.AudioFrame], *, check: bool = False) -> str:
         """``check``: a barge-in word check; a transcriber that takes ``check=`` may decode it cheaper."""
-        frame = rtc.combine_audio_frames(frames) if len(frames) != 1 else frames[0]
-        pcm = np.frombuffer(frame.data, dtype=np.int16).reshape(-1, frame.num_channels)
-        mono = pcm.mean(axis=1).astype(np.float32) / 32768.0
+        mono, frame = frames_mono(frames)
         kwargs = {"check": True} if check and self._check_kwarg else {}
 
         def run() -> tuple[str, float]:
@@ -230,11 +228,11 @@ def sounds_after_cut(pcm: np.ndarray, sr: int, cut: int, *, below_speech_db: flo
     return loudest > speech_db - below_speech_db and loudest > float(np.median(tail)) + above_tail_db
 
 
-def frames_pcm(frames: list[rtc.AudioFrame]) -> np.ndarray:
-    """(n_samples,) int16: the first channel of ``frames`` one after the other."""
-    if not frames:
-        return np.zeros(0, np.int16)
-    return np.concatenate([np.frombuffer(f.data, dtype=np.int16).reshape(-1, f.num_channels)[:, 0] for f in frames])
+def frames_mono(frames: list[rtc.AudioFrame]) -> tuple[np.ndarray, rtc.AudioFrame]:
+    """``frames`` (non-empty) as one frame, and its (n_samples,) float32 mono in [-1, 1) (channels averaged)."""
+    frame = rtc.combine_audio_frames(frames) if len(frames) != 1 else frames[0]
+    pcm = np.frombuffer(frame.data, dtype=np.int16).reshape(-1, frame.num_channels)
+    return pcm.mean(axis=1).astype(np.float32) / 32768.0, frame
 
 
 def join_utterances(held: rtc.AudioFrame, held_end_s: float, new: list[rtc.AudioFrame], new_start_s: float,
@@ -420,7 +418,6 @@ class _WhisperStream(stt.RecognizeStream):
                     elif (owner._preflight_silence_s is not None and not overlap["agent"]
                           and ev.raw_accumulated_silence >= owner._preflight_silence_s and preflight["frames"] < 0):
                         preflight["frames"] = len(speech)
-                        preflight["samples"] = sum(f.samples_per_channel for f in speech)
                         preflight["task"] = asyncio.create_task(decode_preflight(turn_audio(list(speech))),
                                                                 name="whisper.preflight")
                 elif ev.type == VADEventType.END_OF_SPEECH:
@@ -440,10 +437,12 @@ class _WhisperStream(stt.RecognizeStream):
                     if ev.frames:  # the whole utterance, from the VAD's prefix padding on
                         start_s["t"] = ev.timestamp - sum(f.duration for f in ev.frames)
                     frames = turn_audio(list(ev.frames) or list(speech))
-                    task, fresh = preflight["task"], preflight["frames"] >= 0
+                    task, cut_frames = preflight["task"], preflight["frames"]
+                    fresh = cut_frames >= 0
                     preflight["frames"], preflight["task"] = -1, None
                     if fresh and task is not None and speech and sounds_after_cut(
-                            frames_pcm(speech), speech[0].sample_rate, preflight["samples"]):
+                            frames_mono(speech)[0], speech[0].sample_rate,
+                            sum(f.samples_per_channel for f in speech[:cut_frames])):
                         fresh = False  # a final consonant after the speculative cut: decode it all
                         log.info("sound after the preflight cut: the whole utterance is decoded")
                     if fresh and task is not None:

@@ -56,6 +56,7 @@ def audible_start(pcm: np.ndarray, sr: int, *, floor_dbfs: float = -40.0, frame_
     loud = np.flatnonzero(rms >= 10 ** (floor_dbfs / 20))
     return int(loud[0] * n) if loud.size else None
 
+
 @dataclass(frozen=True, kw_only=True)
 class TTSOptions:
     """Settings every engine understands; engines subclass it for their own fields.
