@@ -84,6 +84,25 @@ class ProbeReply(_Strict):
     interrupted: bool = False
 
 
+class ReceiverSample(_Strict):
+    """The probe's WebRTC receiver at one moment: libwebrtc's cumulative inbound-rtp counters of
+    the agent's audio stream (what its jitter buffer, NetEq, did to the audio the probe records),
+    read with the track's ``get_stats()``.  Sample counts are at ``sample_rate_hz``."""
+
+    t: float = Field(description="monotonic s of the read (midpoint of the stats request)")
+    packets_received: int = Field(ge=0)
+    packets_lost: int = Field(description="RTP sequence gaps not filled later (may go down when a late packet comes)")
+    concealed_samples: int = Field(ge=0, description="samples NetEq synthesised for missing/late packets")
+    silent_concealed_samples: int = Field(ge=0, description="of those, samples concealed as silence")
+    concealment_events: int = Field(ge=0, description="runs of concealed samples (one per loss/underrun episode)")
+    inserted_samples_for_deceleration: int = Field(ge=0, description="time stretch: samples added to slow playout")
+    removed_samples_for_acceleration: int = Field(ge=0, description="time stretch: samples dropped to speed it up")
+    total_samples_received: int = Field(ge=0)
+    jitter_buffer_delay_s: float = Field(ge=0, description="sum over emitted samples of their time in the buffer")
+    jitter_buffer_emitted_count: int = Field(ge=0)
+    sample_rate_hz: int = Field(default=48000, gt=0, description="rate of the sample counters (the codec's clock)")
+
+
 class ProbeBlock(_Strict):
     """What the probe recorded: ``post_rtc_full.wav`` and when each frame arrived."""
 
@@ -96,6 +115,9 @@ class ProbeBlock(_Strict):
     t_reply_end_evt: float | None = None
     reply_slice: tuple[int, int] | None = Field(default=None, description="[start, end) of post_rtc_full.wav cut into post_rtc_reply.wav")
     replies: list[ProbeReply] = Field(default_factory=list)
+    receiver: list[ReceiverSample] = Field(
+        default_factory=list, description="the probe's receiver counters of the agent's audio, read every ~0.1 s "
+                                          "from before the first frame to after the last (empty: not read)")
 
 
 class AgentReply(BaseModel):

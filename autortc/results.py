@@ -195,6 +195,24 @@ class Fingerprints:
 
 
 @dataclass
+class ReceiverMetrics:
+    """The probe's WebRTC receiver over the heard reply: differences of libwebrtc's inbound-rtp
+    counters of the agent's audio (autortc/metrics/receiver.py); None = not read."""
+
+    packets_received: int | None = None
+    packets_lost: int | None = None
+    concealment_events: int | None = None
+    concealed_ms: float | None = None  # synthesised for missing/late packets, not silent
+    silent_concealed_ms: float | None = None
+    accelerate_ms: float | None = None  # removed to play faster (time stretch)
+    decelerate_ms: float | None = None  # inserted to play slower
+    jitter_buffer_ms: float | None = None  # mean time an emitted sample spent in the jitter buffer
+    # of the heard dropouts (continuity.dropouts), how many met a concealment in the receiver; the
+    # rest came with no packet missing or late at the probe
+    dropouts_concealed: int | None = None
+
+
+@dataclass
 class TurnResult:
     """All metrics and gate verdicts of one user turn (one ``<trace_id>/`` folder)."""
 
@@ -213,6 +231,7 @@ class TurnResult:
     content: ContentMetrics = field(default_factory=ContentMetrics)
     turntaking: TurnTakingMetrics = field(default_factory=TurnTakingMetrics)
     fingerprints: Fingerprints = field(default_factory=Fingerprints)
+    receiver: ReceiverMetrics = field(default_factory=ReceiverMetrics)
     verdicts: list[GateVerdict] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     # metric paths this turn should have measured -> why not ("" when measured): a gate on

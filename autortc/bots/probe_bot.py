@@ -21,7 +21,9 @@ import numpy as np
 import soundfile as sf
 from livekit import rtc
 
+from autortc.artifacts import ReceiverSample
 from autortc.bots.barrier import BarrierTimeout, join_room, raise_task_errors, wait_for
+from autortc.bots.receiver_stats import poll_receiver
 from autortc.bots.target import Target
 from autortc.protocol.messages import PRE_RTC_TOPIC, TOPIC, ProtocolError, decode, encode, make
 
@@ -67,6 +69,9 @@ class ProbeBot:
         self._track_fut: asyncio.Future[rtc.RemoteAudioTrack] = asyncio.get_event_loop().create_future()
         self._trace: TraceEvents | None = None
         self._record_task: asyncio.Task[None] | None = None
+        # the receiver's counters of the agent's audio, read every ~0.1 s (receiver_stats.py)
+        self.receiver: list[ReceiverSample] = []
+        self._stats_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- connection and barriers ----------------------------------------------------------
@@ -89,6 +94,8 @@ class ProbeBot:
         track = await wait_for(self._track_fut, barrier="agent_audio_track", timeout_s=timeout_s,
                                detail="no agent audio track was subscribed (is the agent dispatched to this room?)")
         self._record_task = asyncio.create_task(self._record(track), name="probe.record")
+        self._stats_task = asyncio.create_task(poll_receiver(track, self.receiver, room_name=self.room_name),
+                                               name="probe.receiver_stats")
         await wait_for(self._first_frame.wait(), barrier="agent_audio_first_frame", timeout_s=10.0)
         t0 = time.monotonic()
         while not self.agent_ready.is_set():
@@ -206,6 +213,8 @@ class ProbeBot:
         rec_crashed = self._record_task is not None and self._record_task.done()
         if self._record_task is not None and not rec_crashed:
             self._record_task.cancel()
+        if self._stats_task is not None and not self._stats_task.done():
+            self._stats_task.cancel()
         pending = list(self._tasks)
         if pending:
             await asyncio.wait(pending, timeout=2)
@@ -213,7 +222,7 @@ class ProbeBot:
                 if not t.done():
                     t.cancel()
         try:
-            await raise_task_errors([self._record_task, *pending], owner=f"probe in room {self.room_name}")
+            await raise_task_errors([self._record_task, self._stats_task, *pending], owner=f"probe in room {self.room_name}")
         finally:
             await self.room.disconnect()
 

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from autortc.artifacts import CaseBlock, Span, TurnArtifacts, TurnAudio, UserBlock, load_turn
+from autortc.artifacts import CaseBlock, ReceiverSample, Span, TurnArtifacts, TurnAudio, UserBlock, load_turn
 from autortc.audio import Audio, resample
-from autortc.metrics import content, continuity, defects, fidelity, fingerprints, instrument, latency, level, turntaking
+from autortc.metrics import content, continuity, defects, fidelity, fingerprints, instrument, latency, level, receiver, turntaking
 from autortc.results import Interval, TurnResult, worst
 
 log = logging.getLogger("autortc.metrics")
@@ -103,6 +103,8 @@ def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: T
     # the reply segment: post_rtc_reply.wav, else the reply_slice of the full capture; never
     # the whole capture (its silences before/after the reply made false max_gap, seed D9 R5)
     seg = reply
+    # where seg begins in post_rtc_full.wav (None: not known); post_rtc_reply.wav is reply_slice
+    seg_start: int | None = int(sl[0]) if sl else None
     if seg is None and full is not None and sl and 0 <= sl[0] < sl[1] <= full.samples.shape[0]:
         seg = Audio(full.samples[int(sl[0]):int(sl[1])], full.sr)
     if seg is None and full is not None and probe is not None:
@@ -111,6 +113,7 @@ def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: T
         hr = _heard_reply_span(probe.replies, full.samples.shape[0], full.sr)
         if hr is not None:
             seg = Audio(full.samples[hr[0]:hr[1]], full.sr)
+            seg_start = hr[0]
             res.errors.append(f"reply slice rebuilt from probe.replies (samples {hr[0]}-{hr[1]}): no reply_slice recorded")
     if seg is not None and full is not None and sl and probe is not None:
         # recorded before the runner began the slice at the reply's first *sound*: a click on
@@ -120,6 +123,7 @@ def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: T
             a = latency.reply_start(full.samples, full.sr, int(hr.start_sample), int(sl[0]) + int(latency.REPLY_PREROLL_MS * full.sr / 1000))
             if a < sl[0]:
                 seg = Audio(np.concatenate([full.samples[a:int(sl[0])], seg.samples]), seg.sr)
+                seg_start = a
                 res.errors.append(f"reply segment extended {(sl[0] - a) / full.sr * 1000:.0f} ms back to its first sound "
                                   "(recorded slice began after it)")
     if seg is None and full is not None:
@@ -219,6 +223,8 @@ def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: T
                     post_ms = (b[1] - b[0]) / seg.sr * 1000.0 if b is not None else 0.0
                     C.missing_audio_ms = round(defects.missing_audio_ms((a[1] - a[0]) / seg.sr * 1000.0, post_ms,
                                                                         F.speed_ratio), 1)
+    if probe is not None and probe.receiver and frames and seg is not None and seg_start is not None and full is not None:
+        _receiver_metrics(res, probe.receiver, frames, full.sr, seg_start, seg.samples.shape[0])
     if user is not None:
         # the user's first segment as published: pauses outside the case's declared ones
         # (case.expected_silence_ms, ms from the start of the segment's WAV) are gaps of the
@@ -386,6 +392,26 @@ def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: T
 
 
 REPLY_TAIL_MS = 300.0  # as the runner's slice (runner.conversation.TurnTimeouts.reply_tail_ms)
+
+
+def _receiver_metrics(res: TurnResult, samples: Sequence[ReceiverSample], frames: list, sr: int,
+                      seg_start: int, seg_len: int) -> None:
+    """The receiver's counters over the heard reply, and which heard dropouts met a concealment."""
+    t0 = latency.sample_arrival_time(frames, seg_start, sr)
+    t1 = latency.sample_arrival_time(frames, seg_start + max(0, seg_len - 1), sr)
+    d = receiver.delta(samples, t0, t1)
+    R = res.receiver
+    if d is not None:
+        R.packets_received, R.packets_lost = d.packets_received, d.packets_lost
+        R.concealment_events = d.concealment_events
+        R.concealed_ms, R.silent_concealed_ms = round(d.concealed_ms, 2), round(d.silent_concealed_ms, 2)
+        R.accelerate_ms, R.decelerate_ms = round(d.accelerate_ms, 2), round(d.decelerate_ms, 2)
+        R.jitter_buffer_ms = None if d.jitter_buffer_ms is None else round(d.jitter_buffer_ms, 2)
+    drops = res.continuity.dropouts
+    if drops and d is not None:
+        spans = receiver.concealment_spans(samples)
+        at = lambda ms: latency.sample_arrival_time(frames, seg_start + int(ms * sr / 1000.0), sr)  # noqa: E731
+        R.dropouts_concealed = sum(receiver.concealed_at(spans, at(g.start_ms), at(g.end_ms)) for g in drops)
 
 
 def _heard_reply_span(replies: Sequence[Any], n: int, sr: int) -> tuple[int, int] | None:

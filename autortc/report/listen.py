@@ -171,6 +171,15 @@ def _attribution(turn: TurnResult, art) -> list[str]:
     if C.audible_dropouts:
         where = {"path": "added on the way", "agent": "in the agent's own audio"}.get(O.get("audible_dropout", ""), "origin unknown")
         out.append(f"{O.get('audible_dropout', 'heard')}: {C.audible_dropouts} audible dropout(s) ({where})")
+        R = turn.receiver
+        if R.dropouts_concealed is not None:
+            # the probe's own WebRTC receiver is the outside witness of "on the way"
+            out.append(f"receiver: {R.dropouts_concealed} of them at a concealment of the probe's jitter buffer "
+                       f"(packets missing or late); {C.audible_dropouts - R.dropouts_concealed} with none there")
+    R = turn.receiver
+    if R.concealment_events:
+        out.append(f"receiver: the probe's jitter buffer concealed {R.concealed_ms or 0:.0f} ms of the reply in "
+                   f"{R.concealment_events} event(s) ({R.packets_lost or 0} packet(s) lost, the rest late)")
     for key, n, what in (("peak_spike", F.peak_spike_count, "spike(s)/boom(s)"), ("repeats", F.repeat_count, "repeated chunk(s)")):
         if not n:
             continue

@@ -181,6 +181,19 @@ def _details(summary: RunSummary, cases: list[CaseResult]) -> list[Table]:
             lead=(f"{prem} premature (talk-over) turn(s), left out of the EoT → first audio distribution. " if prem
                   else "") + "Where it arose: 'agent' = also in the agent's own pre-RTC copy, 'path' = added on the "
                   "way; both are judged."))
+    rx = [(c, t) for c in cases for t in c.turns if t.receiver.concealment_events is not None]
+    if rx:
+        out.append(Table(
+            "The probe's WebRTC receiver over the heard reply",
+            ["Case / turn", "packets lost", "concealment events", "concealed ms", "jitter buffer ms",
+             "time stretch ms (+slower / -faster)", "dropouts heard", "of them at a concealment"],
+            [[f"{c.case_id} / {t.trace_id}", fmt(t.receiver.packets_lost), fmt(t.receiver.concealment_events),
+              fmt(t.receiver.concealed_ms), fmt(t.receiver.jitter_buffer_ms),
+              fmt((t.receiver.decelerate_ms or 0) - (t.receiver.accelerate_ms or 0)),
+              fmt(t.continuity.audible_dropouts), fmt(t.receiver.dropouts_concealed)] for c, t in rx],
+            lead="libwebrtc's own counters of the agent's audio at the probe (inbound-rtp, read every ~0.1 s): "
+                 "a dropout heard with no concealment there did not come from packets missing or late at the "
+                 "receiver."))
     ex = summary.extra or {}
     tim = ex.get("timing") or {}
     if tim.get("turns") and not ex.get("faultbench"):  # the bench shows its own (planted delays left out)

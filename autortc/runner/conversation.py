@@ -21,6 +21,7 @@ from autortc.artifacts import (
     CaseBlock,
     ProbeBlock,
     ProbeReply,
+    ReceiverSample,
     TurnArtifacts,
     UserBlock,
     UserSegment,
@@ -239,9 +240,18 @@ def probe_artifacts(probe: ProbeBot, tr: TraceEvents, out_dir: Path, *, full_sta
                        interrupted=bool(r.end_msg and r.end_msg.get("interrupted")))
             for r in replies
         ],
+        # from one read before the first frame (the baseline of its deltas) to the newest
+        receiver=_receiver_window(probe.receiver, frames[0][0] if frames else None),
     )
     pre_sr = tr.pre_rtc[first.reply_index][1] if first and first.reply_index in tr.pre_rtc else None
     return probe_block, agent_block(tr.trace_msg, pre_rtc_sr=pre_sr)
+
+
+def _receiver_window(samples: list[ReceiverSample], t_start: float | None) -> list[ReceiverSample]:
+    if t_start is None:
+        return []
+    i = next((k for k, x in enumerate(samples) if x.t >= t_start), len(samples))
+    return list(samples[max(0, i - 1):])
 
 
 SAME_HOST_OFFSET_S = 1.0
