@@ -63,13 +63,23 @@ def silences_between(iv: Sequence[Interval]) -> list[Interval]:
     return [(iv[k][1], iv[k + 1][0]) for k in range(len(iv) - 1)]
 
 
-def stop_time_ms(agent: Sequence[Interval], t_user_onset: float, *, bridge_ms: float = 300.0) -> float | None:
+def stop_time_ms(agent: Sequence[Interval], t_user_onset: float, *, bridge_ms: float = 300.0,
+                 cut_reply: Interval | None = None) -> float | None:
     """ms from the user's onset to the end of the agent speech active then (pauses < ``bridge_ms`` bridged).
+
+    ``cut_reply``: ``(t_first_audible, t_reply_end)`` of a reply the agent reports as interrupted,
+    with ``agent`` holding that reply's audio only. An onset inside it that falls in a longer pause
+    of the reply (between two sentences, or a TTS segment that came late) still barged in on a
+    reply in progress: the stop time runs to the reply's last audible sample after the onset, 0
+    when nothing of it sounded after the onset.
 
     ``None`` when the agent was not speaking at the onset (nothing to stop).
     """
     i = _active_at(agent, t_user_onset, bridge_ms=bridge_ms)
     if i is None:
+        if cut_reply is not None and cut_reply[0] <= t_user_onset < cut_reply[1]:
+            after = [b for _, b in agent if b > t_user_onset]
+            return (max(after) - t_user_onset) * 1000.0 if after else 0.0
         return None
     end = agent[i][1]
     for a, b in agent[i + 1:]:

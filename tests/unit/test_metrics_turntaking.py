@@ -51,3 +51,16 @@ def test_barge_in_between_two_words_still_lands_on_speech():
     agent = [(0.0, 1.0), (1.12, 1.8)]  # the user starts in a 120 ms gap between words
     assert stop_time_ms(agent, 1.05) == pytest.approx(750.0)
     assert stop_time_ms([(0.0, 1.0), (1.6, 2.0)], 1.3) is None  # a 600 ms silence: the agent was not speaking
+
+
+def test_barge_in_in_a_long_pause_of_a_reply_the_agent_reports_cut():
+    """rx4 turn_barge_in_stop: "Once upon a time," then a 0.4 s+ wait for the next TTS segment; the
+    user barged in inside it and the agent stopped 0.6 s later. Not "nothing to stop"."""
+    from autortc.metrics.turntaking import stop_time_ms
+
+    reply = [(0.8, 1.7), (2.2, 2.45)]  # the reply's audio (up to the agent's next reply)
+    assert stop_time_ms(reply, 1.82) is None  # without the protocol's word: a 500 ms silence, not speaking
+    assert stop_time_ms(reply, 1.82, cut_reply=(0.8, 4.4)) == pytest.approx(630.0)
+    assert stop_time_ms([(0.8, 1.7)], 1.82, cut_reply=(0.8, 4.4)) == 0.0  # it never sounded again
+    assert stop_time_ms(reply, 4.5, cut_reply=(0.8, 4.4)) is None  # after the reply ended
+    assert stop_time_ms(reply, 0.5, cut_reply=(0.8, 4.4)) is None  # before it began
