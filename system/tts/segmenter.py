@@ -228,8 +228,9 @@ def _ramp_up(segments: list[str], opts: SegmenterOptions) -> list[str]:
     Each segment only has to be synthesized while the audio before it plays, and that
     audio grows with every segment, so the limit may grow too; it stops at
     ``max_segment_chars`` (or the first segment that already fits).  Only the first cut
-    may fall between two words; later ones need a clause mark, and no cut leaves a
-    remainder shorter than ``short_text_chars``.
+    may fall between two words (and the second, after a first segment shorter than half its
+    limit); later ones need a clause mark, and no cut leaves a remainder shorter than
+    ``short_text_chars``.
     """
     assert opts.first_segment_max_chars is not None
     out: list[str] = []
@@ -238,7 +239,12 @@ def _ramp_up(segments: list[str], opts: SegmenterOptions) -> list[str]:
     cap = opts.max_segment_chars if opts.max_segment_chars is not None else float("inf")
     while pending and limit < cap:
         # the first cut may fall between words (TTFA); later ones only at clause marks (prosody)
-        head, *rest = _split_long(pending.pop(0), int(limit), max_cuts=1, clause_only=bool(out),
+        # the second cut may fall between words too when the first segment is short: "Sure." then
+        # a sentence with no clause mark within the next limit was synthesised whole while "Sure."
+        # played (~0.5 s of audio for ~0.5-0.8 s of piper) and the user heard the wait (suite runs
+        # rx5/rx7, distortion_sibilant: a 450-530 ms hole after "Sure.")
+        short_first = len(out) == 1 and spoken_len(out[0]) * 2 < opts.first_segment_max_chars
+        head, *rest = _split_long(pending.pop(0), int(limit), max_cuts=1, clause_only=bool(out) and not short_first,
                                   min_tail=opts.short_text_chars)
         out.append(head)
         pending[:0] = rest

@@ -125,6 +125,22 @@ def test_segment_limits_ramp_up_and_later_cuts_need_clause_marks() -> None:
         .endswith("morning after a long delay over the ocean.")
 
 
+def test_after_a_short_first_segment_the_second_may_be_cut_between_words() -> None:
+    """distortion_sibilant's reply: "Sure." (5 chars, ~0.5 s of audio) then 88 chars with no clause
+    mark within the next limit: the second segment was synthesised whole while "Sure." played, and the
+    probe heard a 450-530 ms hole after it (suite runs rx5, rx7)."""
+    opts = SegmenterOptions(first_segment_max_chars=24)
+    text = "Sure. Sally sells shiny silver seashells beside the sea, and she sings softly to the seagulls."
+    segments = segment_text(text, opts)
+    assert segments[:2] == ["Sure.", "Sally sells shiny silver seashells beside"]  # "the" is not left last
+    limits = [opts.first_segment_max_chars * opts.segment_growth ** i for i in range(len(segments))]
+    assert all(spoken_len(seg) <= lim for seg, lim in zip(segments, limits)), segments
+    assert _chars("".join(segments)) == _chars(text)
+    # a short first sentence whose next one fits its limit stays as it was
+    assert segment_text("Hello! I am the test agent. How can I help you today?", opts)[:2] == \
+        ["Hello!", "I am the test agent."]
+
+
 def test_invalid_options_raise() -> None:
     with pytest.raises(ValueError, match="max_segment_chars"):
         SegmenterOptions(max_segment_chars=2)
