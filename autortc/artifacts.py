@@ -132,6 +132,11 @@ class AgentReply(BaseModel):
     playback_position_s: float | None = None
     pre_rtc_sr: int | None = None
     pre_rtc_samples: int | None = None
+    runs: list[tuple[float, float, float]] = Field(
+        default_factory=list,
+        description="the agent framework's playback runs: [offset s into the reply's audio, monotonic s it began "
+                    "to play (runner clock), s played]; a new run after a gap in time = the agent's audio output "
+                    "ran dry (LiveKit Agents' playback_progressed)")
 
 
 class AgentBlock(_Strict):

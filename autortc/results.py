@@ -135,6 +135,9 @@ class ContinuityMetrics:
     agent_gaps: list[Interval] = field(default_factory=list)
     # audible duration of the agent's copy the user did not get (speed-corrected), ms
     missing_audio_ms: float | None = None
+    # waits of the agent's own audio output inside the reply (its framework's playback runs: a
+    # TTS segment late), placed in post_rtc_reply.wav ms by the turn's published -> heard delay
+    agent_output_dry: list[Interval] = field(default_factory=list)
 
 
 @dataclass
@@ -194,6 +197,18 @@ class Fingerprints:
     speed_change: float | None = None  # |speed_ratio - 1|
 
 
+ORIGIN_TEXT = {
+    "agent": "in the agent's own audio (its pre-RTC copy, or a wait of its audio output)",
+    "path": "added on the way",
+    "agent+path": "partly in the agent's own audio, partly added on the way",
+    # after the agent's copy but with no packet missing or late at the probe's receiver: what the
+    # agent sent had it (its audio output ran dry, or its encoder dropped it)
+    "sender": "in what the agent sent, not in its copy (no packet missing or late at the receiver: its "
+              "output ran dry or its encoder dropped the audio)",
+}
+"""``TurnResult.origin`` values and what they say."""
+
+
 @dataclass
 class ReceiverMetrics:
     """The probe's WebRTC receiver over the heard reply: differences of libwebrtc's inbound-rtp
@@ -237,8 +252,7 @@ class TurnResult:
     # metric paths this turn should have measured -> why not ("" when measured): a gate on
     # such a metric that stayed None FAILs "not measured: <reason>" on P0 turns
     expected: dict[str, str] = field(default_factory=dict)
-    # where a fault arose, per metric family ("agent": in the agent's own pre-RTC copy too;
-    # "path": added on the way; "agent+path"): attribution, never an excuse
+    # where a fault arose, per metric family (ORIGIN_TEXT): attribution, never an excuse
     origin: dict[str, str] = field(default_factory=dict)
     no_reply: bool | None = None  # the agent never answered this turn (cause NO_REPLY)
     v: int = RESULT_VERSION

@@ -20,7 +20,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from autortc.gates.spec import GateSet, GateSpec, load_gates
-from autortc.results import CaseEntry, CaseResult, GateVerdict, RunSummary, Status, TurnResult, worst
+from autortc.results import ORIGIN_TEXT, CaseEntry, CaseResult, GateVerdict, RunSummary, Status, TurnResult, worst
 
 __all__ = ["RunGates", "judge_turn", "judge_case", "judge_run", "judge_values", "evaluate_turn", "evaluate_run"]
 
@@ -132,8 +132,7 @@ def _detail(turn: TurnResult, gate: str) -> str:
         parts.append(f"{len(turn.continuity.agent_gaps)} silence(s) already in the agent's own copy")
     if gate in turn.origin:
         o = turn.origin[gate]
-        parts.append({"agent": "in the agent's own audio", "path": "added on the way",
-                      "agent+path": "partly in the agent's own audio, partly added on the way"}.get(o, o))
+        parts.append(ORIGIN_TEXT.get(o, o))
     return "; ".join(parts)
 
 

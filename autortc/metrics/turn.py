@@ -21,7 +21,8 @@ import numpy as np
 
 from autortc.artifacts import CaseBlock, ReceiverSample, Span, TurnArtifacts, TurnAudio, UserBlock, load_turn
 from autortc.audio import Audio, resample
-from autortc.metrics import content, continuity, defects, fidelity, fingerprints, instrument, latency, level, receiver, turntaking
+from autortc.metrics import (content, continuity, defects, fidelity, fingerprints, instrument, latency, level, playout,
+                             receiver, turntaking)
 from autortc.results import Interval, TurnResult, worst
 
 log = logging.getLogger("autortc.metrics")
@@ -223,8 +224,6 @@ def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: T
                     post_ms = (b[1] - b[0]) / seg.sr * 1000.0 if b is not None else 0.0
                     C.missing_audio_ms = round(defects.missing_audio_ms((a[1] - a[0]) / seg.sr * 1000.0, post_ms,
                                                                         F.speed_ratio), 1)
-    if probe is not None and probe.receiver and frames and seg is not None and seg_start is not None and full is not None:
-        _receiver_metrics(res, probe.receiver, frames, full.sr, seg_start, seg.samples.shape[0])
     if user is not None:
         # the user's first segment as published: pauses outside the case's declared ones
         # (case.expected_silence_ms, ms from the start of the segment's WAV) are gaps of the
@@ -379,6 +378,9 @@ def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: T
             user_iv = turntaking.activity_intervals(user.samples, user.sr, lambda i: t0 + i / user.sr)
             res.turntaking.talk_over_ms = turntaking.talk_over_ms(user_iv, agent_iv)
 
+    if frames and seg is not None and seg_start is not None and full is not None:
+        _where_holes_arose(res, probe.receiver if probe is not None else [], agent, frames, full.sr, seg_start,
+                           seg.samples.shape[0])
     _expectations(res, art, seg, pre, full, frames, transcriber, detect_repeats)
 
     # perceptual
@@ -402,24 +404,60 @@ def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: T
 REPLY_TAIL_MS = 300.0  # as the runner's slice (runner.conversation.TurnTimeouts.reply_tail_ms)
 
 
-def _receiver_metrics(res: TurnResult, samples: Sequence[ReceiverSample], frames: list, sr: int,
-                      seg_start: int, seg_len: int) -> None:
-    """The receiver's counters over the heard reply, and which heard dropouts met a concealment."""
-    t0 = latency.sample_arrival_time(frames, seg_start, sr)
-    t1 = latency.sample_arrival_time(frames, seg_start + max(0, seg_len - 1), sr)
-    d = receiver.delta(samples, t0, t1)
-    R = res.receiver
+DRY_MATCH_MS = 60.0
+"""A heard dropout is at a wait of the agent's output when they are this close in the heard
+reply: the jitter buffer's own stretching within a turn (tens of ms here) plus a 20 ms frame."""
+
+
+def _where_holes_arose(res: TurnResult, samples: Sequence[ReceiverSample], agent: Any, frames: list, sr: int,
+                       seg_start: int, seg_len: int) -> None:
+    """Receiver counters over the heard reply, the agent output's waits placed in it, and where
+    each heard dropout arose.
+
+    A dropout heard and not in the agent's copy (origin ``path``) is the agent's (``agent``)
+    when it falls on a wait of the agent's own audio output (its framework's playback runs: a TTS
+    segment came late), ``sender`` when it met no concealment of the probe's jitter buffer either
+    (the packets as sent carried it: the encoder, or a wait the agent did not report), and stays
+    ``path`` otherwise.
+    """
+    at = lambda ms: latency.sample_arrival_time(frames, seg_start + int(ms * sr / 1000.0), sr)  # noqa: E731
+    t_seg = at(0.0)
+    C, R = res.continuity, res.receiver
+    reply = next((r for r in agent.replies if r.runs), None) if agent is not None else None
+    dry = playout.dry_spans(reply.runs) if reply is not None else []
+    lag_ms = res.fidelity.lag_ms
+    if dry and lag_ms is not None and reply.t_first_frame_published is not None:
+        # the reply's first published sample is heard at lag_ms into the segment: that arrival minus
+        # its publish time is this turn's published -> heard delay, which moves each wait onto the
+        # heard audio (the global lag sits between the lags before and after a wait: DRY_MATCH_MS)
+        delay_s = at(lag_ms) - reply.t_first_frame_published
+        C.agent_output_dry = [Interval(round((d.t_start + delay_s - t_seg) * 1000.0, 2),
+                                       round((d.t_end + delay_s - t_seg) * 1000.0, 2)) for d in dry]
+    d = receiver.delta(samples, t_seg, at(seg_len / sr * 1000.0)) if samples else None
     if d is not None:
         R.packets_received, R.packets_lost = d.packets_received, d.packets_lost
         R.concealment_events = d.concealment_events
         R.concealed_ms, R.silent_concealed_ms = round(d.concealed_ms, 2), round(d.silent_concealed_ms, 2)
         R.accelerate_ms, R.decelerate_ms = round(d.accelerate_ms, 2), round(d.decelerate_ms, 2)
         R.jitter_buffer_ms = None if d.jitter_buffer_ms is None else round(d.jitter_buffer_ms, 2)
-    drops = res.continuity.dropouts
-    if drops and d is not None:
+    if not C.dropouts:
+        return
+    tol = DRY_MATCH_MS
+    at_dry = [any(w.start_ms - tol <= g.end_ms and g.start_ms <= w.end_ms + tol for w in C.agent_output_dry)
+              for g in C.dropouts]
+    concealed = None
+    if d is not None:
         spans = receiver.concealment_spans(samples)
-        at = lambda ms: latency.sample_arrival_time(frames, seg_start + int(ms * sr / 1000.0), sr)  # noqa: E731
-        R.dropouts_concealed = sum(receiver.concealed_at(spans, at(g.start_ms), at(g.end_ms)) for g in drops)
+        concealed = [receiver.concealed_at(spans, at(g.start_ms), at(g.end_ms)) for g in C.dropouts]
+        R.dropouts_concealed = sum(concealed)
+    if res.origin.get("audible_dropout") != "path":
+        return
+    if all(at_dry):
+        res.origin["audible_dropout"] = "agent"  # its output waited there: the hole is the agent's
+    elif concealed is not None and not any(c or a for c, a in zip(concealed, at_dry)):
+        res.origin["audible_dropout"] = "sender"  # no concealment: the packets carried the hole
+    elif any(at_dry):
+        res.origin["audible_dropout"] = "agent+path"
 
 
 def _heard_reply_span(replies: Sequence[Any], n: int, sr: int) -> tuple[int, int] | None:

@@ -51,6 +51,9 @@ class _Reply:
     t_end: float | None = None
     interrupted: bool = False
     playback_position_s: float | None = None
+    # LiveKit Agents' playback runs: [offset s into the reply, monotonic s it began to play, s played];
+    # a new run begins after the room output's audio source ran dry (its next frame came late)
+    runs: list[tuple[float, float, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -118,6 +121,11 @@ class _ReplyRecorder(voice_io.AudioOutput):
         if self._reply is not None and self._reply.t_first_frame_published is None:
             self._reply.t_first_frame_published = _wall_to_mono(created_at)
             self._owner._on_reply_started(self._reply)
+
+    def on_playback_progressed(self, *, started_at: float, offset: float, duration: float) -> None:
+        super().on_playback_progressed(started_at=started_at, offset=offset, duration=duration)
+        if self._reply is not None:
+            self._reply.runs.append((float(offset), _wall_to_mono(started_at), float(duration)))
 
     def on_playback_finished(
         self, *, playback_position: float, interrupted: bool, synchronized_transcript: str | None = None
@@ -295,6 +303,7 @@ class AutoRTCAgentProtocol:
                     "playback_position_s": reply.playback_position_s,
                     "pre_rtc_sr": reply.sample_rate,
                     "pre_rtc_samples": int(played.size),
+                    "runs": [list(r) for r in reply.runs],
                 }
             )
         self._spawn(self._finish_reply(reply, trace, played), "reply_end")

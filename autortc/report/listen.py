@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autortc.results import CaseResult, TurnResult
+from autortc.results import ORIGIN_TEXT, CaseResult, TurnResult
 
 log = logging.getLogger("autortc.report")
 
@@ -169,13 +169,17 @@ def _attribution(turn: TurnResult, art) -> list[str]:
         out.append(f"excused: {len(C.excused_gaps)} pause(s) the agent meant (its own copy's sentence pauses or "
                    f"declared expected silence)")
     if C.audible_dropouts:
-        where = {"path": "added on the way", "agent": "in the agent's own audio"}.get(O.get("audible_dropout", ""), "origin unknown")
+        where = ORIGIN_TEXT.get(O.get("audible_dropout", ""), "origin unknown")
         out.append(f"{O.get('audible_dropout', 'heard')}: {C.audible_dropouts} audible dropout(s) ({where})")
         R = turn.receiver
         if R.dropouts_concealed is not None:
             # the probe's own WebRTC receiver is the outside witness of "on the way"
             out.append(f"receiver: {R.dropouts_concealed} of them at a concealment of the probe's jitter buffer "
                        f"(packets missing or late); {C.audible_dropouts - R.dropouts_concealed} with none there")
+    if C.agent_output_dry:
+        out.append(f"agent: its audio output ran dry {len(C.agent_output_dry)} time(s) inside the reply (max "
+                   f"{max(w.end_ms - w.start_ms for w in C.agent_output_dry):.0f} ms, its framework's playback runs): "
+                   "the next audio came late (e.g. a TTS segment), the user hears the wait")
     R = turn.receiver
     if R.concealment_events:
         out.append(f"receiver: the probe's jitter buffer concealed {R.concealed_ms or 0:.0f} ms of the reply in "

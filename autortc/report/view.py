@@ -180,7 +180,8 @@ def _details(summary: RunSummary, cases: list[CaseResult]) -> list[Table]:
               ", ".join(f"{k}: {v}" for k, v in sorted(t.origin.items())) or "-"] for c, t in heard],
             lead=(f"{prem} premature (talk-over) turn(s), left out of the EoT → first audio distribution. " if prem
                   else "") + "Where it arose: 'agent' = also in the agent's own pre-RTC copy, 'path' = added on the "
-                  "way; both are judged."))
+                  "way, 'sender' = not in the copy but with no packet missing or late at the probe's receiver (the "
+                  "agent's output ran dry or its encoder dropped the audio); all are judged."))
     rx = [(c, t) for c in cases for t in c.turns if t.receiver.concealment_events is not None]
     if rx:
         out.append(Table(

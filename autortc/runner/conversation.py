@@ -285,6 +285,8 @@ def agent_block(msg: dict[str, Any] | None, *, pre_rtc_sr: int | None,
         for k in ("t_first_frame_published", "t_first_capture", "t_end"):
             if r.get(k) is not None:
                 r[k] = shift(r[k])
+        if r.get("runs"):
+            r["runs"] = [(float(o), shift(t), float(d)) for o, t, d in r["runs"]]
         replies.append(AgentReply.model_validate(r))
     return AgentBlock(
         stages={k: shift(v) for k, v in (msg.get("stages") or {}).items() if isinstance(v, (int, float))},

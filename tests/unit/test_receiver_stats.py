@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from livekit.rtc._proto import stats_pb2
 
-from autortc.artifacts import ReceiverSample, read_trace, write_trace
+from autortc.artifacts import AgentReply, ReceiverSample, read_trace, write_trace
 from autortc.bots.receiver_stats import inbound_audio, poll_receiver, to_sample
 from autortc.gates import load_gates
 from autortc.metrics import receiver
@@ -72,7 +72,7 @@ def reply():
     return make_speech(SR, seed=40, sentences=2, words_per_sentence=(3, 4))
 
 
-@pytest.mark.parametrize("where", ["at_dropout", "elsewhere"])
+@pytest.mark.parametrize("where", ["at_dropout", "elsewhere", "agent_output_wait"])
 def test_heard_dropout_is_set_against_the_receivers_concealment(tmp_path, reply, where):
     at = reply.fault_points_ms(80, 1, rng_seed=3)[0]
     post, f = dropout(reply.samples, SR, at, 80)
@@ -85,11 +85,26 @@ def test_heard_dropout_is_set_against_the_receivers_concealment(tmp_path, reply,
     away = -0.4 if f.start_ms > 600 else 0.4  # inside the reply, two read intervals and more from the dropout
     planted = t_drop + 0.02 if where == "at_dropout" else t_drop + away
     art.probe.receiver = _reads(99.95, t_end, concealment_at=planted)
+    if where == "agent_output_wait":
+        # the agent's output ran dry there: a run break of 80 ms, dated on the agent side. In this
+        # synthetic turn pre sample 0 is heard at post sample 0, frame 0 arrives 20 ms after it is
+        # published (write_turn_folder), and no frame is late: published -> heard = 20 ms
+        t_pub = art.agent.stages["first_frame_published"]
+        t_dry = t_drop - 0.020
+        art.agent.replies = [AgentReply(reply_index=0, t_first_frame_published=t_pub,
+                                        runs=[(0.0, t_pub, t_dry - t_pub), (t_dry - t_pub, t_dry + 0.08, 1.0)])]
     write_trace(d, art)
     res = compute_turn_metrics(d, gates=load_gates())
     assert res.continuity.audible_dropouts == 1
     assert res.receiver.concealment_events == 1 and res.receiver.concealed_ms == pytest.approx(80.0)
     assert res.receiver.dropouts_concealed == (1 if where == "at_dropout" else 0)
+    # a hole at a wait of the agent's output is the agent's; with no concealment at the receiver
+    # either it came in the packets as sent; at a concealment it is the path's
+    assert res.origin["audible_dropout"] == {"at_dropout": "path", "elsewhere": "sender",
+                                             "agent_output_wait": "agent"}[where]
+    if where == "agent_output_wait":
+        w = res.continuity.agent_output_dry
+        assert len(w) == 1 and w[0].end_ms - w[0].start_ms == pytest.approx(80.0, abs=0.5)
 
 
 def test_no_reads_means_not_measured(tmp_path, reply):
@@ -116,3 +131,13 @@ def test_poll_receiver_samples_until_the_track_is_gone():
     asyncio.run(asyncio.wait_for(poll_receiver(_Track(fail_after=4), out, room_name="r", interval_s=0.01), 5.0))
     assert [s.concealment_events for s in out] == [2, 3, 4]
     assert all(b.t > a.t for a, b in zip(out, out[1:]))
+
+
+def test_dry_spans_are_waits_between_runs_of_the_same_audio():
+    from autortc.metrics.playout import dry_spans
+
+    runs = [(0.0, 10.0, 0.5), (0.5, 10.53, 0.7), (1.2, 11.232, 0.4), (2.0, 12.0, 0.3)]
+    spans = dry_spans(runs)
+    # 30 ms wait at 0.5 s; 2 ms at 1.2 s is timestamp noise; the jump 1.6 -> 2.0 s dropped audio (a pause)
+    assert [(s.offset_s, round(s.ms, 1)) for s in spans] == [(0.5, 30.0)]
+    assert dry_spans(list(reversed(runs))) == spans  # order of the reports does not matter
