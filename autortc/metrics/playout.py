@@ -12,9 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-DRY_MIN_MS = 5.0
-"""Shorter waits between two runs are the timestamps' own noise (both come from ``time.time()``
-in the agent's event loop around a 10 ms source tick), not a hole."""
+DRY_MIN_MS = 1.0
+"""Shorter waits between two runs are timestamp noise. LiveKit Agents starts a new run only when
+its source had run out by its own queue accounting, and the native source sends 10 ms ticks, so
+a wait it dates at 2.7 ms was heard as a 15 ms hole 40 ms into a reply (suite run rx9,
+endpoint_short_hello): every such wait counts, not only long ones. Runs split by a barge-in join
+within ~0.4 ms (rx9 turn_barge_in_stop)."""
 
 CONTIGUOUS_MS = 5.0
 """Two runs whose offsets join within this much are one stretch of audio played with a wait in

@@ -136,8 +136,8 @@ def test_poll_receiver_samples_until_the_track_is_gone():
 def test_dry_spans_are_waits_between_runs_of_the_same_audio():
     from autortc.metrics.playout import dry_spans
 
-    runs = [(0.0, 10.0, 0.5), (0.5, 10.53, 0.7), (1.2, 11.232, 0.4), (2.0, 12.0, 0.3)]
+    runs = [(0.0, 10.0, 0.5), (0.5, 10.53, 0.7), (1.2, 11.2004, 0.4), (2.0, 12.0, 0.3)]
     spans = dry_spans(runs)
-    # 30 ms wait at 0.5 s; 2 ms at 1.2 s is timestamp noise; the jump 1.6 -> 2.0 s dropped audio (a pause)
+    # 30 ms wait at 0.5 s; 0.4 ms at 1.2 s is timestamp noise; the jump 1.6 -> 2.0 s dropped audio (a pause)
     assert [(s.offset_s, round(s.ms, 1)) for s in spans] == [(0.5, 30.0)]
     assert dry_spans(list(reversed(runs))) == spans  # order of the reports does not matter
