@@ -90,6 +90,10 @@ class AgentConfig:
     # bundled voice puts ~420 ms before a sentence beginning with "f" (session 4, run t24: a 585 ms
     # hole in the agent's own audio); piper's usual lead is 30-50 ms. 0 = piper's own lead.
     tts_max_lead_ms: float = 50.0
+    # a reply reaches the room output only once this much of it is ready (system/agent/start_cushion.py):
+    # its first frames came 6-71 ms apart at the reply's start and the source ran dry between them
+    # (runs rx4/rx8/rx9: 15-25 ms holes 25-110 ms into replies). Two 38.7 ms frames. 0 = off
+    tts_start_cushion_ms: float = 150.0
     stt: str = "ct2"  # "ct2" or "faster-whisper"
     whisper_threads: int = 1
     # decode once the user has been silent this long (VAD ends the turn at vad_min_silence_s);

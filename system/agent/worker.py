@@ -23,6 +23,7 @@ from autortc.protocol.livekit_agents import AutoRTCAgentProtocol
 from system.agent.config import AgentConfig
 from system.agent.fault_output import FaultWiring
 from system.agent.scripted_llm import ScriptedLLM, load_rules
+from system.agent.start_cushion import StartCushion
 from system.agent.stt_whisper import WhisperOptions, WhisperStreamingSTT, WhisperTranscriber
 from system.agent.tts_adapter import LocalTTS
 from system.agent.turn_text import hold_is_short, hold_reason
@@ -276,6 +277,8 @@ async def entrypoint(ctx: JobContext) -> None:
     proto = AutoRTCAgentProtocol(room=ctx.room, session=session, trace_fields=faults.trace_fields)
     await proto.start()
     faults.install_agent(session)  # fault bench: agent faults before the pre-RTC copy
+    if CONFIG.tts_start_cushion_ms > 0:  # first in the chain: a reply starts with audio in hand
+        session.output.audio = StartCushion(session.output.audio, min_ms=CONFIG.tts_start_cushion_ms)
     log.info("session started in room %s", ctx.room.name)
 
 
