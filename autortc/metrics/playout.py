@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-DRY_MIN_MS = 1.0
-"""Shorter waits between two runs are timestamp noise. LiveKit Agents starts a new run only when
+DRY_MIN_MS = 0.0
+"""Every break between two runs of the same audio counts. LiveKit Agents starts a new run only when
 its source had run out by its own queue accounting, and the native source sends 10 ms ticks, so
-a wait it dates at 2.7 ms was heard as a 15 ms hole 40 ms into a reply (suite run rx9,
-endpoint_short_hello): every such wait counts, not only long ones. Runs split by a barge-in join
-within ~0.4 ms (rx9 turn_barge_in_stop)."""
+even a wait it dates under a millisecond costs a tick: rx10 endpoint_short_hello, a break dated
+0.3 ms 50 ms into the reply, a 15 ms hole heard there; rx9, 2.7 ms and a 15 ms hole. Runs split
+by a barge-in have offset jumps (below), not waits."""
 
 CONTIGUOUS_MS = 5.0
 """Two runs whose offsets join within this much are one stretch of audio played with a wait in
@@ -37,14 +37,25 @@ class DrySpan:
         return (self.t_end - self.t_start) * 1000.0
 
 
+STOP_MARGIN_S = 0.05
+"""Run breaks this close to where an interrupted reply stopped are the stop (LiveKit Agents pauses,
+then cuts the output: rx9 turn_barge_in_stop split its last 7 ms into two runs), not waits."""
+
+
 def dry_spans(runs: Sequence[Sequence[float]], *, min_ms: float = DRY_MIN_MS,
-              contiguous_ms: float = CONTIGUOUS_MS) -> list[DrySpan]:
-    """Waits of at least ``min_ms`` between runs that continue the same audio, in offset order."""
+              contiguous_ms: float = CONTIGUOUS_MS, stopped_at_s: float | None = None) -> list[DrySpan]:
+    """Waits of at least ``min_ms`` between runs that continue the same audio, in offset order.
+
+    ``stopped_at_s``: where an interrupted reply stopped (its ``playback_position_s``); breaks
+    within :data:`STOP_MARGIN_S` of it are left out.
+    """
     rs = sorted((float(o), float(t), float(d)) for o, t, d in runs)
     out = []
     for (o1, t1, d1), (o2, t2, _d2) in zip(rs, rs[1:]):
         if abs(o2 - (o1 + d1)) * 1000.0 > contiguous_ms:
             continue
-        if (t2 - (t1 + d1)) * 1000.0 >= min_ms:
+        if stopped_at_s is not None and o2 >= stopped_at_s - STOP_MARGIN_S:
+            continue
+        if (t2 - (t1 + d1)) * 1000.0 >= min_ms:  # a new run is LiveKit's own word that it ran dry
             out.append(DrySpan(offset_s=o2, t_start=t1 + d1, t_end=t2))
     return out

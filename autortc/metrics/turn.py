@@ -424,7 +424,8 @@ def _where_holes_arose(res: TurnResult, samples: Sequence[ReceiverSample], agent
     t_seg = at(0.0)
     C, R = res.continuity, res.receiver
     reply = next((r for r in agent.replies if r.runs), None) if agent is not None else None
-    dry = playout.dry_spans(reply.runs) if reply is not None else []
+    dry = playout.dry_spans(reply.runs, stopped_at_s=reply.playback_position_s if reply.interrupted else None) \
+        if reply is not None else []
     lag_ms = res.fidelity.lag_ms
     if dry and lag_ms is not None and reply.t_first_frame_published is not None:
         # the reply's first published sample is heard at lag_ms into the segment: that arrival minus

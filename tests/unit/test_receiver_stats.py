@@ -136,8 +136,13 @@ def test_poll_receiver_samples_until_the_track_is_gone():
 def test_dry_spans_are_waits_between_runs_of_the_same_audio():
     from autortc.metrics.playout import dry_spans
 
-    runs = [(0.0, 10.0, 0.5), (0.5, 10.53, 0.7), (1.2, 11.2004, 0.4), (2.0, 12.0, 0.3)]
+    runs = [(0.0, 10.0, 0.5), (0.5, 10.53, 0.7), (1.2, 11.2303, 0.4), (2.0, 12.0, 0.3)]
     spans = dry_spans(runs)
-    # 30 ms wait at 0.5 s; 0.4 ms at 1.2 s is timestamp noise; the jump 1.6 -> 2.0 s dropped audio (a pause)
-    assert [(s.offset_s, round(s.ms, 1)) for s in spans] == [(0.5, 30.0)]
+    # 30 ms at 0.5 s and 0.3 ms at 1.2 s (LiveKit's word that the source ran out: a 10 ms tick is
+    # lost even so); the jump 1.6 -> 2.0 s dropped audio (a pause), not a wait
+    assert [(s.offset_s, round(s.ms, 1)) for s in spans] == [(0.5, 30.0), (1.2, 0.3)]
     assert dry_spans(list(reversed(runs))) == spans  # order of the reports does not matter
+    # rx9 turn_barge_in_stop: its last 7 ms split into runs as it stopped at 1.5793 s
+    cut = [(0.0, 5.0, 1.5724), (1.5724, 6.5728, 0.0057), (1.5781, 6.5786, 0.0012)]
+    assert dry_spans(cut, stopped_at_s=1.5793) == []
+    assert len(dry_spans(cut)) == 2
