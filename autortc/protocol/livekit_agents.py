@@ -106,16 +106,6 @@ class _ReplyRecorder(voice_io.AudioOutput):
         if self.next_in_chain:
             self.next_in_chain.clear_buffer()
 
-    def pause(self) -> None:
-        super().pause()
-        if self.next_in_chain:
-            self.next_in_chain.pause()
-
-    def resume(self) -> None:
-        super().resume()
-        if self.next_in_chain:
-            self.next_in_chain.resume()
-
     def on_playback_started(self, *, created_at: float) -> None:
         super().on_playback_started(created_at=created_at)
         if self._reply is not None and self._reply.t_first_frame_published is None:

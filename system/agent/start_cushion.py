@@ -84,16 +84,6 @@ class StartCushion(voice_io.AudioOutput):
         if self.next_in_chain:
             self.next_in_chain.clear_buffer()
 
-    def pause(self) -> None:
-        super().pause()
-        if self.next_in_chain:
-            self.next_in_chain.pause()
-
-    def resume(self) -> None:
-        super().resume()
-        if self.next_in_chain:
-            self.next_in_chain.resume()
-
 
 def _log_failure(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:

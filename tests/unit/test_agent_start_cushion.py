@@ -69,3 +69,24 @@ def test_a_cleared_reply_drops_its_held_frames():
 def test_negative_min_ms_is_refused():
     with pytest.raises(ValueError, match="min_ms"):
         StartCushion(Sink(), min_ms=-1)
+
+
+def test_pause_and_resume_reach_the_room_output_once():
+    """AudioOutput.pause/resume forward down the chain already; a wrapper that forwarded again
+    paused the room output twice (the protocol's recorder did, until session 6)."""
+    from autortc.protocol.livekit_agents import AutoRTCAgentProtocol, _ReplyRecorder
+
+    calls: list[str] = []
+
+    class Room(Sink):
+        def pause(self) -> None:
+            calls.append("pause")
+
+        def resume(self) -> None:
+            calls.append("resume")
+
+    recorder = _ReplyRecorder(AutoRTCAgentProtocol.__new__(AutoRTCAgentProtocol), Room())
+    chain = StartCushion(recorder, min_ms=70.0)
+    chain.pause()
+    chain.resume()
+    assert calls == ["pause", "resume"]
