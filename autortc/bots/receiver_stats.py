@@ -22,8 +22,9 @@ from autortc.artifacts import ReceiverSample
 log = logging.getLogger("autortc.bots.probe")
 
 STATS_INTERVAL_S = 0.1
-"""Seconds between reads: a concealment is placed within one interval (~5 frames of 20 ms);
-one read costs ~1 ms of the probe's event loop."""
+"""Seconds between reads: a concealment is placed within one interval (~5 frames of 20 ms). The
+reads made no difference to the suite's latencies measurable against their spread (runs rx5 with
+them, rx6 without: EoT -> first audio P50 917 / 923 ms)."""
 
 OPUS_CLOCK_HZ = 48000
 

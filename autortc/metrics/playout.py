@@ -15,9 +15,10 @@ from dataclasses import dataclass
 DRY_MIN_MS = 0.0
 """Every break between two runs of the same audio counts. LiveKit Agents starts a new run only when
 its source had run out by its own queue accounting, and the native source sends 10 ms ticks, so
-even a wait it dates under a millisecond costs a tick: rx10 endpoint_short_hello, a break dated
-0.3 ms 50 ms into the reply, a 15 ms hole heard there; rx9, 2.7 ms and a 15 ms hole. Runs split
-by a barge-in have offset jumps (below), not waits."""
+even a wait it dates under a millisecond can cost a tick: rx10 endpoint_short_hello, a break dated
+0.3 ms 50 ms into the reply and a 15 ms hole heard there; rx9, 2.7 ms and a 15 ms hole (rx11/rx12
+also had 0.3-0.4 ms breaks with no hole). Breaks at a barge-in's stop are left out
+(:data:`STOP_MARGIN_S`), jumps in offset are dropped audio (:data:`CONTIGUOUS_MS`)."""
 
 CONTIGUOUS_MS = 5.0
 """Two runs whose offsets join within this much are one stretch of audio played with a wait in

@@ -178,8 +178,9 @@ def _attribution(turn: TurnResult, art) -> list[str]:
                        f"(packets missing or late); {C.audible_dropouts - R.dropouts_concealed} with none there")
     if C.agent_output_dry:
         out.append(f"agent: its audio output ran dry {len(C.agent_output_dry)} time(s) inside the reply (max "
-                   f"{max(w.end_ms - w.start_ms for w in C.agent_output_dry):.0f} ms, its framework's playback runs): "
-                   "the next audio came late (e.g. a TTS segment), the user hears the wait")
+                   f"{max(w.end_ms - w.start_ms for w in C.agent_output_dry):.1f} ms by its framework's playback runs): "
+                   "the next audio came late (e.g. a TTS segment); the room output sends 10 ms ticks, so even a short "
+                   "wait can be a hole the user hears")
     R = turn.receiver
     if R.concealment_events:
         out.append(f"receiver: the probe's jitter buffer concealed {R.concealed_ms or 0:.0f} ms of the reply in "

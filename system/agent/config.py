@@ -92,7 +92,8 @@ class AgentConfig:
     tts_max_lead_ms: float = 50.0
     # a reply reaches the room output only once this much of it is ready (system/agent/start_cushion.py):
     # its first frames came 6-71 ms apart at the reply's start and the source ran dry between them
-    # (runs rx4/rx8/rx9: 15-25 ms holes 25-110 ms into replies). Two 38.7 ms frames. 0 = off
+    # (runs rx4/rx8/rx9: 15-25 ms holes 25-110 ms into replies). 150 ms = four 38.7 ms frames; 70 ms
+    # (two) left one hole in rx10, 150 ms none in rx11/rx12. 0 = off
     tts_start_cushion_ms: float = 150.0
     stt: str = "ct2"  # "ct2" or "faster-whisper"
     whisper_threads: int = 1
