@@ -65,6 +65,7 @@ def test_runner_slices_the_first_heard_reply_and_writes_its_pre_rtc_copy(tmp_pat
 
     class FakeProbe:
         arrivals = [(10.0 + i * 0.02, i * 960) for i in range(full.size // 960)]
+        receiver: list = []  # no receiver reads: the turn shows the receiver as not measured
 
         def pcm(self, start: int) -> np.ndarray:
             return full[start:]
@@ -103,6 +104,7 @@ def test_runner_slice_begins_before_a_click_on_the_replys_first_sample(tmp_path)
 
     class FakeProbe:
         arrivals = [(10.0 + i * 0.02, i * 960) for i in range(full.size // 960)]
+        receiver: list = []  # no receiver reads: the turn shows the receiver as not measured
 
         def pcm(self, start: int) -> np.ndarray:
             return full[start:]

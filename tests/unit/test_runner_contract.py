@@ -48,6 +48,7 @@ class _Probe:
         step = PROBE_SR // 100
         self.arrivals = [(t_start + k / 100.0, k * step) for k in range(self.full.size // step)]
         self.samples = self.full.size
+        self.receiver: list = []  # ProbeBot.receiver: no receiver reads in this stand-in
 
     def pcm(self, start: int = 0, end=None):
         return self.full[start:end]
