@@ -56,6 +56,18 @@ class _Reply:
     runs: list[tuple[float, float, float]] = field(default_factory=list)
 
 
+# Stages every generation attempt marks anew. LiveKit Agents' preemptive generation starts an attempt
+# on each preflight transcript and discards it when the user goes on, so the first mark of a name can
+# belong to a reply nobody heard (run v2: a discarded attempt's first TTS chunk 1.6-5.3 s before the
+# heard reply's first frame, reported as its tts_first -> publish time). The trace keeps the attempt
+# that fed the turn's first published frame.
+ATTEMPT_STAGES = ("llm_request", "llm_first_token", "llm_done", "tts_request", "tts_first_chunk")
+
+
+def _latest(times: list[float], at_most: float) -> float | None:
+    return max((t for t in times if t <= at_most), default=None)
+
+
 @dataclass
 class _TurnTrace:
     trace_id: str
@@ -64,11 +76,34 @@ class _TurnTrace:
     transcript: str = ""
     reply_text: str = ""
     replies: list[dict[str, Any]] = field(default_factory=list)
+    attempts: dict[str, list[float]] = field(default_factory=dict)  # every mark of ATTEMPT_STAGES
 
     def stage(self, name: str, t_mono: float, *, first: bool = True) -> None:
+        if name in ATTEMPT_STAGES:
+            self.attempts.setdefault(name, []).append(t_mono)
         if first and name in self.stages:
             return
         self.stages[name] = t_mono
+        if name == "first_frame_published":
+            self._keep_published_attempt(t_mono)
+
+    def _keep_published_attempt(self, t_published: float) -> None:
+        """Replace the first-of-name ATTEMPT_STAGES by the chain that ends at the first published frame:
+        its TTS first chunk is the latest one at or before that frame, its TTS request the latest one
+        before that chunk (a reply's later sentences are requested only after its first sentence is
+        synthesized), its LLM token/request the latest before that, its ``llm_done`` the first after
+        its token. A stage with no mark in that chain keeps its first-of-name time."""
+        a = self.attempts
+        chosen: dict[str, float | None] = {"tts_first_chunk": _latest(a.get("tts_first_chunk", []), t_published)}
+        chosen["tts_request"] = _latest(a.get("tts_request", []), chosen["tts_first_chunk"] or t_published)
+        chosen["llm_first_token"] = _latest(a.get("llm_first_token", []), chosen["tts_request"] or t_published)
+        chosen["llm_request"] = _latest(a.get("llm_request", []), chosen["llm_first_token"] or t_published)
+        token = chosen["llm_first_token"]
+        chosen["llm_done"] = (min((t for t in a.get("llm_done", []) if t >= token), default=None)
+                              if token is not None else None)
+        for name, t in chosen.items():
+            if t is not None:
+                self.stages[name] = t
 
 
 class _ReplyRecorder(voice_io.AudioOutput):
