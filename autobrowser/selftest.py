@@ -30,6 +30,7 @@ from .harness import _clock_sync, _state, _wait
 from .kpi import UserKpi
 from .static import WEB_DIST, StaticServer
 from .trace import BrowserTrace
+from .underruns import classify_zero_runs
 from .wavprep import PreparedWav, prepare_chromium_wav
 
 logger = logging.getLogger("autortc.autobrowser")
@@ -70,7 +71,7 @@ class SelftestResult:
     kpi_expected_ms: float | None  # from frames: (playout onset - eot) / sr + render->output
     kpi_mapping_error_ms: float | None  # kpi.raw - kpi_expected
     capture_offset_samples: int | None  # page onset0 - mic first input - file onset0 (start-up)
-    inserted_zero_samples: int  # zeros the browser inserted into the mic between onset0 and EoT
+    inserted_zero_samples: int  # frames of the 10 ms chunks the browser inserted into the mic during the file's speech
 
     @property
     def underrun_blocks(self) -> int:
@@ -136,12 +137,17 @@ async def arun_selftest(out_dir: Path, *, delay_ms: float = 3000.0,
     trace_path = out_dir / "browser_trace.json"
     trace_path.write_text(json.dumps(raw, indent=1))
     tr = BrowserTrace.from_dict(raw)
-    return evaluate_selftest(tr, cap, delay_samples, webm_bytes, trace_path)
+    pcm, _ = sf.read(str(cap.path), dtype="int16")
+    return evaluate_selftest(tr, cap, delay_samples, webm_bytes, trace_path, file_pcm=pcm)
 
 
 def evaluate_selftest(tr: BrowserTrace, cap: PreparedWav, delay_samples: int, webm_bytes: int,
-                      trace_path: Path) -> SelftestResult:
-    """Compare what the page measured with what the file holds (pure)."""
+                      trace_path: Path, *, file_pcm: np.ndarray) -> SelftestResult:
+    """Compare what the page measured with what the file holds (pure).
+
+    ``file_pcm``: the capture file's ``(n_samples,)`` int16 samples; the page's mic zero runs that
+    lie on the file's own digital silence are the stimulus, not inserted zeros
+    (:func:`autobrowser.underruns.classify_zero_runs`)."""
     # Only the first play of the (looping) file.
     page = [Segment(s.onset_frame, s.end_frame) for s in sorted(tr.mic, key=lambda s: s.onset_frame)]
     fileseg = list(cap.segments)
@@ -151,9 +157,9 @@ def evaluate_selftest(tr: BrowserTrace, cap: PreparedWav, delay_samples: int, we
     kpi = tr.user_kpi()
     inserted = 0
     if page:
-        for start, length in tr.raw.get("mic", {}).get("zero_runs", []):
-            if page[0].onset <= start <= page[-1].end:
-                inserted += int(length)
+        zr = classify_zero_runs(tr.raw.get("mic", {}).get("zero_runs", []), onset_frame=page[0].onset,
+                                file_pcm=file_pcm, file_onset_sample=cap.speech_onset_sample, sr=cap.sr)
+        inserted = sum(u.chunks for u in zr.within(cap.speech_onset_sample, cap.speech_end_sample)) * zr.chunk_frames
     n = min(len(page), len(fileseg))
     eot_err = spacing = durs = None
     play_err = kpi_exp = kpi_err = cap_off = None
