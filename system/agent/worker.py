@@ -143,11 +143,27 @@ def preload(n: int) -> None:
     loaded = [Models.load() for _ in range(max(0, n - len(_POOL)))]
     for m in loaded:
         _release(m)
+    warm_lazy_inits()
     gc.collect()
     gc.freeze()
     # before cli.run_app the log has no handler yet: stderr goes to the agent's log file
     print(f"autortc.agent: preloaded {len(loaded)} model sets in {time.monotonic() - t0:.2f} s "
           f"({gc.get_freeze_count()} objects frozen)", file=sys.stderr, flush=True)
+
+
+def warm_lazy_inits() -> None:
+    """Build now what LiveKit Agents builds on the event loop at the process's first reply.
+
+    The transcript synchronizer hyphenates the reply's words, and the hyphenator compiles its
+    pattern table on first use (``functools.cache``): 63 ms on the job's event loop, in the same
+    tick as the reply's first frame. The room output forwards one 50 ms frame per loop round
+    trip, so the first frame's round trip took 76-81 ms and the source ran dry: the suite's
+    first case, ``endpoint_short_hello``, had a run break at 50 ms in each of the six fast-suite
+    runs checked (rx10-rx12, b0, v1, v2) and an audible 15 ms hole at 62-77 ms in two of them
+    (b0, v2); LiveKit's loop monitor at 40 ms (run dbg4) named ``_basic_hyphenator._insert_pattern``."""
+    from livekit.agents import tokenize
+
+    tokenize.basic.hyphenate_word("warm")
 
 
 def prewarm(proc: JobProcess) -> None:
