@@ -61,6 +61,11 @@ class AgentConfig:
     # the hold when the text ends on a comma (a pause inside a clause); a last word such as "to"
     # or "of" gets turn_hold_s (run h3: 0.6 s answered the stutter case's "I want to" in its pause)
     turn_short_hold_s: float = 0.6
+    # a turn whose final was sent stays open until the agent is heard, at most this long after its
+    # end of speech: speech in that time is decoded with it (system/agent/stt_whisper.py reopen_s).
+    # Run b0: the slow speaker's "How do I make a cup?" | "of tea?" answered "Sorry, I did not catch
+    # that" to "of t."; 2.0 s as turn_hold_s. 0 = off
+    turn_reopen_s: float = 2.0
     # barge-in word check: speech over the agent's reply is decoded at this much voiced speech and
     # a stop word in it interrupts at once (0 = off; the duration rule above still applies)
     stop_check_voiced_s: float = 0.2

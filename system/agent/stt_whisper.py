@@ -112,7 +112,8 @@ class WhisperStreamingSTT(stt.STT):
                  preflight_silence_s: float | None = None,
                  hold_reason: Callable[..., str | None] | None = None, hold_s: float | Callable[[str], float] = 2.0,
                  stop_words: frozenset[str] = frozenset(), stop_check_voiced_s: float = 0.2,
-                 stop_recheck_s: float = 0.1, on_stop_word: Callable[[str], None] | None = None) -> None:
+                 stop_recheck_s: float = 0.1, on_stop_word: Callable[[str], None] | None = None,
+                 reopen_s: float = 0.0) -> None:
         """``shared_vad``: ``vad`` is a :class:`system.agent.vad_voiced.VoicedDurationVAD` that the
         session also uses; segment with its events instead of running a second VAD stream.
 
@@ -131,7 +132,15 @@ class WhisperStreamingSTT(stt.STT):
         found "wait" in 5; the other 5 yielded only by duration (639-783 ms stop time against
         464-527). A check without a stop word is therefore repeated every ``stop_recheck_s`` of
         further voiced speech while the utterance is shorter than ``drop_overlap_shorter_s``
-        (one decode at a time; 0 = one check only)."""
+        (one decode at a time; 0 = one check only).
+
+        ``reopen_s``: a turn whose final was sent stays open until the agent is heard
+        (``agent_speaking()``), at most this long after its end of speech: speech that starts in
+        that time is decoded together with it and sent as a new final for the whole turn, so the
+        reply answers all of it (LiveKit Agents interrupts the unheard reply to the first final).
+        Source: the slow speaker's "How do I make a cup?" (whisper's "?", so not held) | "of tea?",
+        whose second part decoded alone as "of t." and was answered "Sorry, I did not catch
+        that" (run b0). 0 = off."""
         super().__init__(capabilities=stt.STTCapabilities(streaming=True, interim_results=interim_interval_s is not None))
         self._transcriber = transcriber
         self._vad = vad
@@ -147,6 +156,7 @@ class WhisperStreamingSTT(stt.STT):
         self._stop_check_voiced_s = stop_check_voiced_s
         self._stop_recheck_s = stop_recheck_s
         self._on_stop_word = on_stop_word
+        self._reopen_s = reopen_s
         self._on_event = on_event or (lambda *_: None)  # (stage, t_mono, info): stt_vad_end, stt_decoded, stt_decode (cpu_s)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper")
         self._check_kwarg = "check" in inspect.signature(transcriber.transcribe).parameters
@@ -278,7 +288,9 @@ class _WhisperStream(stt.RecognizeStream):
         preflight: dict[str, Any] = {"frames": -1, "task": None}
         # a final held back because the turn did not sound over (hold_reason): its audio (one
         # frame), the VAD time of its end, its text and speech end (wall clock), the release timer
-        held: dict[str, Any] = {"audio": None, "end_s": 0.0, "text": "", "speech_end": 0.0, "timer": None}
+        held: dict[str, Any] = {"audio": None, "end_s": 0.0, "text": "", "speech_end": 0.0, "timer": None, "sent": False}
+        # the last final sent while the agent has not been heard since (reopen_s): its audio, VAD end, text, speech end
+        unheard: dict[str, Any] = {"audio": None, "end_s": 0.0, "text": "", "speech_end": 0.0}
         start_s = {"t": 0.0}  # VAD stream time of the first sample of `speech`
         # the latest word check of the current overlapping utterance, and the voiced time (s) it decoded
         stop_check: dict[str, Any] = {"task": None, "checked": 0.0}
@@ -331,9 +343,10 @@ class _WhisperStream(stt.RecognizeStream):
             timer, held["timer"] = held["timer"], None
             if timer is not None and timer is not asyncio.current_task():
                 timer.cancel()
-            log.info("held final released (%s): %r", reason, held["text"])
-            send_final(held["text"], held["speech_end"])
-            held["audio"] = None
+            if not held["sent"]:
+                log.info("held final released (%s): %r", reason, held["text"])
+                send_final(held["text"], held["speech_end"])
+            held["audio"], held["sent"] = None, False
 
         async def hold_timer(deadline: float, hold_s: float) -> None:
             await asyncio.sleep(max(0.0, deadline - time.time()))  # the hold's length, not a barrier
@@ -387,6 +400,8 @@ class _WhisperStream(stt.RecognizeStream):
 
         async def events() -> None:
             async for ev in vad_events():
+                if unheard["audio"] is not None and owner._agent_speaking():
+                    unheard["audio"] = None  # the agent answered it audibly: the turn is over
                 if ev.type == VADEventType.START_OF_SPEECH:
                     preflight["frames"], preflight["task"] = -1, None
                     stop_check["task"], stop_check["checked"] = None, 0.0
@@ -399,6 +414,13 @@ class _WhisperStream(stt.RecognizeStream):
                     if held["timer"] is not None:  # the user goes on: the held final waits for the rest
                         held["timer"].cancel()
                         held["timer"] = None
+                    if (unheard["audio"] is not None and held["audio"] is None and not overlap["agent"]
+                            and time.time() <= unheard["speech_end"] + owner._reopen_s):
+                        # the agent has not answered yet: this speech goes on the same turn
+                        log.info("speech before the reply to %r was heard: decoded with it", unheard["text"])
+                        held.update(audio=unheard["audio"], end_s=unheard["end_s"], text=unheard["text"],
+                                    speech_end=unheard["speech_end"], sent=True)
+                    unheard["audio"] = None
                     if overlap["agent"]:
                         release_held("speech over the agent")
                     self._event_ch.send_nowait(stt.SpeechEvent(type=stt.SpeechEventType.START_OF_SPEECH))
@@ -453,12 +475,15 @@ class _WhisperStream(stt.RecognizeStream):
                     reason = (owner._hold_reason(text, resumed=held["audio"] is not None)
                               if owner._hold_reason is not None and not overlap["agent"] else None)
                     if reason is None:
-                        held["audio"] = None
+                        held["audio"], held["sent"] = None, False
                         send_final(text, speech_end)
+                        if owner._reopen_s > 0 and not overlap["agent"]:
+                            unheard.update(audio=rtc.combine_audio_frames(frames) if len(frames) != 1 else frames[0],
+                                           end_s=ev.timestamp, text=text, speech_end=speech_end)
                         continue
                     log.info("final held (%s): %r", reason, text)
                     held.update(audio=rtc.combine_audio_frames(frames) if len(frames) != 1 else frames[0],
-                                end_s=ev.timestamp, text=text, speech_end=speech_end)
+                                end_s=ev.timestamp, text=text, speech_end=speech_end, sent=False)
                     hold_s = owner._hold_s(reason) if callable(owner._hold_s) else owner._hold_s
                     if speech_end + hold_s <= time.time():
                         release_held(f"the hold of {hold_s:.1f} s is already over")

@@ -253,7 +253,7 @@ async def entrypoint(ctx: JobContext) -> None:
                                 hold_s=lambda r: CONFIG.turn_short_hold_s if hold_is_short(r) else CONFIG.turn_hold_s,
                                 stop_words=frozenset(CONFIG.stop_words.lower().split()) if CONFIG.stop_check_voiced_s > 0 else frozenset(),
                                 stop_check_voiced_s=CONFIG.stop_check_voiced_s, stop_recheck_s=CONFIG.stop_recheck_s,
-                                on_stop_word=stop_word),
+                                on_stop_word=stop_word, reopen_s=CONFIG.turn_reopen_s),
         llm=models.hf_llm if models.hf_llm is not None else ScriptedLLM(rules=models.rules, on_event=stage),
         tts=LocalTTS(engine=models.tts, on_event=stage),
         turn_handling=faults.turn_handling({

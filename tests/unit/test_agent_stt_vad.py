@@ -255,14 +255,29 @@ class _ScriptedTranscriber:
         return self.texts[min(len(self.sizes), len(self.texts)) - 1]
 
 
-async def _turn_events(probs: list[float], texts: list[str], *, hold_s: float):
+async def _turn_events(probs: list[float], texts: list[str], *, hold_s: float, reopen_s: float = 0.0,
+                       heard_after_final: bool = False):
+    """``heard_after_final``: the agent is speaking (heard) once, right after the first final is sent."""
     from system.agent.stt_whisper import WhisperStreamingSTT
     from system.agent.turn_text import hold_reason
     from system.agent.vad_voiced import VoicedDurationVAD
 
     v = VoicedDurationVAD(_ScriptedVAD(probs), activation_threshold=0.5)
     tr = _ScriptedTranscriber(texts)
-    engine = WhisperStreamingSTT(transcriber=tr, vad=v, shared_vad=True, hold_reason=hold_reason, hold_s=hold_s)
+    spoke = {"pending": False}
+
+    def on_event(name: str, *_: object) -> None:
+        if name == "stt_decoded" and heard_after_final:
+            spoke["pending"] = True
+
+    def agent_speaking() -> bool:
+        was, spoke["pending"] = spoke["pending"], False
+        return was
+
+    # speech over the agent would get no final (a backchannel): the test sees which side it fell on
+    engine = WhisperStreamingSTT(transcriber=tr, vad=v, shared_vad=True, hold_reason=hold_reason, hold_s=hold_s,
+                                 reopen_s=reopen_s, on_event=on_event, agent_speaking=agent_speaking,
+                                 drop_overlap_shorter_s=10.0 if heard_after_final else 0.0)
     out = await _drive(engine, v, len(probs))
     finals = [e.alternatives[0].text for e in out if e.type == stt.SpeechEventType.FINAL_TRANSCRIPT]
     return [e.type for e in out], finals, tr.sizes
@@ -306,6 +321,25 @@ def test_a_finished_utterance_is_not_held():
     assert finals == ["What time does the museum open?", "Thanks."]
     starts = [i for i, t in enumerate(types) if t == stt.SpeechEventType.START_OF_SPEECH]
     assert starts[0] < types.index(stt.SpeechEventType.FINAL_TRANSCRIPT) < starts[1]
+
+
+def test_speech_before_the_reply_is_heard_is_decoded_with_the_answered_utterance():
+    # "How do I make a cup?" looks complete (not held), its final is sent; the user goes on
+    # before the agent is heard: the rest is decoded with it and the whole turn is sent again
+    texts = ["How do I make a cup?", "How do I make a cup of tea?"]
+    _, finals, sizes = asyncio.run(_turn_events(_TWO_UTTERANCES, texts, hold_s=10.0, reopen_s=10.0))
+    assert finals == texts
+    assert sizes[0] == 16 * 512 and sizes[1] > 21 * 512  # the second decode got both utterances
+    # off: the second part alone
+    _, finals, sizes = asyncio.run(_turn_events(_TWO_UTTERANCES, ["How do I make a cup?", "Of tea."], hold_s=10.0))
+    assert finals == ["How do I make a cup?", "Of tea."] and sizes[1] <= 21 * 512
+
+
+def test_speech_after_the_reply_was_heard_is_a_turn_of_its_own():
+    # the agent speaks (heard) after the first final and is done before the user goes on
+    _, finals, sizes = asyncio.run(_turn_events(_TWO_UTTERANCES, ["What time does the museum open?", "Thanks."],
+                                                hold_s=10.0, reopen_s=10.0, heard_after_final=True))
+    assert finals == ["What time does the museum open?", "Thanks."] and sizes[1] <= 21 * 512
 
 
 def test_a_held_final_is_released_when_the_hold_ends_or_the_input_ends():
