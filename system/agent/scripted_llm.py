@@ -65,8 +65,19 @@ def load_rules(path: Path = DEFAULT_RULES) -> Rules:
     return Rules(rules=tuple(rules), default=data["default"])
 
 
+def reply_chunks(reply: str, chunk: str) -> list[str]:
+    """The reply as the chunks the stream sends: ``"word"`` (a space before every word but the
+    first) or ``"sentence"`` (each sentence with its trailing space). Joined, they give ``reply``."""
+    if chunk == "word":
+        words = reply.split(" ")
+        return [w if i == 0 else " " + w for i, w in enumerate(words)]
+    if chunk == "sentence":
+        return [m for m in re.findall(r".+?(?:[.!?]+(?:\s+|$)|$)", reply) if m]
+    raise ValueError(f"ScriptedLLM chunk: expected 'word' or 'sentence', got {chunk!r}")
+
+
 class ScriptedLLM(llm.LLM):
-    """An ``llm.LLM`` that answers the last user message from ``Rules``, one word per chunk.
+    """An ``llm.LLM`` that answers the last user message from ``Rules``, one word (or sentence) per chunk.
 
     ``on_event(name, monotonic_s, info)`` is called with ``llm_request``, ``llm_first_token``
     and ``llm_done`` so the agent's turn trace has its LLM stages.
@@ -77,10 +88,13 @@ class ScriptedLLM(llm.LLM):
         *,
         rules: Rules | None = None,
         on_event: Callable[[str, float, dict[str, Any]], None] | None = None,
+        chunk: str = "word",
     ) -> None:
         super().__init__()
         self._rules = rules or load_rules()
         self._on_event = on_event or (lambda *_: None)
+        reply_chunks("", chunk)  # raises on a bad name
+        self._chunk = chunk
 
     @property
     def model(self) -> str:
@@ -115,14 +129,10 @@ class _ScriptedStream(llm.LLMStream):
         rule_id, reply = owner._rules.reply_for(user_text)
         owner._on_event("llm_request", t0, {"rule": rule_id, "user_text": user_text})
         request_id = shortuuid("scripted_")
-        words = reply.split(" ")
-        for i, word in enumerate(words):
+        for i, piece in enumerate(reply_chunks(reply, owner._chunk)):
             if i == 0:
                 owner._on_event("llm_first_token", time.monotonic(), {"rule": rule_id})
             self._event_ch.send_nowait(
-                llm.ChatChunk(
-                    id=request_id,
-                    delta=llm.ChoiceDelta(role="assistant", content=word if i == 0 else " " + word),
-                )
+                llm.ChatChunk(id=request_id, delta=llm.ChoiceDelta(role="assistant", content=piece))
             )
         owner._on_event("llm_done", time.monotonic(), {"rule": rule_id, "reply": reply})

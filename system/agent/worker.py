@@ -254,7 +254,7 @@ async def entrypoint(ctx: JobContext) -> None:
                                 stop_words=frozenset(CONFIG.stop_words.lower().split()) if CONFIG.stop_check_voiced_s > 0 else frozenset(),
                                 stop_check_voiced_s=CONFIG.stop_check_voiced_s, stop_recheck_s=CONFIG.stop_recheck_s,
                                 on_stop_word=stop_word, reopen_s=CONFIG.turn_reopen_s),
-        llm=models.hf_llm if models.hf_llm is not None else ScriptedLLM(rules=models.rules, on_event=stage),
+        llm=models.hf_llm if models.hf_llm is not None else ScriptedLLM(rules=models.rules, on_event=stage, chunk=CONFIG.llm_chunk),
         tts=LocalTTS(engine=models.tts, on_event=stage),
         turn_handling=faults.turn_handling({
             "turn_detection": turn_detection,
