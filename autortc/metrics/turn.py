@@ -351,13 +351,18 @@ def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: T
         probe_replies = probe.replies if probe is not None else []
         cut = probe_replies[1].start_sample if len(probe_replies) > 1 else None
         first_iv = turntaking.activity_intervals(full.samples[:cut], full.sr, to_t) if cut else agent_iv
-        # the reply first_iv holds, if the agent reports it cut: its first sound to its reply_end
+        # the reply first_iv holds, if the agent reports it cut: its first sound to its reply_end.
+        # Its first sound is where the heard audio is active at or after the reply's start sample,
+        # not the next onset after a silence: the start sample can fall a few ms into the sound,
+        # and first_onset then skipped the reply's first words (CI of 199dd44: the barge-in onset
+        # in a 300 ms comma pause 1.0 s into the reply read as "agent not speaking")
         r0 = probe_replies[0] if probe_replies else None
         cut_reply = None
         if r0 is not None and r0.interrupted and r0.start_sample is not None and r0.t_end_recv is not None:
-            on0 = latency.first_onset(full.samples, full.sr, start=int(r0.start_sample))
-            if on0 is not None:
-                cut_reply = (to_t(on0), float(r0.t_end_recv))
+            t_r0 = to_t(int(r0.start_sample))
+            sounding = [max(a, t_r0) for a, b in first_iv if b > t_r0]
+            if sounding:
+                cut_reply = (sounding[0], float(r0.t_end_recv))
         stops = [turntaking.stop_time_ms(first_iv, float(s.t_onset), cut_reply=cut_reply)
                  for s in segs if s.expect == "stop"]
         stops = [v for v in stops if v is not None]

@@ -132,3 +132,37 @@ def test_reply_slice_used_when_reply_wav_missing(tmp_path, reply):
     (d / "trace.json").write_text(json.dumps(tr))
     r = compute_turn_metrics(d, gates=load_gates())
     assert r.continuity.max_gap_ms is None and any("reply_slice" in e for e in r.errors)
+
+
+def test_barge_in_in_a_pause_of_a_reply_whose_start_sample_is_inside_its_sound(tmp_path):
+    """CI of 199dd44: the probe's reply start sample fell a few ms into the reply's first word, the
+    old rule took the reply's first sound from first_onset (the next onset after a silence, 1.2 s
+    later) and the barge-in onset, in a 300 ms comma pause before that, read as "not speaking"."""
+    sr = 16000
+    words = [make_speech(sr, seed=50 + k, sentences=1, words_per_sentence=(2, 2)) for k in range(3)]
+    cut = [w.samples[w.speech_start:w.speech_end] for w in words]
+    gap = lambda s: np.zeros(int(s * sr), np.float32)  # noqa: E731
+    # reply 0: word group 1, a 400 ms pause, group 2 (then cut by the user); reply 1 after 1 s
+    post = np.concatenate([gap(0.2), cut[0], gap(0.4), cut[1], gap(1.0), cut[2], gap(0.3)]).astype(np.float32)
+    d = tmp_path / "bp"
+    write_turn_folder(d, pre=post, sr=sr, delay_ms=300.0)
+    tr = json.loads((d / "trace.json").read_text())
+    t0 = tr["user"]["t_user_eot"] + 0.3  # post sample 0 arrives 300 ms after the EoT (no jitter)
+    lead = int(round((t0 - tr["probe"]["t_full_start"]) * sr))  # post sample 0 in post_rtc_full.wav
+    s1 = int(0.2 * sr)
+    e1 = s1 + cut[0].size
+    s2 = e1 + int(0.4 * sr)
+    e2 = s2 + cut[1].size
+    s3 = e2 + int(1.0 * sr)
+    onset = t0 + (e1 + int(0.2 * sr)) / sr  # in the pause
+    tr["probe"]["replies"] = [
+        {"reply_index": 0, "start_sample": lead + s1 + int(0.008 * sr), "end_sample": lead + e2,
+         "t_start_recv": t0 + s1 / sr, "t_end_recv": t0 + e2 / sr + 0.05, "interrupted": True},
+        {"reply_index": 1, "start_sample": lead + s3, "end_sample": lead + s3 + cut[2].size,
+         "t_start_recv": t0 + s3 / sr, "t_end_recv": t0 + (s3 + cut[2].size) / sr, "interrupted": False},
+    ]
+    tr["user"]["segments"] += [{"index": 1, "expect": "stop", "t_onset": onset, "t_end": onset + 0.4}]
+    (d / "trace.json").write_text(json.dumps(tr))
+    r = compute_turn_metrics(d, gates=load_gates())
+    # truth: the last sample of word group 2, the reply's last sound after the onset
+    assert r.turntaking.stop_time_ms == pytest.approx((t0 + e2 / sr - onset) * 1000, abs=25.0)
