@@ -57,6 +57,11 @@ def dry_spans(runs: Sequence[Sequence[float]], *, min_ms: float = DRY_MIN_MS,
             continue
         if stopped_at_s is not None and o2 >= stopped_at_s - STOP_MARGIN_S:
             continue
-        if (t2 - (t1 + d1)) * 1000.0 >= min_ms:  # a new run is LiveKit's own word that it ran dry
-            out.append(DrySpan(offset_s=o2, t_start=t1 + d1, t_end=t2))
+        # a new run is LiveKit's own word that it ran dry, even when its dates overlap: it dates a
+        # run's start back from where the run ended, so a run that waited and then played on can
+        # look as if it began before the last one ended (b0 endpoint_short_hello: a break at 50 ms
+        # dated -16 ms, a 15 ms hole heard there): such a break is a wait of unknown length, 0 here
+        end = max(t2, t1 + d1)
+        if (end - (t1 + d1)) * 1000.0 >= min_ms:
+            out.append(DrySpan(offset_s=o2, t_start=t1 + d1, t_end=end))
     return out
