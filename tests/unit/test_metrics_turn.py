@@ -166,3 +166,24 @@ def test_barge_in_in_a_pause_of_a_reply_whose_start_sample_is_inside_its_sound(t
     r = compute_turn_metrics(d, gates=load_gates())
     # truth: the last sample of word group 2, the reply's last sound after the onset
     assert r.turntaking.stop_time_ms == pytest.approx((t0 + e2 / sr - onset) * 1000, abs=25.0)
+
+
+def test_a_reply_cut_after_a_tenth_of_a_second_has_no_band_or_rate_to_judge(tmp_path):
+    """rs8 rate_slow_speaker: a 0.106 s copy against 0.41 s heard gave speed 0.913 (FAIL) and an HF
+    drop of 0.90 with nothing resampled or filtered. Below SPECTRUM_MIN_S of the copy neither is
+    judged nor required; a 2 s copy of the same voice still is."""
+    sr = 48000
+    w = [make_speech(sr, seed=60 + k, sentences=1, words_per_sentence=(3, 3)) for k in range(2)]
+    a = w[0].samples[w[0].speech_start:w[0].speech_start + int(0.1 * sr)]
+    b = w[1].samples[w[1].speech_start:w[1].speech_start + int(0.3 * sr)]
+    d = tmp_path / "short"
+    write_turn_folder(d, pre=a, post=np.concatenate([a, b]).astype(np.float32), sr=sr)
+    r = compute_turn_metrics(d, gates=load_gates())
+    assert r.fingerprints.speed_change is None and r.fingerprints.hf_ratio_drop is None
+    assert "fingerprints.speed_change" not in r.expected and _status(r, "speed") == "SKIP"
+    long_ = np.concatenate([w[0].samples[w[0].speech_start:w[0].speech_end]] * 2).astype(np.float32)
+    assert long_.size / sr >= 1.0
+    d2 = tmp_path / "long"
+    write_turn_folder(d2, pre=long_, sr=sr)
+    r2 = compute_turn_metrics(d2, gates=load_gates())
+    assert r2.fingerprints.speed_change is not None and r2.fingerprints.speed_change < 0.02
