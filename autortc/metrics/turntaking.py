@@ -68,18 +68,21 @@ def stop_time_ms(agent: Sequence[Interval], t_user_onset: float, *, bridge_ms: f
     """ms from the user's onset to the end of the agent speech active then (pauses < ``bridge_ms`` bridged).
 
     ``cut_reply``: ``(t_first_audible, t_reply_end)`` of a reply the agent reports as interrupted,
-    with ``agent`` holding that reply's audio only. An onset inside it that falls in a longer pause
-    of the reply (between two sentences, or a TTS segment that came late) still barged in on a
-    reply in progress: the stop time runs to the reply's last audible sample after the onset, 0
-    when nothing of it sounded after the onset.
+    with ``agent`` holding that reply's audio only. An onset inside it barged in on a reply in
+    progress, wherever it falls: the stop time runs to the reply's last audible sample after the
+    onset (0 when nothing of it sounded after the onset), across any pause of the reply — in a
+    longer pause (between two sentences, a TTS segment that came late: rx4), and just before one
+    (bench run bench-20261203-171935-barge-06: the onset 15 ms before "Once upon a time,"'s comma
+    pause; bridging only pauses < ``bridge_ms`` stopped there and reported 15 ms while the reply
+    went on for 1.2 s).
 
     ``None`` when the agent was not speaking at the onset (nothing to stop).
     """
+    if cut_reply is not None and cut_reply[0] <= t_user_onset < cut_reply[1]:
+        after = [b for _, b in agent if b > t_user_onset]
+        return (max(after) - t_user_onset) * 1000.0 if after else 0.0
     i = _active_at(agent, t_user_onset, bridge_ms=bridge_ms)
     if i is None:
-        if cut_reply is not None and cut_reply[0] <= t_user_onset < cut_reply[1]:
-            after = [b for _, b in agent if b > t_user_onset]
-            return (max(after) - t_user_onset) * 1000.0 if after else 0.0
         return None
     end = agent[i][1]
     for a, b in agent[i + 1:]:

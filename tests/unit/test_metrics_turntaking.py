@@ -64,3 +64,13 @@ def test_barge_in_in_a_long_pause_of_a_reply_the_agent_reports_cut():
     assert stop_time_ms([(0.8, 1.7)], 1.82, cut_reply=(0.8, 4.4)) == 0.0  # it never sounded again
     assert stop_time_ms(reply, 4.5, cut_reply=(0.8, 4.4)) is None  # after the reply ended
     assert stop_time_ms(reply, 0.5, cut_reply=(0.8, 4.4)) is None  # before it began
+
+
+def test_barge_in_just_before_a_pause_of_a_reply_the_agent_reports_cut():
+    """bench-20261203-171935-barge-06: the onset 15 ms before the reply's comma pause (> 300 ms); the
+    reply went on after the pause until the agent stopped. The stop is the reply's last sound."""
+    from autortc.metrics.turntaking import stop_time_ms
+
+    reply = [(0.8, 1.6), (2.0, 3.0)]  # a 400 ms pause after the first clause
+    assert stop_time_ms(reply, 1.585) == pytest.approx(15.0)  # bridging alone: "stopped" at the pause
+    assert stop_time_ms(reply, 1.585, cut_reply=(0.8, 4.0)) == pytest.approx(1415.0)
