@@ -134,6 +134,8 @@ def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: T
     if pre is not None:
         L.pre_clipping_ratio = level.clipping_ratio(pre.samples)
     pre_at = resample(pre.samples, pre.sr, seg.sr) if (pre is not None and seg is not None) else None
+    # band and rate are judged (and required) only on a copy long enough to have them: decided once
+    spectrum = pre is not None and _spectrum_judgeable(pre.samples, pre.sr)
     ok = res.capture_status == "OK" and seg is not None and pre_at is not None
 
     # fidelity
@@ -214,7 +216,7 @@ def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: T
         if ok:
             F.drift_ratio = fingerprints.drift_ratio(pre_at, seg.samples, seg.sr)
             F.hf_energy_ratio_pre = fingerprints.hf_energy_ratio(pre.samples, pre.sr)
-            if _spectrum_judgeable(pre_at, seg.sr):
+            if spectrum:
                 F.hf_ratio_drop = fingerprints.hf_ratio_drop(pre.samples, seg.samples, pre.sr, seg.sr)
                 F.speed_ratio = defects.speed_ratio(pre_at, seg.samples, seg.sr)
                 F.speed_change = abs(F.speed_ratio - 1.0) if F.speed_ratio is not None else None
@@ -387,7 +389,7 @@ def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: T
     if frames and seg is not None and seg_start is not None and full is not None:
         _where_holes_arose(res, probe.receiver if probe is not None else [], agent, frames, full.sr, seg_start,
                            seg.samples.shape[0])
-    _expectations(res, art, seg, pre, full, frames, transcriber, detect_repeats)
+    _expectations(res, art, seg, pre, full, frames, transcriber, detect_repeats, spectrum)
 
     # perceptual
     if perceptual:
@@ -492,11 +494,10 @@ copy) and compared with 0.41 s of heard audio, which gave speed 0.913 (FAIL) and
 of 2-6 s (docs/faultbench.md)."""
 
 
-def _spectrum_judgeable(pre_at: np.ndarray | None, sr: int) -> bool:
-    """The copy has at least :data:`SPECTRUM_MIN_S` of audible audio (first to last audible sample)."""
-    if pre_at is None:
-        return False
-    span = fingerprints.audible_span(pre_at, sr)
+def _spectrum_judgeable(pre: np.ndarray, sr: int) -> bool:
+    """The copy ``(n_samples,)`` at ``sr`` Hz has at least :data:`SPECTRUM_MIN_S` of audible audio
+    (first to last audible sample)."""
+    span = fingerprints.audible_span(pre, sr)
     return span is not None and (span[1] - span[0]) / sr >= SPECTRUM_MIN_S
 
 
@@ -551,7 +552,8 @@ def _origin(found: list[tuple[float, float]], own: list[tuple[float, float]], *,
 
 
 def _expectations(res: TurnResult, art: TurnArtifacts | None, seg: Audio | None, pre: Audio | None,
-                  full: Audio | None, frames: list, transcriber: Transcriber | None, detect_repeats: bool) -> None:
+                  full: Audio | None, frames: list, transcriber: Transcriber | None, detect_repeats: bool,
+                  spectrum: bool) -> None:
     """Fill ``res.expected``: the metrics this turn should have measured, with why each
     missing one was not (the gates stage FAILs a P0 gate whose metric stayed unmeasured)."""
     user_t = art.user if art is not None else UserBlock(source="bot")
@@ -580,7 +582,7 @@ def _expectations(res: TurnResult, art: TurnArtifacts | None, seg: Audio | None,
             want("turntaking.premature_ms", why)
     if pre is not None:
         why = f"capture_status {res.capture_status}" if res.capture_status != "OK" else "reference comparison failed"
-        if _spectrum_judgeable(pre.samples, pre.sr):  # a shorter copy has no band or rate to judge
+        if spectrum:  # a copy under SPECTRUM_MIN_S has no band or rate to judge
             want("fingerprints.hf_ratio_drop", why)
             want("fingerprints.speed_change", why)
         if not _interrupted(user_t, art.probe if art is not None else None):
