@@ -26,11 +26,11 @@ import soundfile as sf
 
 from .chromium import chromium_args, find_chromium
 from .detect import DetectorConfig, Segment
-from .harness import _clock_sync, _state, _wait
+from .harness import _clock_sync, _mic_zero_runs, _state, _wait
 from .kpi import UserKpi
 from .static import WEB_DIST, StaticServer
 from .trace import BrowserTrace
-from .underruns import classify_zero_runs
+from .underruns import MicZeroRuns
 from .wavprep import PreparedWav, prepare_chromium_wav
 
 logger = logging.getLogger("autortc.autobrowser")
@@ -137,17 +137,17 @@ async def arun_selftest(out_dir: Path, *, delay_ms: float = 3000.0,
     trace_path = out_dir / "browser_trace.json"
     trace_path.write_text(json.dumps(raw, indent=1))
     tr = BrowserTrace.from_dict(raw)
-    pcm, _ = sf.read(str(cap.path), dtype="int16")
-    return evaluate_selftest(tr, cap, delay_samples, webm_bytes, trace_path, file_pcm=pcm)
+    return evaluate_selftest(tr, cap, delay_samples, webm_bytes, trace_path,
+                             zero_runs=_mic_zero_runs(tr, cap, scripted=False))
 
 
 def evaluate_selftest(tr: BrowserTrace, cap: PreparedWav, delay_samples: int, webm_bytes: int,
-                      trace_path: Path, *, file_pcm: np.ndarray) -> SelftestResult:
+                      trace_path: Path, *, zero_runs: MicZeroRuns | None) -> SelftestResult:
     """Compare what the page measured with what the file holds (pure).
 
-    ``file_pcm``: the capture file's ``(n_samples,)`` int16 samples; the page's mic zero runs that
-    lie on the file's own digital silence are the stimulus, not inserted zeros
-    (:func:`autobrowser.underruns.classify_zero_runs`)."""
+    ``zero_runs``: the page's mic zero runs placed on the capture file, as the turn path places them
+    (:func:`autobrowser.harness._mic_zero_runs`): runs on the file's own digital silence are the
+    stimulus, not inserted zeros; ``None`` (no mic onset, other rate) counts none."""
     # Only the first play of the (looping) file.
     page = [Segment(s.onset_frame, s.end_frame) for s in sorted(tr.mic, key=lambda s: s.onset_frame)]
     fileseg = list(cap.segments)
@@ -156,10 +156,9 @@ def evaluate_selftest(tr: BrowserTrace, cap: PreparedWav, delay_samples: int, we
         page = [s for s in page if s.onset <= horizon]
     kpi = tr.user_kpi()
     inserted = 0
-    if page:
-        zr = classify_zero_runs(tr.raw.get("mic", {}).get("zero_runs", []), onset_frame=page[0].onset,
-                                file_pcm=file_pcm, file_onset_sample=cap.speech_onset_sample, sr=cap.sr)
-        inserted = sum(u.chunks for u in zr.within(cap.speech_onset_sample, cap.speech_end_sample)) * zr.chunk_frames
+    if page and zero_runs is not None:
+        inserted = (sum(u.chunks for u in zero_runs.within(cap.speech_onset_sample, cap.speech_end_sample))
+                    * zero_runs.chunk_frames)
     n = min(len(page), len(fileseg))
     eot_err = spacing = durs = None
     play_err = kpi_exp = kpi_err = cap_off = None

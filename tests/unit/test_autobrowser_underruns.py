@@ -215,13 +215,20 @@ def test_the_turn_says_the_pages_mic_ran_dry_inside_the_speech(tmp_path: Path):
 
 @pytest.mark.parametrize("late_chunk", [None, (SR + SR) // CHUNK])
 def test_the_selftest_counts_inserted_chunks_not_the_files_own_zeros(late_chunk, tmp_path: Path):
+    import dataclasses
+
+    import soundfile as sf
+
+    from autobrowser.harness import _mic_zero_runs
     from autobrowser.selftest import evaluate_selftest
 
     pcm = _case_file()  # 4 runs of the file's own exact zeros inside its speech
     tap, fills, _ = _chromium_tap(pcm, late_chunk=late_chunk, late_frames=500)
     assert len(fills) == (0 if late_chunk is None else 1)
     segs = detect_segments(pcm.astype(np.float64) / 32768.0, SR, DetectorConfig())
-    cap = _prepared(pcm, segs[-1].end)
-    r = evaluate_selftest(_trace(tap), cap, 0, 0, tmp_path / "t.json", file_pcm=pcm)
+    sf.write(str(tmp_path / "capture.wav"), pcm, SR, subtype="PCM_16")
+    cap = dataclasses.replace(_prepared(pcm, segs[-1].end), path=tmp_path / "capture.wav")
+    tr = _trace(tap)
+    r = evaluate_selftest(tr, cap, 0, 0, tmp_path / "t.json", zero_runs=_mic_zero_runs(tr, cap, scripted=False))
     assert r.inserted_zero_samples == len(fills) * CHUNK
     assert r.underrun_blocks == len(fills)
