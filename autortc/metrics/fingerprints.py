@@ -320,11 +320,59 @@ def codec_crossings(heard: list[Repeat], ref: np.ndarray, sr: int, shift_ms: flo
     return out
 
 
+HEARD_COPY_REPEAT_NCC = 0.95
+"""NCC the heard audio must keep, at the place and period of a chunk repeat in the agent's copy, for the user
+to have heard that repeat (``copy_repeats_heard``). The codec lowers a replayed chunk's NCC: planted 40 ms
+repeats in the agent's audio (faultbench run fb-bots-s8, 2026-12-03) had copy / heard NCC 0.994 / 0.974 (missed
+by ``REPEAT_NCC`` alone), 1.000 / 0.998, 0.999 / 0.994, 0.999 / 0.996. 0.95 is the highest NCC a steady vowel
+reached at periods of 35 ms and more on the synthetic corpus (``detect_repeats``): above it the heard chunk is
+the copy's repeat delivered, not other content that happens to be periodic."""
+
+
+def copy_repeats_heard(x: np.ndarray, ref: np.ndarray, sr: int, shift_ms: float, *,
+                       min_ncc: float = HEARD_COPY_REPEAT_NCC, search_ms: float = 20.0,
+                       analysis_sr: int = 8000) -> list[Repeat]:
+    """The agent's own chunk repeats that reached the user.
+
+    ``x``: the heard reply, ``ref``: the agent's copy, both ``(n,)`` float at ``sr`` Hz; heard time ``t`` ms is
+    ``ref`` time ``t - shift_ms``. Each repeat of ``detect_repeats(ref)`` (NCC >= ``REPEAT_NCC``) whose
+    period correlates >= ``min_ncc`` in ``x`` within ``search_ms`` of the same place (a jitter buffer moves time
+    locally) is returned in heard time, its ``ncc`` the heard one. A repeat the agent made counts where the
+    user hears it, even when the codec pulled it under the heard-only threshold; one the path cut or lost
+    does not (its chunk no longer correlates).
+    """
+    from autortc.audio import resample
+
+    own = detect_repeats(ref, sr)
+    if not own:
+        return []
+    y = resample(np.asarray(x, np.float32), sr, analysis_sr).astype(np.float64) if sr != analysis_sr \
+        else np.asarray(x, np.float64)
+    rms, _, _ = frame_rms(y, analysis_sr)
+    thr = silence_threshold(rms)  # as detect_repeats: both chunks must be sound, not the path's silence
+    k = analysis_sr / 1000.0
+    out = []
+    for q in own:
+        L = int(round(q.period_ms * k))
+        first = (q.start_ms - q.period_ms + shift_ms) * k  # the original chunk's first sample in x
+        last = (q.end_ms - 2 * q.period_ms + shift_ms) * k
+        t0, t1 = max(0, int(first - search_ms * k)), min(y.shape[0] - 2 * L + 1, int(last + search_ms * k) + 1)
+        if L <= 0 or t1 <= t0:
+            continue
+        ncc, e1, e2 = _lag_ncc(y[t0:t1 - 1 + 2 * L], L)
+        loud = (e1 >= thr * thr * L * 4) & (e2 >= thr * thr * L * 4)
+        v = float(ncc[loud].max()) if loud.any() else 0.0
+        if v >= min_ncc:
+            out.append(Repeat(q.start_ms + shift_ms, q.end_ms + shift_ms, q.period_ms, v))
+    return out
+
+
 def all_repeats(x: np.ndarray, sr: int, *, ref: np.ndarray | None = None, shift_ms: float = 0.0) -> list[Repeat]:
     """``detect_repeats`` plus the frame repeats that do not overlap one of its repeats, in time order.
 
     With ``ref`` (the agent's copy at ``sr``, heard time ``t`` = ref time ``t - shift_ms``), the chunk
-    repeats it explains as content (``codec_crossings``) are left out.
+    repeats it explains as content (``codec_crossings``) are left out, and the copy's own repeats that
+    the user heard (``copy_repeats_heard``) are added where no heard repeat overlaps them.
     """
     reps = detect_repeats(x, sr)
     more = [f for f in detect_frame_repeats(x, sr)
@@ -332,4 +380,8 @@ def all_repeats(x: np.ndarray, sr: int, *, ref: np.ndarray | None = None, shift_
     if reps and ref is not None:
         content = codec_crossings(reps, ref, sr, shift_ms)
         reps = [r for r in reps if r not in content]
+    if ref is not None:
+        found = reps + more
+        more += [c for c in copy_repeats_heard(x, ref, sr, shift_ms)
+                 if all(c.end_ms <= r.start_ms or c.start_ms >= r.end_ms for r in found)]
     return sorted(reps + more, key=lambda r: r.start_ms)

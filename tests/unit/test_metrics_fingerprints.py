@@ -162,3 +162,33 @@ def test_a_replayed_chunk_and_the_agents_own_repeat_are_not_codec_crossings(spee
     assert len(reps) == 1
     assert codec_crossings(reps, s.samples, SR, 0.0) == []  # the copy is shorter after the repeat: same start
     assert codec_crossings(reps, heard, SR, 0.0) == []  # the agent's own copy has it: counted, attributed
+
+
+def test_the_agents_own_repeat_is_found_where_the_user_hears_it_after_opus():
+    """A 40 ms chunk the agent played twice (in its copy), then libopus: the codec can pull the heard
+    NCC under REPEAT_NCC (fb-bots-s8: 0.974), so the copy says where to look and the heard audio
+    whether the user got it. A clean copy through the same codec gives nothing."""
+    from pathlib import Path
+
+    import soundfile as sf
+
+    from autortc.audio import resample
+    from autortc.metrics.fingerprints import all_repeats
+    from autortc.testing import opus
+
+    pytest.importorskip("av")
+    x, sr = sf.read(Path(__file__).resolve().parents[2] / "cases" / "tts" / "gold" / "long_01.wav", dtype="float32")
+    x48 = resample(x, sr, 48000).astype(np.float32)
+    clean_heard = opus.opus_roundtrip(x48, 48000)[0][: x48.size]
+    assert all_repeats(clean_heard, 48000, ref=x48) == []
+    found = 0
+    for at_ms in (450.0, 1050.0, 1650.0, 2250.0):
+        a, n = int(at_ms * 48), 40 * 48
+        if np.sqrt(np.mean(x48[a - n:a + 2 * n] ** 2)) < 0.03:
+            continue  # not inside speech
+        copy = np.concatenate([x48[:a + n], x48[a:a + n], x48[a + n:]])
+        heard = opus.opus_roundtrip(copy, 48000)[0][: copy.size]
+        hits = [r for r in all_repeats(heard, 48000, ref=copy) if at_ms + 20 <= r.end_ms and r.start_ms <= at_ms + 100]
+        assert hits, (at_ms, all_repeats(heard, 48000, ref=copy))
+        found += 1
+    assert found >= 2
