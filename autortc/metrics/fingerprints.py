@@ -173,6 +173,11 @@ def hf_ratio_drop(pre: np.ndarray, post: np.ndarray, sr_pre: int, sr_post: int |
     return 1.0 - b / a
 
 
+def _both_loud(e1: np.ndarray, e2: np.ndarray, thr: float, L: int) -> np.ndarray:
+    """Both ``L``-sample chunks (energies ``e1``, ``e2``) at RMS >= 2 x the silence threshold ``thr``."""
+    return (e1 >= thr * thr * L * 4) & (e2 >= thr * thr * L * 4)
+
+
 def _ncc_by_period(y: np.ndarray, periods, thr: float, keep: float):
     """Yield ``(L, ncc)`` for periods whose NCC of ``y[t:t+L]`` vs ``y[t+L:t+2L]`` reaches ``keep`` somewhere."""
     n = y.shape[0]
@@ -185,7 +190,7 @@ def _ncc_by_period(y: np.ndarray, periods, thr: float, keep: float):
         num = cp[L:L + m] - cp[:m]
         e1 = c2[L:L + m] - c2[:m]
         e2 = c2[2 * L:2 * L + m] - c2[L:L + m]
-        loud = (e1 >= thr * thr * L * 4) & (e2 >= thr * thr * L * 4)
+        loud = _both_loud(e1, e2, thr, L)
         ncc = np.where(loud, num / np.sqrt(np.maximum(e1 * e2, 1e-20)), 0.0)
         if ncc.max() >= keep:
             yield L, ncc
@@ -282,12 +287,16 @@ repeat to be the content, not a copy (``codec_crossings``). Source: run rs1 (202
 copy and 0.983 in the heard audio after Opus (+0.009), and the repeats gate WARNed on a clean reply."""
 
 
-def _ncc_at(y: np.ndarray, L: int, t0: int, t1: int) -> float:
-    """Largest NCC of ``y[t:t+L]`` with ``y[t+L:t+2L]`` for ``t0 <= t < t1`` (0 where out of range)."""
+def _ncc_at(y: np.ndarray, L: int, t0: int, t1: int, *, thr: float | None = None) -> float:
+    """Largest NCC of ``y[t:t+L]`` with ``y[t+L:t+2L]`` for ``t0 <= t < t1`` (0 where out of range).
+
+    ``thr``: only where both chunks are sound (``_both_loud``), as ``detect_repeats`` counts."""
     t0, t1 = max(0, t0), min(y.shape[0] - 2 * L + 1, t1)
     if L <= 0 or t1 <= t0:
         return 0.0
-    ncc, _, _ = _lag_ncc(y[t0:t1 - 1 + 2 * L], L)
+    ncc, e1, e2 = _lag_ncc(y[t0:t1 - 1 + 2 * L], L)
+    if thr is not None:
+        ncc = ncc[_both_loud(e1, e2, thr, L)]
     return float(ncc.max()) if ncc.size else 0.0
 
 
@@ -356,12 +365,7 @@ def copy_repeats_heard(x: np.ndarray, ref: np.ndarray, sr: int, shift_ms: float,
         L = int(round(q.period_ms * k))
         first = (q.start_ms - q.period_ms + shift_ms) * k  # the original chunk's first sample in x
         last = (q.end_ms - 2 * q.period_ms + shift_ms) * k
-        t0, t1 = max(0, int(first - search_ms * k)), min(y.shape[0] - 2 * L + 1, int(last + search_ms * k) + 1)
-        if L <= 0 or t1 <= t0:
-            continue
-        ncc, e1, e2 = _lag_ncc(y[t0:t1 - 1 + 2 * L], L)
-        loud = (e1 >= thr * thr * L * 4) & (e2 >= thr * thr * L * 4)
-        v = float(ncc[loud].max()) if loud.any() else 0.0
+        v = _ncc_at(y, L, int(first - search_ms * k), int(last + search_ms * k) + 1, thr=thr)
         if v >= min_ncc:
             out.append(Repeat(q.start_ms + shift_ms, q.end_ms + shift_ms, q.period_ms, v))
     return out
