@@ -49,9 +49,11 @@ class AgentConfig:
     false_interruption_timeout_s: float = 1.0
     resume_false_interruption: bool = True
     preemptive_generation: bool = True
-    # True starts TTS before the turn commits; measured worse on 2 shared cores (run h2: synthesis
-    # of replies to dropped preflights, TTFA P95 851 ms), see docs/agent-latency.md
-    preemptive_tts: bool = False
+    # True starts TTS on a preflight transcript, before the turn commits. Session 4 (run h2) measured it
+    # worse (synthesis of replies to dropped preflights, TTFA P95 851 ms); session 9, with the preflight
+    # keyed to the audio's level (stt_preflight_by_level), the same-hour suite runs gave EoT -> first
+    # audio P50 / P95 645 / 780 ms (neither), 629 / 736 (this alone), 561 / 733 (both); docs/agent-latency.md
+    preemptive_tts: bool = True
     turn_detector: str = "vad"  # "vad" or "v1-mini" (LiveKit's local audio end-of-turn model)
     # an utterance whose transcript does not sound like the end of a turn ("I have a question.",
     # "I w- want to...", "a cup of") gets its final held this long after its end of speech; speech
@@ -110,6 +112,9 @@ class AgentConfig:
     # decode once the user has been silent this long (VAD ends the turn at vad_min_silence_s);
     # 0 = decode only at the end of speech
     stt_preflight_silence_s: float = 0.064
+    # also start the preflight once the audio's last stt_preflight_silence_s are 25 dB under the speech
+    # (system/agent/stt_whisper.py LevelTrack), not only once the VAD's probability has fallen
+    stt_preflight_by_level: bool = True
 
     @classmethod
     def from_env(cls) -> AgentConfig:

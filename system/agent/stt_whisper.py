@@ -113,7 +113,7 @@ class WhisperStreamingSTT(stt.STT):
                  hold_reason: Callable[..., str | None] | None = None, hold_s: float | Callable[[str], float] = 2.0,
                  stop_words: frozenset[str] = frozenset(), stop_check_voiced_s: float = 0.2,
                  stop_recheck_s: float = 0.1, on_stop_word: Callable[[str], None] | None = None,
-                 reopen_s: float = 0.0) -> None:
+                 reopen_s: float = 0.0, preflight_by_level: bool = False) -> None:
         """``shared_vad``: ``vad`` is a :class:`system.agent.vad_voiced.VoicedDurationVAD` that the
         session also uses; segment with its events instead of running a second VAD stream.
 
@@ -140,7 +140,13 @@ class WhisperStreamingSTT(stt.STT):
         reply answers all of it (LiveKit Agents interrupts the unheard reply to the first final).
         Source: the slow speaker's "How do I make a cup?" (whisper's "?", so not held) | "of tea?",
         whose second part decoded alone as "of t." and was answered "Sorry, I did not catch
-        that" (run b0). 0 = off."""
+        that" (run b0). 0 = off.
+
+        ``preflight_by_level``: the preflight decode also starts once the utterance's last
+        ``preflight_silence_s`` are all 25 dB under its speech level (:class:`LevelTrack`), without
+        waiting for the VAD's probability to fall (silero's tail: +34…+132 ms after the last
+        phoneme). Such a preflight is stale only when sound follows its cut (the
+        :func:`sounds_after_cut` rule), not when the VAD still calls its tail speech."""
         super().__init__(capabilities=stt.STTCapabilities(streaming=True, interim_results=interim_interval_s is not None))
         self._transcriber = transcriber
         self._vad = vad
@@ -157,6 +163,7 @@ class WhisperStreamingSTT(stt.STT):
         self._stop_recheck_s = stop_recheck_s
         self._on_stop_word = on_stop_word
         self._reopen_s = reopen_s
+        self._preflight_by_level = preflight_by_level
         self._on_event = on_event or (lambda *_: None)  # (stage, t_mono, info): stt_vad_end, stt_decoded, stt_decode (cpu_s)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper")
         self._check_kwarg = "check" in inspect.signature(transcriber.transcribe).parameters
@@ -238,6 +245,55 @@ def sounds_after_cut(pcm: np.ndarray, sr: int, cut: int, *, below_speech_db: flo
     return loudest > speech_db - below_speech_db and loudest > float(np.median(tail)) + above_tail_db
 
 
+class LevelTrack:
+    """10 ms RMS levels (dBFS, floored at -90) of an utterance, appended frame by frame.
+
+    Used to date the end of speech from the audio itself: silero's probability stays over its
+    threshold for +34…+132 ms after the last phoneme (the case WAVs, docs/agent-latency.md), so a
+    preflight decode keyed to the VAD's silence starts that much after the user stopped.
+    ``push`` takes (n_samples,) int16 mono frames at ``sr`` Hz; a partial window is carried over.
+    """
+
+    def __init__(self, sr: int, win_ms: float = 10.0) -> None:
+        self.sr = sr
+        self.win = max(1, int(sr * win_ms / 1000))
+        self.win_s = self.win / sr
+        self.db: list[float] = []
+        self._rest = np.zeros(0, np.float64)
+
+    def push(self, pcm: np.ndarray) -> None:
+        x = np.concatenate([self._rest, np.asarray(pcm, dtype=np.float64) / 32768.0])
+        n = x.size // self.win
+        if n:
+            r = np.sqrt(np.mean(x[: n * self.win].reshape(n, self.win) ** 2, axis=1))
+            self.db.extend(20 * np.log10(np.maximum(r, 10 ** (_DIGITAL_SILENCE_DB / 20))))
+        self._rest = x[n * self.win:]
+
+    def speech_db(self) -> float:
+        """The utterance's speech level: the 90th percentile of its windows (as :func:`sounds_after_cut`)."""
+        return float(np.percentile(self.db, 90)) if self.db else _DIGITAL_SILENCE_DB
+
+    def quiet_tail_s(self, *, below_speech_db: float = 25.0) -> float:
+        """Seconds at the end whose windows are all more than ``below_speech_db`` dB under the speech level."""
+        if not self.db:
+            return 0.0
+        lvl, n = self.speech_db() - below_speech_db, 0
+        for v in reversed(self.db):
+            if v >= lvl:
+                break
+            n += 1
+        return n * self.win_s
+
+    def sound_after(self, window: int, *, below_speech_db: float = 25.0, above_tail_db: float = 10.0) -> bool:
+        """:func:`sounds_after_cut`'s rule on the windows from ``window`` on (a cut made at that window)."""
+        tail = self.db[window:]
+        if window < 1 or not tail:
+            return False
+        lvl = float(np.percentile(self.db[:window], 90))
+        loudest = max(tail)
+        return loudest > lvl - below_speech_db and loudest > float(np.median(tail)) + above_tail_db
+
+
 def frames_mono(frames: list[rtc.AudioFrame]) -> tuple[np.ndarray, rtc.AudioFrame]:
     """``frames`` (non-empty) as one frame, and its (n_samples,) float32 mono in [-1, 1) (channels averaged)."""
     frame = rtc.combine_audio_frames(frames) if len(frames) != 1 else frames[0]
@@ -285,7 +341,16 @@ class _WhisperStream(stt.RecognizeStream):
         # the current utterance began over the agent's speech; its voiced time; a stop word in it interrupted
         overlap: dict[str, Any] = {"agent": False, "voiced": 0.0, "stopped": False, "utterance": 0}
         # speculative decode of the speech so far: (number of frames decoded, task -> text)
-        preflight: dict[str, Any] = {"frames": -1, "task": None}
+        # by: "vad" (the VAD's silence) or "level" (LevelTrack's quiet tail), window: its cut in level windows
+        preflight: dict[str, Any] = {"frames": -1, "task": None, "by": "vad", "window": 0}
+        level: dict[str, LevelTrack | None] = {"t": None}  # the current utterance's 10 ms levels
+
+        def track(frames: list[rtc.AudioFrame]) -> None:
+            for f in frames:
+                if level["t"] is None:
+                    level["t"] = LevelTrack(f.sample_rate)
+                pcm = np.frombuffer(f.data, dtype=np.int16).reshape(-1, f.num_channels)
+                level["t"].push(pcm[:, 0] if f.num_channels == 1 else pcm.mean(axis=1))
         # a final held back because the turn did not sound over (hold_reason): its audio (one
         # frame), the VAD time of its end, its text and speech end (wall clock), the release timer
         held: dict[str, Any] = {"audio": None, "end_s": 0.0, "text": "", "speech_end": 0.0, "timer": None, "sent": False}
@@ -406,6 +471,8 @@ class _WhisperStream(stt.RecognizeStream):
                     preflight["frames"], preflight["task"] = -1, None
                     stop_check["task"], stop_check["checked"] = None, 0.0
                     speech[:] = list(ev.frames)
+                    level["t"] = None
+                    track(list(ev.frames))
                     start_s["t"] = ev.timestamp - sum(f.duration for f in ev.frames)
                     speaking.set()
                     overlap["agent"], overlap["voiced"] = owner._agent_speaking(), ev.speech_duration
@@ -426,6 +493,7 @@ class _WhisperStream(stt.RecognizeStream):
                     self._event_ch.send_nowait(stt.SpeechEvent(type=stt.SpeechEventType.START_OF_SPEECH))
                 elif ev.type == VADEventType.INFERENCE_DONE and speaking.is_set():
                     speech.extend(ev.frames)
+                    track(list(ev.frames))
                     overlap["voiced"] = max(overlap["voiced"], ev.speech_duration)
                     last = stop_check["task"]
                     if (overlap["agent"] and owner._stop_words and not overlap["stopped"]
@@ -435,11 +503,19 @@ class _WhisperStream(stt.RecognizeStream):
                                                                      name="whisper.stop_word")
                         stop_tasks.add(t)
                         t.add_done_callback(stop_tasks.discard)
-                    if ev.raw_accumulated_silence == 0:
+                    lt = level["t"]
+                    if preflight["frames"] >= 0 and ev.raw_accumulated_silence == 0 and (
+                            preflight["by"] == "vad" or lt is None or lt.sound_after(preflight["window"])):
                         preflight["frames"] = -1  # speech goes on: a speculative decode is stale
-                    elif (owner._preflight_silence_s is not None and not overlap["agent"]
-                          and ev.raw_accumulated_silence >= owner._preflight_silence_s and preflight["frames"] < 0):
+                    if (owner._preflight_silence_s is not None and not overlap["agent"] and preflight["frames"] < 0
+                          and (ev.raw_accumulated_silence >= owner._preflight_silence_s
+                               or (owner._preflight_by_level and lt is not None and overlap["voiced"] >= 0.15
+                                   and lt.quiet_tail_s() >= owner._preflight_silence_s))):
+                        preflight["by"] = "vad" if ev.raw_accumulated_silence >= owner._preflight_silence_s else "level"
+                        preflight["window"] = len(lt.db) if lt is not None else 0
                         preflight["frames"] = len(speech)
+                        log.debug("preflight by %s: VAD silence %.3f s, quiet tail %.3f s", preflight["by"],
+                                  ev.raw_accumulated_silence, lt.quiet_tail_s() if lt is not None else -1.0)
                         preflight["task"] = asyncio.create_task(decode_preflight(turn_audio(list(speech))),
                                                                 name="whisper.preflight")
                 elif ev.type == VADEventType.END_OF_SPEECH:

@@ -249,6 +249,7 @@ async def entrypoint(ctx: JobContext) -> None:
                                 drop_overlap_shorter_s=CONFIG.interruption_min_duration_s,
                                 model=f"whisper-tiny.en/{CONFIG.stt}", shared_vad=True, on_event=stage,
                                 preflight_silence_s=CONFIG.stt_preflight_silence_s if CONFIG.stt_preflight_silence_s > 0 else None,
+                                preflight_by_level=CONFIG.stt_preflight_by_level,
                                 hold_reason=hold_reason if CONFIG.turn_hold_s > 0 else None,
                                 hold_s=lambda r: CONFIG.turn_short_hold_s if hold_is_short(r) else CONFIG.turn_hold_s,
                                 stop_words=frozenset(CONFIG.stop_words.lower().split()) if CONFIG.stop_check_voiced_s > 0 else frozenset(),

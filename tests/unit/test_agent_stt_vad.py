@@ -283,13 +283,13 @@ async def _turn_events(probs: list[float], texts: list[str], *, hold_s: float, r
     return [e.type for e in out], finals, tr.sizes
 
 
-async def _drive(engine, vad, n_windows: int) -> list:
-    """Push ``n_windows`` frames through the session's VAD stream and the STT stream (shared VAD, as
-    the worker does), end both, and return the STT's events."""
+async def _drive(engine, vad, n_windows: int, frames: list[rtc.AudioFrame] | None = None) -> list:
+    """Push ``n_windows`` frames (``frames``, else digital silence) through the session's VAD stream
+    and the STT stream (shared VAD, as the worker does), end both, and return the STT's events."""
     session_vad = vad.stream()
     st = engine.stream()
-    for _ in range(n_windows):
-        f = _frame()
+    for i in range(n_windows):
+        f = frames[i] if frames is not None else _frame()
         session_vad.push_frame(f)
         st.push_frame(f)
     session_vad.end_input()
@@ -429,3 +429,80 @@ def test_only_a_comma_gets_the_short_hold():
     assert not hold_is_short(hold_reason("How do I make a cup of"))
     assert not hold_is_short(hold_reason("I want to..."))
     assert not hold_is_short(hold_reason("I have a question."))
+
+
+# --- the preflight keyed to the audio's level (issue 19): silero calls ~34-132 ms after the last
+# phoneme speech, so a preflight keyed to its silence starts that much after the user stopped ---
+
+def _case_frames(case_id: str, tail_s: float) -> tuple[list[rtc.AudioFrame], float]:
+    """The case WAV after an Opus round trip at 16 kHz in 512-sample frames, with ``tail_s`` of room
+    tone (-65 dBFS) after it, and its annotated end of speech (s, cases/all_cases.json: the truth)."""
+    import json
+    from pathlib import Path
+
+    import soundfile as sf
+    import soxr
+
+    from autortc.testing.opus import opus_roundtrip
+
+    cases = Path(__file__).resolve().parents[2] / "cases"
+    seg = next(c for c in json.loads((cases / "all_cases.json").read_text())["cases"] if c["id"] == case_id)["segments"][0]
+    x, sr = sf.read(cases / seg["wav"], dtype="float32")
+    x, sr = opus_roundtrip(x.mean(axis=1) if x.ndim > 1 else x, sr)
+    x = soxr.resample(x, sr, 16000).astype(np.float32)
+    end = seg["speech_end_ms"] / 1000
+    x = x[: int(end * 16000)]
+    tone = np.random.default_rng(0).standard_normal(int(tail_s * 16000)) * 10 ** (-65 / 20)
+    pcm = (np.clip(np.concatenate([x, tone]), -1, 1) * 32767).astype(np.int16)
+    n = pcm.size // 512
+    return [rtc.AudioFrame(pcm[i * 512:(i + 1) * 512].tobytes(), 16000, 1, 512) for i in range(n)], end
+
+
+class _SizeTranscriber:
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    def transcribe(self, audio: np.ndarray, sr: int) -> str:
+        self.sizes.append(audio.size)
+        return "What time does the museum open?"
+
+
+async def _level_events(frames: list[rtc.AudioFrame], probs: list[float], *, by_level: bool):
+    from system.agent.stt_whisper import WhisperStreamingSTT
+    from system.agent.vad_voiced import VoicedDurationVAD
+
+    v = VoicedDurationVAD(_ScriptedVAD(probs), activation_threshold=0.5)
+    tr = _SizeTranscriber()
+    engine = WhisperStreamingSTT(transcriber=tr, vad=v, shared_vad=True, preflight_silence_s=2 * WIN,
+                                 preflight_by_level=by_level)
+    out = await _drive(engine, v, len(probs), frames)
+    return [e.type for e in out], tr.sizes
+
+
+@pytest.mark.parametrize("case_id", ["endpoint_short_hello", "content_weather", "rate_fast_speaker"])
+def test_the_level_preflight_decodes_at_the_users_end_not_at_the_vads(case_id):
+    frames, end = _case_frames(case_id, tail_s=0.6)
+    end_w = int(end / WIN)
+    # the VAD hears speech from the first window to 4 windows (128 ms) after the annotated end: silero's tail
+    probs = [0.9] * (end_w + 4) + [0.1] * (len(frames) - end_w - 4)
+    types, sizes = asyncio.run(_level_events(frames, probs, by_level=True))
+    # the final is the last preflight's decode (a pause inside the turn may have had one before): the
+    # whole utterance would end 10 windows after the VAD's tail. The decoded audio starts at the first
+    # frame (the scripted VAD's START has no padding)
+    assert stt.SpeechEventType.FINAL_TRANSCRIPT in types
+    cut_s = sizes[-1] / 16000
+    assert end + 2 * WIN <= cut_s + WIN and cut_s <= end + 0.13, (cut_s, end)
+    types, sizes = asyncio.run(_level_events(frames, probs, by_level=False))
+    assert sizes[0] / 16000 >= end + 4 * WIN + 2 * WIN - WIN  # keyed to the VAD: after its tail
+
+
+def test_speech_after_a_level_preflight_makes_it_stale_and_its_tail_does_not():
+    frames, end = _case_frames("endpoint_short_hello", tail_s=0.2)
+    again, _ = _case_frames("endpoint_short_hello", tail_s=0.6)
+    both = frames + again  # a 0.2 s pause the VAD never calls silence, then the same words again
+    probs = [0.9] * (len(frames) + int(end / WIN) + 4)
+    probs += [0.1] * (len(both) - len(probs))
+    types, sizes = asyncio.run(_level_events(both, probs, by_level=True))
+    # a preflight in the pause, stale once the words come again; the one after them is the final
+    assert len(sizes) == 2
+    assert sizes[0] / 16000 < len(frames) * 512 / 16000 <= len(frames) * 512 / 16000 + end <= sizes[1] / 16000
