@@ -146,7 +146,10 @@ class WhisperStreamingSTT(stt.STT):
         ``preflight_silence_s`` are all 25 dB under its speech level (:class:`LevelTrack`), without
         waiting for the VAD's probability to fall (silero's tail: +34…+132 ms after the last
         phoneme). Such a preflight is stale only when sound follows its cut (the
-        :func:`sounds_after_cut` rule), not when the VAD still calls its tail speech."""
+        :func:`sounds_after_cut` rule), not when the VAD still calls its tail speech. Any preflight
+        is stale, and may start again after the sound, as soon as such a sound comes (before, a
+        sound after the cut was found only at the end of speech and decoded then: in run s9m
+        endpoint_numbers' final came 300 ms after the VAD's end that way)."""
         super().__init__(capabilities=stt.STTCapabilities(streaming=True, interim_results=interim_interval_s is not None))
         self._transcriber = transcriber
         self._vad = vad
@@ -504,9 +507,12 @@ class _WhisperStream(stt.RecognizeStream):
                         stop_tasks.add(t)
                         t.add_done_callback(stop_tasks.discard)
                     lt = level["t"]
-                    if preflight["frames"] >= 0 and ev.raw_accumulated_silence == 0 and (
-                            preflight["by"] == "vad" or lt is None or lt.sound_after(preflight["window"])):
-                        preflight["frames"] = -1  # speech goes on: a speculative decode is stale
+                    if preflight["frames"] >= 0 and (
+                            (ev.raw_accumulated_silence == 0 and (preflight["by"] == "vad" or lt is None))
+                            or (lt is not None and lt.sound_after(preflight["window"]))):
+                        # speech goes on, or a sound followed the cut (a final consonant's burst after its
+                        # closure, which the VAD counts as silence): a speculative decode is stale
+                        preflight["frames"] = -1
                     if (owner._preflight_silence_s is not None and not overlap["agent"] and preflight["frames"] < 0
                           and (ev.raw_accumulated_silence >= owner._preflight_silence_s
                                or (owner._preflight_by_level and lt is not None and overlap["voiced"] >= 0.15

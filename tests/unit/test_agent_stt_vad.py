@@ -467,11 +467,11 @@ class _SizeTranscriber:
         return "What time does the museum open?"
 
 
-async def _level_events(frames: list[rtc.AudioFrame], probs: list[float], *, by_level: bool):
+async def _level_events(frames: list[rtc.AudioFrame], probs: list[float], *, by_level: bool, end_after: int = 6):
     from system.agent.stt_whisper import WhisperStreamingSTT
     from system.agent.vad_voiced import VoicedDurationVAD
 
-    v = VoicedDurationVAD(_ScriptedVAD(probs), activation_threshold=0.5)
+    v = VoicedDurationVAD(_ScriptedVAD(probs, end_after=end_after), activation_threshold=0.5)
     tr = _SizeTranscriber()
     engine = WhisperStreamingSTT(transcriber=tr, vad=v, shared_vad=True, preflight_silence_s=2 * WIN,
                                  preflight_by_level=by_level)
@@ -506,3 +506,20 @@ def test_speech_after_a_level_preflight_makes_it_stale_and_its_tail_does_not():
     # a preflight in the pause, stale once the words come again; the one after them is the final
     assert len(sizes) == 2
     assert sizes[0] / 16000 < len(frames) * 512 / 16000 <= len(frames) * 512 / 16000 + end <= sizes[1] / 16000
+
+
+def test_a_burst_after_the_cut_in_the_vads_silence_restarts_the_preflight_before_the_end():
+    frames, end = _case_frames("endpoint_short_hello", tail_s=0.6)
+    pcm = np.concatenate([np.frombuffer(f.data, np.int16) for f in frames]).astype(np.float32)
+    at = int((end + 0.10) * 16000)  # a 20 ms burst 15 dB under the speech, 100 ms after the end (a final /t/)
+    speech_rms = float(np.sqrt(np.mean(pcm[int((end - 0.5) * 16000):int(end * 16000)] ** 2)))
+    pcm[at:at + 320] += np.random.default_rng(3).standard_normal(320).astype(np.float32) * speech_rms * 10 ** (-15 / 20)
+    pcm = np.clip(pcm, -32768, 32767).astype(np.int16)
+    frames = [rtc.AudioFrame(pcm[i * 512:(i + 1) * 512].tobytes(), 16000, 1, 512) for i in range(pcm.size // 512)]
+    end_w = int(end / WIN)
+    probs = [0.9] * (end_w + 1) + [0.1] * (len(frames) - end_w - 1)  # the VAD calls the burst silence
+    types, sizes = asyncio.run(_level_events(frames, probs, by_level=True, end_after=10))
+    # a preflight before the burst, stale at the burst, one after it that is the final, all before the
+    # VAD's end (end + 11 windows = end + 0.35 s): no decode of the whole utterance at the end
+    assert len(sizes) == 2, [n / 16000 - end for n in sizes]
+    assert sizes[0] < at <= at + 320 <= sizes[1] <= int((end + 0.30) * 16000)
