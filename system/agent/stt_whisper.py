@@ -242,10 +242,16 @@ def sounds_after_cut(pcm: np.ndarray, sr: int, cut: int, *, below_speech_db: flo
         r = np.sqrt(np.mean(seg[: n * w].reshape(n, w) ** 2, axis=1))
         return 20 * np.log10(np.maximum(r, 10 ** (_DIGITAL_SILENCE_DB / 20)))
 
-    speech_db = float(np.percentile(rms_db(x[:cut]), 90))
-    tail = rms_db(x[cut:])
-    loudest = float(tail.max())
-    return loudest > speech_db - below_speech_db and loudest > float(np.median(tail)) + above_tail_db
+    return _sound_in_tail(rms_db(x[:cut]), rms_db(x[cut:]), below_speech_db, above_tail_db)
+
+
+def _sound_in_tail(before_db: np.ndarray | list[float], tail_db: np.ndarray | list[float],
+                   below_speech_db: float, above_tail_db: float) -> bool:
+    """The rule of :func:`sounds_after_cut` on window levels (dBFS): the tail's loudest window is
+    within ``below_speech_db`` of the 90th percentile before the cut and ``above_tail_db`` over the tail's median."""
+    loudest = float(np.max(tail_db))
+    return (loudest > float(np.percentile(before_db, 90)) - below_speech_db
+            and loudest > float(np.median(tail_db)) + above_tail_db)
 
 
 class LevelTrack:
@@ -289,12 +295,9 @@ class LevelTrack:
 
     def sound_after(self, window: int, *, below_speech_db: float = 25.0, above_tail_db: float = 10.0) -> bool:
         """:func:`sounds_after_cut`'s rule on the windows from ``window`` on (a cut made at that window)."""
-        tail = self.db[window:]
-        if window < 1 or not tail:
+        if window < 1 or window >= len(self.db):
             return False
-        lvl = float(np.percentile(self.db[:window], 90))
-        loudest = max(tail)
-        return loudest > lvl - below_speech_db and loudest > float(np.median(tail)) + above_tail_db
+        return _sound_in_tail(self.db[:window], self.db[window:], below_speech_db, above_tail_db)
 
 
 def frames_mono(frames: list[rtc.AudioFrame]) -> tuple[np.ndarray, rtc.AudioFrame]:
