@@ -208,6 +208,10 @@ class WhisperStreamingSTT(stt.STT):
 
 
 _DIGITAL_SILENCE_DB = -90.0  # int16's quietest step: the mic's digital zeros count as this
+# voiced speech (s) an utterance needs before its level may start a preflight: below it the 90th
+# percentile of its windows can still be the VAD's prefix padding, and every window reads as quiet
+# (a click or a breath); 0.15 s is well under the shortest bundled turn (endpoint_short_hello, 0.76 s of speech)
+_LEVEL_PREFLIGHT_MIN_VOICED_S = 0.15
 
 
 def sounds_after_cut(pcm: np.ndarray, sr: int, cut: int, *, below_speech_db: float = 25.0,
@@ -518,7 +522,7 @@ class _WhisperStream(stt.RecognizeStream):
                         preflight["frames"] = -1
                     if (owner._preflight_silence_s is not None and not overlap["agent"] and preflight["frames"] < 0
                           and (ev.raw_accumulated_silence >= owner._preflight_silence_s
-                               or (owner._preflight_by_level and lt is not None and overlap["voiced"] >= 0.15
+                               or (owner._preflight_by_level and lt is not None and overlap["voiced"] >= _LEVEL_PREFLIGHT_MIN_VOICED_S
                                    and lt.quiet_tail_s() >= owner._preflight_silence_s))):
                         preflight["by"] = "vad" if ev.raw_accumulated_silence >= owner._preflight_silence_s else "level"
                         preflight["window"] = len(lt.db) if lt is not None else 0
