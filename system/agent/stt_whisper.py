@@ -527,8 +527,7 @@ class _WhisperStream(stt.RecognizeStream):
                         preflight["by"] = "vad" if ev.raw_accumulated_silence >= owner._preflight_silence_s else "level"
                         preflight["window"] = len(lt.db) if lt is not None else 0
                         preflight["frames"] = len(speech)
-                        log.debug("preflight by %s: VAD silence %.3f s, quiet tail %.3f s", preflight["by"],
-                                  ev.raw_accumulated_silence, lt.quiet_tail_s() if lt is not None else -1.0)
+                        log.debug("preflight by %s: VAD silence %.3f s", preflight["by"], ev.raw_accumulated_silence)
                         preflight["task"] = asyncio.create_task(decode_preflight(turn_audio(list(speech))),
                                                                 name="whisper.preflight")
                 elif ev.type == VADEventType.END_OF_SPEECH:
@@ -548,12 +547,12 @@ class _WhisperStream(stt.RecognizeStream):
                     if ev.frames:  # the whole utterance, from the VAD's prefix padding on
                         start_s["t"] = ev.timestamp - sum(f.duration for f in ev.frames)
                     frames = turn_audio(list(ev.frames) or list(speech))
-                    task, cut_frames = preflight["task"], preflight["frames"]
+                    task, cut_frames, preflight_window = preflight["task"], preflight["frames"], preflight["window"]
                     fresh = cut_frames >= 0
                     preflight["frames"], preflight["task"] = -1, None
-                    if fresh and task is not None and speech and sounds_after_cut(
-                            frames_mono(speech)[0], speech[0].sample_rate,
-                            sum(f.samples_per_channel for f in speech[:cut_frames])):
+                    # the rule each window already applied (sounds_after_cut's, on the level track's windows):
+                    # no second pass over the whole utterance on the way to the final
+                    if fresh and task is not None and level["t"] is not None and level["t"].sound_after(preflight_window):
                         fresh = False  # a final consonant after the speculative cut: decode it all
                         log.info("sound after the preflight cut: the whole utterance is decoded")
                     if fresh and task is not None:
