@@ -217,8 +217,9 @@ _LEVEL_PREFLIGHT_MIN_VOICED_S = 0.15
 def sounds_after_cut(pcm: np.ndarray, sr: int, cut: int, *, below_speech_db: float = 25.0,
                      above_tail_db: float = 10.0, win_ms: float = 10.0) -> bool:
     """True when ``pcm[cut:]`` holds a sound: a window within ``below_speech_db`` dB of the speech
-    before ``cut`` that also stands ``above_tail_db`` dB over the tail's median (so steady
-    background noise, however loud, is no sound).
+    before ``cut`` that also stands ``above_tail_db`` dB over the background (the lower of the tail's
+    median and the level of the pause just before ``cut``), so steady background noise, however
+    loud, is no sound, and speech that goes on after a short pause is.
 
     ``pcm``: (n_samples,) int16 or float mono at ``sr`` Hz, the utterance with the VAD's silence tail;
     ``cut``: the sample where a preflight decode ended. Levels are ``win_ms`` RMS windows in dB
@@ -249,13 +250,25 @@ def sounds_after_cut(pcm: np.ndarray, sr: int, cut: int, *, below_speech_db: flo
     return _sound_in_tail(rms_db(x[:cut]), rms_db(x[cut:]), below_speech_db, above_tail_db)
 
 
+# windows (10 ms) just before a cut whose median is the pause's own level: the preflight's 64 ms of quiet
+_CUT_PAUSE_WINDOWS = 6
+
+
 def _sound_in_tail(before_db: np.ndarray | list[float], tail_db: np.ndarray | list[float],
                    below_speech_db: float, above_tail_db: float) -> bool:
     """The rule of :func:`sounds_after_cut` on window levels (dBFS): the tail's loudest window is
-    within ``below_speech_db`` of the 90th percentile before the cut and ``above_tail_db`` over the tail's median."""
+    within ``below_speech_db`` of the 90th percentile before the cut and ``above_tail_db`` over the
+    background: the lower of the tail's median and the median of the ``_CUT_PAUSE_WINDOWS`` windows
+    just before the cut (the pause the cut was made in).
+
+    Why the pause too: once speech goes on after the cut for longer than the quiet after it, the
+    tail's median is speech, and a resumed sentence read as no sound. endpoint_numbers ("... on the
+    twenty | third") had a level preflight in the 70 ms gap before "third": it stayed "fresh" until
+    ~230 ms after the end, so the final was decoded after the VAD's end (session 10, offline replay)."""
     loudest = float(np.max(tail_db))
+    background = min(float(np.median(tail_db)), float(np.median(before_db[-_CUT_PAUSE_WINDOWS:])))
     return (loudest > float(np.percentile(before_db, 90)) - below_speech_db
-            and loudest > float(np.median(tail_db)) + above_tail_db)
+            and loudest > background + above_tail_db)
 
 
 class LevelTrack:

@@ -63,6 +63,17 @@ def test_a_planted_burst_in_the_tail_is_found_and_its_absence_is_not():
     assert not sounds_after_cut((x * 32767).astype(np.int16), sr, cut)
 
 
+def test_speech_that_goes_on_after_a_short_pause_is_sound_however_long():
+    # planted: the user pauses 64 ms (a level preflight cuts there), then speaks 0.4 s more and stops
+    # (0.1 s of room tone): the tail is mostly speech, yet the preflight missed all of it
+    x, sr, end = _utterance("endpoint_short_hello", tail_s=0.064)
+    more = x[end - int(0.4 * sr):end]
+    tone = (np.random.default_rng(4).standard_normal(int(0.1 * sr)) * 10 ** (-65 / 20)).astype(np.float32)
+    y = np.concatenate([x, more, tone])
+    assert sounds_after_cut(y, sr, x.size)
+    assert not sounds_after_cut(np.concatenate([x, tone]), sr, x.size)  # the pause alone goes on: no sound
+
+
 def test_nothing_to_compare_is_no_sound():
     x = np.zeros(16000, np.float32)
     assert not sounds_after_cut(x, 16000, 0)
