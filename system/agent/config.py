@@ -97,10 +97,11 @@ class AgentConfig:
     # (x24) vs 245 ms (x40). The "dropouts" once seen with 24 were piper's own ~420 ms of silence
     # before a segment starting with "f" (now capped, tts_max_lead_ms), and a cut after
     # "the" misheard (cuts now back off over weak last words, system/tts/segmenter.py)
-    # Session 10: 16 chars (first segments "It is sunny", "Your alarm", "The museum"): piper offline, 1
-    # thread, idle, 11 vs 21 chars 68 vs 114 ms; live suite TTS request -> first chunk P50 98/111 ms
-    # (t0x16, t1x16) vs 117-125 (rs11, t0base), EoT -> first audio P50 540/552 vs 579/592
-    tts_first_segment_chars: int = 16
+    # Session 10 tried 16 (first segments "It is sunny", "Your alarm"): TTS request -> first chunk P50
+    # 98/111 ms vs 117-125 at 24, but the sibilant reply's cut then gives piper the segment "seashells
+    # beside the sea, and she sings ..." and it says "T-shills" (the agent's own copy, 4 of 4 runs;
+    # offline the same: deterministic). Not kept: a mispronounced keyword is worse than 20 ms
+    tts_first_segment_chars: int = 24
     # each piper sentence starts with at most this much silence (PiperOptions.max_lead_ms): the
     # bundled voice puts ~420 ms before a sentence beginning with "f" (session 4, run t24: a 585 ms
     # hole in the agent's own audio); piper's usual lead is 30-50 ms. 0 = piper's own lead.
