@@ -113,7 +113,8 @@ class WhisperStreamingSTT(stt.STT):
                  hold_reason: Callable[..., str | None] | None = None, hold_s: float | Callable[[str], float] = 2.0,
                  stop_words: frozenset[str] = frozenset(), stop_check_voiced_s: float = 0.2,
                  stop_recheck_s: float = 0.1, on_stop_word: Callable[[str], None] | None = None,
-                 reopen_s: float = 0.0, preflight_by_level: bool = False) -> None:
+                 reopen_s: float = 0.0, preflight_by_level: bool = False,
+                 on_reopen: Callable[[str], None] | None = None) -> None:
         """``shared_vad``: ``vad`` is a :class:`system.agent.vad_voiced.VoicedDurationVAD` that the
         session also uses; segment with its events instead of running a second VAD stream.
 
@@ -140,7 +141,11 @@ class WhisperStreamingSTT(stt.STT):
         reply answers all of it (LiveKit Agents interrupts the unheard reply to the first final).
         Source: the slow speaker's "How do I make a cup?" (whisper's "?", so not held) | "of tea?",
         whose second part decoded alone as "of t." and was answered "Sorry, I did not catch
-        that" (run b0). 0 = off.
+        that" (run b0). 0 = off. ``on_reopen(text)`` is called as that speech starts (the worker
+        interrupts the pending reply to ``text`` at once): LiveKit Agents interrupts it only on the new
+        final or after ``interruption_min_duration_s`` of voiced speech, and a slow speaker's "of... of
+        tea" had not reached either when the reply to "How do I make a cup?" started sounding (run
+        s10b: 51 ms of it over the user, a talk-over).
 
         ``preflight_by_level``: the preflight decode also starts once the utterance's last
         ``preflight_silence_s`` are all 25 dB under its speech level (:class:`LevelTrack`), without
@@ -166,6 +171,7 @@ class WhisperStreamingSTT(stt.STT):
         self._stop_recheck_s = stop_recheck_s
         self._on_stop_word = on_stop_word
         self._reopen_s = reopen_s
+        self._on_reopen = on_reopen
         self._preflight_by_level = preflight_by_level
         self._on_event = on_event or (lambda *_: None)  # (stage, t_mono, info): stt_vad_end, stt_decoded, stt_decode (cpu_s)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper")
@@ -508,6 +514,8 @@ class _WhisperStream(stt.RecognizeStream):
                             and time.time() <= unheard["speech_end"] + owner._reopen_s):
                         # the agent has not answered yet: this speech goes on the same turn
                         log.info("speech before the reply to %r was heard: decoded with it", unheard["text"])
+                        if owner._on_reopen is not None:
+                            owner._on_reopen(unheard["text"])
                         held.update(audio=unheard["audio"], end_s=unheard["end_s"], text=unheard["text"],
                                     speech_end=unheard["speech_end"], sent=True)
                     unheard["audio"] = None

@@ -243,6 +243,16 @@ async def entrypoint(ctx: JobContext) -> None:
         except RuntimeError as exc:  # the current speech does not allow interruptions
             log.info("stop word %r did not interrupt: %s", text, exc)
 
+    def reopen(text: str) -> None:
+        # the user goes on before the reply to `text` was heard: that reply answers half a turn
+        s = holder.get("session")
+        if s is None:
+            return
+        try:
+            s.interrupt()
+        except RuntimeError as exc:
+            log.info("reply to %r not interrupted: %s", text, exc)
+
     session = AgentSession(
         vad=vad,
         stt=WhisperStreamingSTT(transcriber=models.whisper, vad=vad, agent_speaking=agent_speaking,
@@ -254,7 +264,8 @@ async def entrypoint(ctx: JobContext) -> None:
                                 hold_s=lambda r: CONFIG.turn_short_hold_s if hold_is_short(r) else CONFIG.turn_hold_s,
                                 stop_words=frozenset(CONFIG.stop_words.lower().split()) if CONFIG.stop_check_voiced_s > 0 else frozenset(),
                                 stop_check_voiced_s=CONFIG.stop_check_voiced_s, stop_recheck_s=CONFIG.stop_recheck_s,
-                                on_stop_word=stop_word, reopen_s=CONFIG.turn_reopen_s),
+                                on_stop_word=stop_word, reopen_s=CONFIG.turn_reopen_s,
+                                on_reopen=reopen),
         llm=models.hf_llm if models.hf_llm is not None else ScriptedLLM(rules=models.rules, on_event=stage, chunk=CONFIG.llm_chunk),
         tts=LocalTTS(engine=models.tts, on_event=stage),
         turn_handling=faults.turn_handling({

@@ -256,8 +256,9 @@ class _ScriptedTranscriber:
 
 
 async def _turn_events(probs: list[float], texts: list[str], *, hold_s: float, reopen_s: float = 0.0,
-                       heard_after_final: bool = False):
-    """``heard_after_final``: the agent is speaking (heard) once, right after the first final is sent."""
+                       heard_after_final: bool = False, reopened: list[str] | None = None):
+    """``heard_after_final``: the agent is speaking (heard) once, right after the first final is sent.
+    ``reopened``: collects the texts ``on_reopen`` was called with."""
     from system.agent.stt_whisper import WhisperStreamingSTT
     from system.agent.turn_text import hold_reason
     from system.agent.vad_voiced import VoicedDurationVAD
@@ -277,7 +278,8 @@ async def _turn_events(probs: list[float], texts: list[str], *, hold_s: float, r
     # speech over the agent would get no final (a backchannel): the test sees which side it fell on
     engine = WhisperStreamingSTT(transcriber=tr, vad=v, shared_vad=True, hold_reason=hold_reason, hold_s=hold_s,
                                  reopen_s=reopen_s, on_event=on_event, agent_speaking=agent_speaking,
-                                 drop_overlap_shorter_s=10.0 if heard_after_final else 0.0)
+                                 drop_overlap_shorter_s=10.0 if heard_after_final else 0.0,
+                                 on_reopen=reopened.append if reopened is not None else None)
     out = await _drive(engine, v, len(probs))
     finals = [e.alternatives[0].text for e in out if e.type == stt.SpeechEventType.FINAL_TRANSCRIPT]
     return [e.type for e in out], finals, tr.sizes
@@ -327,8 +329,12 @@ def test_speech_before_the_reply_is_heard_is_decoded_with_the_answered_utterance
     # "How do I make a cup?" looks complete (not held), its final is sent; the user goes on
     # before the agent is heard: the rest is decoded with it and the whole turn is sent again
     texts = ["How do I make a cup?", "How do I make a cup of tea?"]
-    _, finals, sizes = asyncio.run(_turn_events(_TWO_UTTERANCES, texts, hold_s=10.0, reopen_s=10.0))
+    reopened: list[str] = []
+    types, finals, sizes = asyncio.run(_turn_events(_TWO_UTTERANCES, texts, hold_s=10.0, reopen_s=10.0,
+                                                    reopened=reopened))
     assert finals == texts
+    # the pending reply to the first final is stopped as the user goes on, not at the second final
+    assert reopened == ["How do I make a cup?"]
     assert sizes[0] == 16 * 512 and sizes[1] > 21 * 512  # the second decode got both utterances
     # off: the second part alone
     _, finals, sizes = asyncio.run(_turn_events(_TWO_UTTERANCES, ["How do I make a cup?", "Of tea."], hold_s=10.0))
@@ -337,9 +343,11 @@ def test_speech_before_the_reply_is_heard_is_decoded_with_the_answered_utterance
 
 def test_speech_after_the_reply_was_heard_is_a_turn_of_its_own():
     # the agent speaks (heard) after the first final and is done before the user goes on
+    reopened: list[str] = []
     _, finals, sizes = asyncio.run(_turn_events(_TWO_UTTERANCES, ["What time does the museum open?", "Thanks."],
-                                                hold_s=10.0, reopen_s=10.0, heard_after_final=True))
+                                                hold_s=10.0, reopen_s=10.0, heard_after_final=True, reopened=reopened))
     assert finals == ["What time does the museum open?", "Thanks."] and sizes[1] <= 21 * 512
+    assert reopened == []  # the reply was heard: nothing to stop
 
 
 def test_a_held_final_is_released_when_the_hold_ends_or_the_input_ends():
