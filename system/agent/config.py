@@ -97,11 +97,14 @@ class AgentConfig:
     # (x24) vs 245 ms (x40). The "dropouts" once seen with 24 were piper's own ~420 ms of silence
     # before a segment starting with "f" (now capped, tts_max_lead_ms), and a cut after
     # "the" misheard (cuts now back off over weak last words, system/tts/segmenter.py)
-    # Session 10 tried 16 (first segments "It is sunny", "Your alarm"): TTS request -> first chunk P50
-    # 98/111 ms vs 117-125 at 24, but the sibilant reply's cut then gives piper the segment "seashells
-    # beside the sea, and she sings ..." and it says "T-shills" (the agent's own copy, 4 of 4 runs;
-    # offline the same: deterministic). Not kept: a mispronounced keyword is worse than 20 ms
-    tts_first_segment_chars: int = 24
+    # Session 10: 16 chars with the next limits x3 (48, 144): piper's first chunk of the rules.json
+    # replies median 68 / max 148 ms offline (idle, 1 thread) vs 92 / 161 ms at 24 chars x2, and the
+    # replies' own audio transcribed back (the instrument's faster-whisper) at WER 1.4 % vs 2.8 % (24 x2
+    # cuts "Your alarm is set | for tomorrow", heard "You're a alarm asset"). 16 with x2 (limit 32 next)
+    # cut the sibilant reply before "seashells", which piper then says "T-shills" (4 of 4 live runs):
+    # scripts/bench_tts_segments.py prints all three
+    tts_first_segment_chars: int = 16
+    tts_segment_growth: float = 3.0
     # each piper sentence starts with at most this much silence (PiperOptions.max_lead_ms): the
     # bundled voice puts ~420 ms before a sentence beginning with "f" (session 4, run t24: a 585 ms
     # hole in the agent's own audio); piper's usual lead is 30-50 ms. 0 = piper's own lead.

@@ -86,7 +86,8 @@ class Models:
             tts=PiperTTS(PiperOptions(
                 length_scale=CONFIG.tts_length_scale, intra_op_threads=CONFIG.tts_threads,
                 max_lead_ms=CONFIG.tts_max_lead_ms if CONFIG.tts_max_lead_ms > 0 else None,
-                segmenter=SegmenterOptions(first_segment_max_chars=CONFIG.tts_first_segment_chars),
+                segmenter=SegmenterOptions(first_segment_max_chars=CONFIG.tts_first_segment_chars,
+                                           segment_growth=CONFIG.tts_segment_growth),
             )),
             rules=load_rules(Path(CONFIG.rules_path)),
         )
