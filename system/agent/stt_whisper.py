@@ -228,9 +228,9 @@ def sounds_after_cut(pcm: np.ndarray, sr: int, cut: int, *, below_speech_db: flo
     loud, is no sound, and speech that goes on after a short pause is.
 
     ``pcm``: (n_samples,) int16 or float mono at ``sr`` Hz, the utterance with the VAD's silence tail;
-    ``cut``: the sample where a preflight decode ended. Levels are ``win_ms`` RMS windows in dB
-    (floored at -90 dBFS): speech = the 90th percentile of ``pcm[:cut]``, the tail's loudest window
-    and its median. False when either side is empty.
+    ``cut``: the sample where a preflight decode ended (rounded down to a window). Levels are the
+    ``win_ms`` RMS windows of :class:`LevelTrack`, the agent's own (:meth:`LevelTrack.sound_after`
+    applies the rule). False when either side is empty.
 
     Why: the VAD counts a final stop consonant's closure as silence, so the preflight decode (after
     ``stt_preflight_silence_s`` of it) can end before the burst. Source: endpoint_trailing_silence's
@@ -241,40 +241,15 @@ def sounds_after_cut(pcm: np.ndarray, sr: int, cut: int, *, below_speech_db: flo
     rule keeps noise_background's steady noise (within 25 dB of its speech) from forcing a decode.
     """
     x = np.asarray(pcm)
-    x = x.astype(np.float64) / 32768.0 if np.issubdtype(x.dtype, np.integer) else x.astype(np.float64)
-    w = max(1, int(sr * win_ms / 1000))
-    if cut < w or x.size - cut < 1:
-        return False
-
-    def rms_db(seg: np.ndarray) -> np.ndarray:
-        n = seg.size // w
-        if n == 0:
-            seg, n = np.pad(seg, (0, w - seg.size)), 1
-        r = np.sqrt(np.mean(seg[: n * w].reshape(n, w) ** 2, axis=1))
-        return 20 * np.log10(np.maximum(r, 10 ** (_DIGITAL_SILENCE_DB / 20)))
-
-    return _sound_in_tail(rms_db(x[:cut]), rms_db(x[cut:]), below_speech_db, above_tail_db)
+    # the level track takes int16-scaled samples, as the agent's frames are
+    x = x.astype(np.float64) if np.issubdtype(x.dtype, np.integer) else x.astype(np.float64) * 32768.0
+    track = LevelTrack(sr, win_ms=win_ms)
+    track.push(x)
+    return track.sound_after(cut // track.win, below_speech_db=below_speech_db, above_tail_db=above_tail_db)
 
 
 # windows (10 ms) just before a cut whose median is the pause's own level: the preflight's 64 ms of quiet
 _CUT_PAUSE_WINDOWS = 6
-
-
-def _sound_in_tail(before_db: np.ndarray | list[float], tail_db: np.ndarray | list[float],
-                   below_speech_db: float, above_tail_db: float) -> bool:
-    """The rule of :func:`sounds_after_cut` on window levels (dBFS): the tail's loudest window is
-    within ``below_speech_db`` of the 90th percentile before the cut and ``above_tail_db`` over the
-    background: the lower of the tail's median and the median of the ``_CUT_PAUSE_WINDOWS`` windows
-    just before the cut (the pause the cut was made in).
-
-    Why the pause too: once speech goes on after the cut for longer than the quiet after it, the
-    tail's median is speech, and a resumed sentence read as no sound. endpoint_numbers ("... on the
-    twenty | third") had a level preflight in the 70 ms gap before "third": it stayed "fresh" until
-    ~230 ms after the end, so the final was decoded after the VAD's end (session 10, offline replay)."""
-    loudest = float(np.max(tail_db))
-    background = min(float(np.median(tail_db)), float(np.median(before_db[-_CUT_PAUSE_WINDOWS:])))
-    return (loudest > float(np.percentile(before_db, 90)) - below_speech_db
-            and loudest > background + above_tail_db)
 
 
 class LevelTrack:
@@ -317,10 +292,23 @@ class LevelTrack:
         return n * self.win_s
 
     def sound_after(self, window: int, *, below_speech_db: float = 25.0, above_tail_db: float = 10.0) -> bool:
-        """:func:`sounds_after_cut`'s rule on the windows from ``window`` on (a cut made at that window)."""
+        """:func:`sounds_after_cut`'s rule on the windows from ``window`` on (a cut made at that window):
+        the tail's loudest window is within ``below_speech_db`` of the 90th percentile before the cut
+        and ``above_tail_db`` over the background, the lower of the tail's median and the median of the
+        ``_CUT_PAUSE_WINDOWS`` windows just before the cut (the pause the cut was made in). False when
+        either side is empty.
+
+        Why the pause too: once speech goes on after the cut for longer than the quiet after it, the
+        tail's median is speech, and a resumed sentence read as no sound. endpoint_numbers ("... on the
+        twenty | third") had a level preflight in the 70 ms gap before "third": it stayed "fresh" until
+        ~230 ms after the end, so the final was decoded after the VAD's end (session 10, offline replay)."""
         if window < 1 or window >= len(self.db):
             return False
-        return _sound_in_tail(self.db[:window], self.db[window:], below_speech_db, above_tail_db)
+        before, tail = self.db[:window], self.db[window:]
+        loudest = max(tail)
+        background = min(float(np.median(tail)), float(np.median(before[-_CUT_PAUSE_WINDOWS:])))
+        return (loudest > float(np.percentile(before, 90)) - below_speech_db
+                and loudest > background + above_tail_db)
 
 
 def frames_mono(frames: list[rtc.AudioFrame]) -> tuple[np.ndarray, rtc.AudioFrame]:

@@ -235,24 +235,21 @@ async def entrypoint(ctx: JobContext) -> None:
         s = holder.get("session")
         return s is not None and s.agent_state == "speaking"
 
-    def stop_word(text: str) -> None:
+    def interrupt(why: str, *, only_speaking: bool) -> None:
         s = holder.get("session")
-        if s is None or s.agent_state != "speaking":
+        if s is None or (only_speaking and s.agent_state != "speaking"):
             return
         try:
             s.interrupt()
         except RuntimeError as exc:  # the current speech does not allow interruptions
-            log.info("stop word %r did not interrupt: %s", text, exc)
+            log.info("%s: not interrupted: %s", why, exc)
+
+    def stop_word(text: str) -> None:
+        interrupt(f"stop word in {text!r}", only_speaking=True)
 
     def reopen(text: str) -> None:
         # the user goes on before the reply to `text` was heard: that reply answers half a turn
-        s = holder.get("session")
-        if s is None:
-            return
-        try:
-            s.interrupt()
-        except RuntimeError as exc:
-            log.info("reply to %r not interrupted: %s", text, exc)
+        interrupt(f"the user went on before the reply to {text!r}", only_speaking=False)
 
     session = AgentSession(
         vad=vad,

@@ -330,8 +330,8 @@ def test_speech_before_the_reply_is_heard_is_decoded_with_the_answered_utterance
     # before the agent is heard: the rest is decoded with it and the whole turn is sent again
     texts = ["How do I make a cup?", "How do I make a cup of tea?"]
     reopened: list[str] = []
-    types, finals, sizes = asyncio.run(_turn_events(_TWO_UTTERANCES, texts, hold_s=10.0, reopen_s=10.0,
-                                                    reopened=reopened))
+    _, finals, sizes = asyncio.run(_turn_events(_TWO_UTTERANCES, texts, hold_s=10.0, reopen_s=10.0,
+                                                reopened=reopened))
     assert finals == texts
     # the pending reply to the first final is stopped as the user goes on, not at the second final
     assert reopened == ["How do I make a cup?"]
