@@ -114,6 +114,10 @@ class AgentConfig:
     # (runs rx4/rx8/rx9: 15-25 ms holes 25-110 ms into replies). 150 ms = four 38.7 ms frames; 70 ms
     # (two) left one hole in rx10, 150 ms none in rx11/rx12. 0 = off
     tts_start_cushion_ms: float = 150.0
+    # nice value of the thread that synthesizes a reply after its first chunk (system/agent/compute_priority.py):
+    # that look-ahead has the playback's slack, so it yields to the decodes (a barge-in's word check),
+    # the first chunks and the media threads. 0 = not niced
+    tts_ahead_nice: int = 10
     stt: str = "ct2"  # "ct2" or "faster-whisper"
     whisper_threads: int = 1
     # decode once the user has been silent this long (VAD ends the turn at vad_min_silence_s);

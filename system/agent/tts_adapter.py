@@ -20,6 +20,7 @@ import numpy as np
 from livekit.agents import tts, utils
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
 
+from system.agent.compute_priority import niced_executor
 from system.tts.base import StreamingTTS, audible_start
 
 FRAME_MS = 20
@@ -47,13 +48,18 @@ def trim_leading_silence(pcm: np.ndarray, sr: int, *, keep_ms: float = LEAD_KEEP
 
 class LocalTTS(tts.TTS):
     """``on_event(name, t_mono, info)`` receives ``tts_request``, ``tts_first_chunk`` and
-    ``tts_done`` (``info["cpu_s"]``: CPU-seconds of the synthesis thread for this segment)."""
+    ``tts_done`` (``info["cpu_s"]``: CPU-seconds of the synthesis thread for this segment).
+
+    ``ahead_nice``: the nice value of the thread that synthesizes a reply after its first chunk
+    (:mod:`system.agent.compute_priority`; 0 = the caller's). The first chunk, which the user
+    waits for, is synthesized at the caller's priority."""
 
     def __init__(
         self,
         *,
         engine: StreamingTTS[Any],
         on_event: Callable[[str, float, dict[str, Any]], None] | None = None,
+        ahead_nice: int = 0,
     ) -> None:
         super().__init__(
             capabilities=tts.TTSCapabilities(streaming=False),
@@ -63,6 +69,8 @@ class LocalTTS(tts.TTS):
         self._engine = engine
         self._engine_lock = threading.Lock()  # one synthesis at a time per engine instance
         self._on_event = on_event or (lambda *_: None)
+        self._first_executor = niced_executor("piper-first", 0)
+        self._ahead_executor = niced_executor("piper-ahead", ahead_nice)
 
     @property
     def model(self) -> str:
@@ -71,6 +79,11 @@ class LocalTTS(tts.TTS):
     @property
     def provider(self) -> str:
         return "autortc-local"
+
+    async def aclose(self) -> None:
+        for ex in (self._first_executor, self._ahead_executor):
+            ex.shutdown(wait=False, cancel_futures=True)
+        await super().aclose()
 
     def synthesize(
         self, text: str, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
@@ -93,32 +106,58 @@ class _LocalChunkedStream(tts.ChunkedStream):
         cancelled = threading.Event()
         owner._on_event("tts_request", time.monotonic(), {"text": self._input_text})
 
-        def produce() -> None:
+        # the engine's generator (resumed by the look-ahead thread), whether this stream holds the engine
+        # lock, the chunks before the first audible one (leading silence), CPU-seconds of both threads
+        state: dict[str, Any] = {"it": None, "locked": False, "head": [], "cpu": 0.0}
+
+        def produce(until_first: bool) -> bool:
+            """Synthesize on the calling thread; return after the first chunk sent when ``until_first``.
+
+            Returns True when the synthesis is over (done, cancelled or failed: _DONE was queued)."""
             c0 = time.thread_time()
             sr = owner.sample_rate
-            head: list[np.ndarray] | None = []  # chunks before the first audible one (leading silence)
+            over = True
             try:
-                with owner._engine_lock:
-                    for chunk in owner._engine.synthesize_stream(self._input_text):
-                        if cancelled.is_set():
-                            return
-                        if head is not None:
-                            head.append(chunk)
-                            pcm = np.concatenate(head)
-                            if audible_start(pcm, sr, floor_dbfs=LEAD_FLOOR_DBFS) is None and pcm.size < sr * LEAD_SEARCH_MS / 1000:
-                                continue
-                            chunk, head = trim_leading_silence(pcm, sr), None
-                        loop.call_soon_threadsafe(queue.put_nowait, chunk)
-                    if head:  # the whole synthesis was quieter than the floor: send it as it is
-                        loop.call_soon_threadsafe(queue.put_nowait, np.concatenate(head))
+                if state["it"] is None:
+                    owner._engine_lock.acquire()  # released below, maybe by the look-ahead thread
+                    state["locked"] = True
+                    state["it"] = iter(owner._engine.synthesize_stream(self._input_text))
+                for chunk in state["it"]:
+                    if cancelled.is_set():
+                        return True
+                    head = state["head"]
+                    if head is not None:
+                        head.append(chunk)
+                        pcm = np.concatenate(head)
+                        if audible_start(pcm, sr, floor_dbfs=LEAD_FLOOR_DBFS) is None and pcm.size < sr * LEAD_SEARCH_MS / 1000:
+                            continue
+                        chunk, state["head"] = trim_leading_silence(pcm, sr), None
+                    loop.call_soon_threadsafe(queue.put_nowait, chunk)
+                    if until_first:
+                        over = False
+                        return False
+                if state["head"]:  # the whole synthesis was quieter than the floor: send it as it is
+                    loop.call_soon_threadsafe(queue.put_nowait, np.concatenate(state["head"]))
+                return True
             except BaseException as exc:  # handed to the event loop, raised there
                 loop.call_soon_threadsafe(queue.put_nowait, exc)
+                return True
             finally:
-                cpu = time.thread_time() - c0
-                loop.call_soon_threadsafe(owner._on_event, "tts_done", time.monotonic(), {"cpu_s": cpu})
-                loop.call_soon_threadsafe(queue.put_nowait, _DONE)
+                state["cpu"] += time.thread_time() - c0
+                if over:
+                    if state["locked"]:
+                        state["locked"] = False
+                        owner._engine_lock.release()
+                    loop.call_soon_threadsafe(owner._on_event, "tts_done", time.monotonic(), {"cpu_s": state["cpu"]})
+                    loop.call_soon_threadsafe(queue.put_nowait, _DONE)
 
-        worker = loop.run_in_executor(None, produce)
+        async def synthesis() -> None:
+            # the first chunk is what the user waits for: it is made at the caller's priority; the
+            # rest of the reply is made ahead of playback, on the niced thread (compute_priority)
+            if not await loop.run_in_executor(owner._first_executor, produce, True):
+                await loop.run_in_executor(owner._ahead_executor, produce, False)
+
+        worker = asyncio.ensure_future(synthesis())
         first = True
         try:
             while True:

@@ -265,7 +265,7 @@ async def entrypoint(ctx: JobContext) -> None:
                                 on_stop_word=stop_word, reopen_s=CONFIG.turn_reopen_s,
                                 on_reopen=reopen),
         llm=models.hf_llm if models.hf_llm is not None else ScriptedLLM(rules=models.rules, on_event=stage, chunk=CONFIG.llm_chunk),
-        tts=LocalTTS(engine=models.tts, on_event=stage),
+        tts=LocalTTS(engine=models.tts, on_event=stage, ahead_nice=CONFIG.tts_ahead_nice),
         turn_handling=faults.turn_handling({
             "turn_detection": turn_detection,
             "endpointing": {

@@ -96,3 +96,55 @@ def test_adapter_publishes_from_the_onset_and_loses_no_audible_sample() -> None:
           if out.size >= full.size - k and np.array_equal(out[: full.size - k], full[k:])]
     assert ks, "the published audio is not the synthesis cut 10 ms (+-5 ms) before its onset"
     assert not out[full.size - ks[0]:].any()
+
+
+class _SegmentsTTS(StreamingTTS[_Opts]):
+    """Three 200 ms tone segments; records the nice value of the thread that made each one."""
+
+    name: ClassVar[str] = "segments"
+    options_class: ClassVar[type[TTSOptions]] = _Opts
+
+    def __init__(self, opts: _Opts) -> None:
+        super().__init__(opts)
+        self.nices: list[int] = []
+
+    @property
+    def sample_rate(self) -> int:
+        return SR
+
+    def _synthesize_segment(self, text: str, options: _Opts) -> Iterator[np.ndarray]:
+        import os
+        import threading
+
+        for _ in range(3):
+            self.nices.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+            yield _tone(200)
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_first_chunk_at_the_callers_priority_the_look_ahead_niced_and_all_of_it_published() -> None:
+    import os
+    import threading
+
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    engine = _SegmentsTTS(_Opts(lead_ms=0.0, segment=False))
+
+    async def run(n_texts: int, *, stop_after: int | None = None) -> list[int]:
+        tts = LocalTTS(engine=engine, ahead_nice=min(19, mine + 6))
+        sizes = []
+        for _ in range(n_texts):
+            async with tts.synthesize("hello") as stream:
+                async for ev in stream:
+                    sizes.append(ev.frame.samples_per_channel)
+                    if stop_after is not None and len(sizes) >= stop_after:
+                        break
+        await tts.aclose()
+        return sizes
+
+    sizes = asyncio.run(run(2))
+    assert engine.nices == [mine, min(19, mine + 6), min(19, mine + 6)] * 2
+    assert sum(sizes) >= 2 * 3 * int(SR * 0.2)  # every segment of both texts reached the output
+    # a stream closed after its first frame frees the engine for the next one (no lock left held)
+    engine.nices.clear()
+    asyncio.run(asyncio.wait_for(run(2, stop_after=1), timeout=20))
+    assert engine.nices[0] == mine
