@@ -74,8 +74,12 @@ class AgentConfig:
     stop_words: str = "wait stop enough"  # the words of rules.json's "stop" rule
     # a check without a stop word is repeated after this much more voiced speech, while the
     # utterance is under interruption_min_duration_s (session 3: at 0.20 s "wait" was found in 5
-    # of 10 barge-ins; the others yielded only by duration, 639-783 ms stop time)
-    stop_recheck_s: float = 0.1
+    # of 10 barge-ins; the others yielded only by duration, 639-783 ms stop time). Session 11: 0.05
+    # (the recheck at 0.29 s voiced instead of 0.35 s) read the "way" of a first check cut inside
+    # "Wait" as "Wait." ~65 ms sooner: barge-in bench stop time P50 / P95 / max 401 / 594 / 594 ms
+    # with 0.1 (bench-20261204-214909-*), 259 / 427 / 557 ms with 0.05 (bench-20261204-220150-*),
+    # 0 false yields in 20 both; the backchannel's rechecks read "uh-uh", "Tada!", "other"
+    stop_recheck_s: float = 0.05
     # model sets (VAD, STT, TTS) loaded before the worker registers: the thread executor keeps 2
     # warm idle jobs beside the live ones, so `run_suite.sh --jobs 2` needs 4, and 5-6 while a
     # finished job hands its set back. A set loaded later is ~1-2 s of GIL-heavy work while other
