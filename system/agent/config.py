@@ -40,8 +40,13 @@ class AgentConfig:
     vad_min_speech_s: float = 0.05
     # frames of the user's audio handed to the VAD and STT (LiveKit Agents' default 50 ms). 10 ms
     # dated the end of speech ~16 ms earlier (P50) but cost +22 % agent CPU (runs e4 vs e5 in
-    # docs/agent-latency.md), and the EoT -> first audio of that run was no better
-    input_frame_ms: int = 50
+    # docs/agent-latency.md), and the EoT -> first audio of that run was no better. Session 11, with
+    # the preflight keyed to the level (checked once per frame): 20 ms, two pairs of suite runs one
+    # after another, EoT -> first audio P50 / P95 (14 turns) 509 / 583 and 490 / 586 ms at 50 ms
+    # (x1base, x3base), 483 / 539 and 487 / 559 ms at 20 ms (x2f20, x4f20); the TTS starts ~65-75 ms
+    # before the end of turn at the median either way, the preflight a frame sooner. Agent CPU over
+    # the turns (cpu_s_process) +9 %
+    input_frame_ms: int = 20
     endpointing_min_delay_s: float = 0.0
     endpointing_max_delay_s: float = 3.0
     interruption_min_duration_s: float = 0.40
