@@ -153,9 +153,20 @@ class _LocalChunkedStream(tts.ChunkedStream):
 
         async def synthesis() -> None:
             # the first chunk is what the user waits for: it is made at the caller's priority; the
-            # rest of the reply is made ahead of playback, on the niced thread (compute_priority)
-            if not await loop.run_in_executor(owner._first_executor, produce, True):
-                await loop.run_in_executor(owner._ahead_executor, produce, False)
+            # rest of the reply is made ahead of playback, on the niced thread (compute_priority).
+            # Awaited through asyncio.shield below, so a cancelled stream still resumes the generator
+            # (which then sees `cancelled`) and the engine lock is always released by a thread.
+            if await loop.run_in_executor(owner._first_executor, produce, True):
+                return
+            try:
+                ahead = loop.run_in_executor(owner._ahead_executor, produce, False)
+            except RuntimeError:  # the TTS was closed between the two steps: no thread will resume it
+                state["it"].close()
+                state["locked"] = False
+                owner._engine_lock.release()
+                queue.put_nowait(_DONE)
+                raise
+            await ahead
 
         worker = asyncio.ensure_future(synthesis())
         first = True

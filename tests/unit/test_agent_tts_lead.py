@@ -148,3 +148,28 @@ def test_first_chunk_at_the_callers_priority_the_look_ahead_niced_and_all_of_it_
     engine.nices.clear()
     asyncio.run(asyncio.wait_for(run(2, stop_after=1), timeout=20))
     assert engine.nices[0] == mine
+
+
+def test_a_tts_closed_before_the_look_ahead_frees_the_engine() -> None:
+    """The look-ahead thread is gone (aclose) when the first chunk is out: the stream ends with the
+    executor's error and the engine lock is released, not left held for the next room's synthesis."""
+    engine = _SegmentsTTS(_Opts(lead_ms=0.0, segment=False))
+
+    async def run() -> tuple[int, BaseException | None]:
+        tts = LocalTTS(engine=engine, ahead_nice=1)
+        tts._ahead_executor.shutdown()
+        frames, err = 0, None
+        try:
+            async with tts.synthesize("hello") as stream:
+                async for _ in stream:
+                    frames += 1
+        except BaseException as exc:  # noqa: BLE001 - what the stream ended with is asserted below
+            err = exc
+        free = tts._engine_lock.acquire(blocking=False)
+        assert free, "the engine lock is still held"
+        tts._engine_lock.release()
+        return frames, err
+
+    frames, err = asyncio.run(asyncio.wait_for(run(), timeout=20))
+    assert frames >= 1 and engine.nices == [engine.nices[0]]  # the first segment only
+    assert err is not None
