@@ -110,6 +110,14 @@ class _LocalChunkedStream(tts.ChunkedStream):
         # lock, the chunks before the first audible one (leading silence), CPU-seconds of both threads
         state: dict[str, Any] = {"it": None, "locked": False, "head": [], "cpu": 0.0}
 
+        def finish() -> None:
+            """The synthesis is over (done, cancelled, failed or never resumed): free the engine, report, end."""
+            if state["locked"]:
+                state["locked"] = False
+                owner._engine_lock.release()
+            loop.call_soon_threadsafe(owner._on_event, "tts_done", time.monotonic(), {"cpu_s": state["cpu"]})
+            loop.call_soon_threadsafe(queue.put_nowait, _DONE)
+
         def produce(until_first: bool) -> bool:
             """Synthesize on the calling thread; return after the first chunk sent when ``until_first``.
 
@@ -145,11 +153,7 @@ class _LocalChunkedStream(tts.ChunkedStream):
             finally:
                 state["cpu"] += time.thread_time() - c0
                 if over:
-                    if state["locked"]:
-                        state["locked"] = False
-                        owner._engine_lock.release()
-                    loop.call_soon_threadsafe(owner._on_event, "tts_done", time.monotonic(), {"cpu_s": state["cpu"]})
-                    loop.call_soon_threadsafe(queue.put_nowait, _DONE)
+                    finish()
 
         async def synthesis() -> None:
             # the first chunk is what the user waits for: it is made at the caller's priority; the
@@ -162,9 +166,7 @@ class _LocalChunkedStream(tts.ChunkedStream):
                 ahead = loop.run_in_executor(owner._ahead_executor, produce, False)
             except RuntimeError:  # the TTS was closed between the two steps: no thread will resume it
                 state["it"].close()
-                state["locked"] = False
-                owner._engine_lock.release()
-                queue.put_nowait(_DONE)
+                finish()
                 raise
             await ahead
 

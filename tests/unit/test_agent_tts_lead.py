@@ -6,6 +6,9 @@ Ground truth is planted: a known length of digital silence (or of low noise) bef
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar
@@ -113,19 +116,13 @@ class _SegmentsTTS(StreamingTTS[_Opts]):
         return SR
 
     def _synthesize_segment(self, text: str, options: _Opts) -> Iterator[np.ndarray]:
-        import os
-        import threading
-
         for _ in range(3):
             self.nices.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
             yield _tone(200)
 
 
-@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="per-thread nice is Linux's")
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
 def test_first_chunk_at_the_callers_priority_the_look_ahead_niced_and_all_of_it_published() -> None:
-    import os
-    import threading
-
     mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     engine = _SegmentsTTS(_Opts(lead_ms=0.0, segment=False))
 
