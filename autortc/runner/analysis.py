@@ -45,13 +45,59 @@ heard reply, spectra) while other rooms are live; on a machine shared with the a
 that CPU would show up as the agent's latency. Niced, the analysis waits for idle CPU: it only
 reads recorded files, so its own timing does not matter."""
 
+AUTOGROUP = Path("/proc/self/autogroup")
+
+
+def lower_priority(nice: int = ANALYSIS_NICE) -> dict[str, Any]:
+    """Make this process yield the CPU to the agent under test; returns what it got.
+
+    ``os.nice`` alone is not enough on Linux with autogroup (``/proc/sys/kernel/sched_autogroup_enabled``
+    = 1, this machine kind's default): the scheduler first shares the CPU between *sessions*
+    (autogroups) and applies a process's nice only against the other processes of its own session
+    (sched(7), "The autogroup feature"). The worker shares the harness's session, while
+    ``autortc stack up`` starts the agent in a session of its own, so a niced worker still took a
+    full session's share from the agent during another room's live turn. Here the worker starts a
+    session of its own (``os.setsid``) and gives that autogroup the same nice (writing
+    ``/proc/self/autogroup``; raising it needs no privilege). Without autogroup only ``os.nice``
+    applies. The worker leaves the terminal's process group, so Ctrl-C reaches only the runner,
+    which shuts the pool down.
+
+    Returns ``{"nice": int, "sid": int, "autogroup": str | None}`` (the autogroup line, e.g.
+    ``"/autogroup-12 nice 10"``, or ``None`` where the kernel has none). Raises ``OSError`` only
+    from ``os.nice``.
+    """
+    import os
+
+    got: dict[str, Any] = {"nice": os.nice(nice), "sid": os.getsid(0), "autogroup": None}
+    try:
+        AUTOGROUP.read_text()
+    except OSError:
+        return got  # no autogroup in this kernel: the process nice is what the scheduler uses
+    try:
+        os.setsid()  # a new session is a new autogroup
+    except OSError:
+        pass  # already a session leader: its autogroup is its own
+    try:
+        AUTOGROUP.write_text(f"{nice}\n")
+    except OSError as exc:
+        log.warning("analysis worker: cannot set its autogroup nice (%s); it competes with the agent at full share", exc)
+    got["sid"] = os.getsid(0)
+    got["autogroup"] = AUTOGROUP.read_text().strip()
+    return got
+
+
+_PRIORITY: dict[str, Any] = {}
+
 
 def _init_worker(transcriber_spec: str | None) -> None:
     global _TRANSCRIBER
-    import os
-
-    os.nice(ANALYSIS_NICE)
+    _PRIORITY.update(lower_priority(ANALYSIS_NICE))
     _TRANSCRIBER = load_transcriber(transcriber_spec)
+
+
+def worker_priority() -> dict[str, Any]:
+    """What :func:`lower_priority` gave the worker (run in the pool: ``pool.submit(worker_priority)``)."""
+    return dict(_PRIORITY)
 
 
 def analyze_turn(turn_dir: Path | str, gates: Any, *, transcriber: Transcriber | None = None,
