@@ -25,6 +25,17 @@ CLICK_WIN_MS                1 ms       a click is one window far above the 15 ms
 CLICK_RATIO / CLICK_ABS     6 / 0.2    peak over the neighbourhood's peak / absolute peak:
                                        0 hits on the 12 piper gold sentences, raw and through
                                        Opus; a full-scale first sample through Opus: 7-40
+CLICK_HF_HZ                 6 kHz      the second click rule looks above this (4th-order
+                                       Butterworth high-pass, zero phase): an impulse is
+                                       broadband, speech up there is noise-like (fricatives)
+CLICK_HF_CREST / _ABS       30 / 0.1   high-band peak over the high band's RMS in the 50 ms
+                                       either side (2 ms next to it left out) / absolute peak.
+                                       Catches the click the first rule misses because speech
+                                       starts right after it (a full-scale first sample through
+                                       Opus, heard peak ~0.6 next to louder speech). Real bench
+                                       fb-bots-s12 (heard replies over the SFU): 4 heard clicks
+                                       crest 122-225 at 0.28; 50 clean turns max crest 26 (at a
+                                       peak of 0.025), none >= 14 above a peak of 0.05
 BOOM_DC                     0.3        |mean| of a 5 ms window (a DC step / thump): piper
                                        speech reaches 0.10, a 0.95 boom 0.90 (before a codec;
                                        Opus's high-pass leaves 0.15-0.19 of it: see BOOM_LF_RMS)
@@ -69,6 +80,10 @@ CLICK_CONTEXT_MS = 15.0
 CLICK_GUARD_MS = 2.0
 CLICK_RATIO = 6.0
 CLICK_ABS = 0.2
+CLICK_HF_HZ = 6000.0
+CLICK_HF_CREST = 30.0
+CLICK_HF_ABS = 0.1
+CLICK_HF_CONTEXT_MS = 50.0
 BOOM_WIN_MS = 5.0
 BOOM_DC = 0.3
 BOOM_LF_HZ = 40.0
@@ -257,6 +272,46 @@ def detect_clicks(x: np.ndarray, sr: int, *, ratio: float = CLICK_RATIO, abs_min
     return out
 
 
+def detect_hf_clicks(x: np.ndarray, sr: int, *, hf_hz: float = CLICK_HF_HZ, crest: float = CLICK_HF_CREST,
+                     abs_min: float = CLICK_HF_ABS, context_ms: float = CLICK_HF_CONTEXT_MS,
+                     guard_ms: float = CLICK_GUARD_MS) -> list[Click]:
+    """Clicks next to speech: a sample of the high band (above ``hf_hz``) at least ``abs_min``
+    and ``crest`` times that band's RMS over ``context_ms`` either side (``guard_ms`` next to it
+    left out).  An impulse keeps its energy up there in one or two ms; speech up there is
+    fricative noise spread over tens of ms (crest 4-6).  :func:`detect_clicks` compares peaks in
+    the full band, so a click followed at once by louder speech (a pop on a reply's first
+    sample) passes it; this rule does not depend on the speech around.  ``x``: (n,) float at
+    ``sr`` Hz; ``[]`` when ``sr`` has no band above ``hf_hz`` or ``x`` is shorter than 50 ms.
+    Each click is reported as a ``2 * guard_ms`` span around its peak; ``ratio`` holds the crest.
+    """
+    from scipy.signal import butter, sosfiltfilt
+
+    x = np.asarray(x, dtype=np.float64)
+    if sr <= 2.2 * hf_hz or x.shape[0] < int(0.05 * sr):
+        return []
+    h = sosfiltfilt(butter(4, hf_hz, "highpass", fs=sr, output="sos"), x)
+    a = np.abs(h)
+    cand = np.flatnonzero(a >= abs_min)
+    if cand.size == 0:
+        return []
+    c, g = int(context_ms * sr / 1000), max(1, int(guard_ms * sr / 1000))
+    out: list[Click] = []
+    i = 0
+    while i < cand.size:
+        # one candidate per burst: its strongest sample within guard_ms
+        j = i
+        while j + 1 < cand.size and cand[j + 1] - cand[j] <= g:
+            j += 1
+        k = int(cand[i] + np.argmax(a[cand[i]:cand[j] + 1]))
+        i = j + 1
+        ref = np.concatenate([h[max(0, k - g - c):max(0, k - g)], h[k + g + 1:k + g + 1 + c]])
+        rms = float(np.sqrt(np.mean(ref * ref))) if ref.size else 0.0
+        r = float(a[k]) / max(rms, 1e-9)
+        if r >= crest:
+            out.append(Click((k - g) / sr * 1000, (k + g) / sr * 1000, float(a[k]), r))
+    return out
+
+
 def detect_booms(x: np.ndarray, sr: int, *, dc_min: float = BOOM_DC, win_ms: float = BOOM_WIN_MS,
                  lf_hz: float = BOOM_LF_HZ, lf_min: float = BOOM_LF_RMS) -> list[Click]:
     """Booms/thumps, before or after a codec.
@@ -304,8 +359,9 @@ def detect_booms(x: np.ndarray, sr: int, *, dc_min: float = BOOM_DC, win_ms: flo
 
 
 def detect_spikes(x: np.ndarray, sr: int) -> list[Click]:
-    """Clicks and booms (:func:`detect_clicks` + :func:`detect_booms`), overlapping ones merged, in time order."""
-    found = sorted(detect_clicks(x, sr) + detect_booms(x, sr), key=lambda c: c.start_ms)
+    """Clicks and booms (:func:`detect_clicks`, :func:`detect_hf_clicks`, :func:`detect_booms`),
+    overlapping ones merged, in time order."""
+    found = sorted(detect_clicks(x, sr) + detect_hf_clicks(x, sr) + detect_booms(x, sr), key=lambda c: c.start_ms)
     out: list[Click] = []
     for c in found:
         if out and c.start_ms <= out[-1].end_ms + 5.0:

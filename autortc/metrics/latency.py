@@ -36,25 +36,41 @@ REPLY_PREROLL_MS = 10.0
 """The reply segment starts this long before its first sound."""
 
 
+START_EVENT_SLACK_MS = 40.0
+"""How far before the reply's start event (its sample in the capture) its first sound may lie.
+The event is a data message racing the reply's first audio frame to the probe, and its sample is
+frame-granular (10 ms): on the real bench (fb-bots-s12 b035) a click on the reply's first sample
+sat 2 ms before the event's sample, was cut off the reply segment, and the spike rule never saw it."""
+
+
 def reply_start(x: np.ndarray, sr: int, start: int, onset: int | None, *, level: float = 0.01) -> int:
     """Where a reply's segment begins in a capture: ``REPLY_PREROLL_MS`` before its first sound.
 
-    ``start``: the sample at which the reply's start event came; ``onset``: its first audible
-    sample (:func:`first_onset`, which needs 20 ms of sound).  A short sound between the two
-    -- a pop or click on the reply's first samples, 2 ms long -- is the reply too, so the
-    segment begins before the first sample at or above ``level`` (peak, -40 dBFS; the capture
-    is digital silence before a reply) when that comes before ``onset``.  Found on the real
-    bench: a full-scale first sample 40 ms before the speech was cut off the segment, so the
-    spike detector never saw the click the user heard.
+    ``x``: the capture, (n_samples,) int16 or float in [-1, 1] at ``sr`` Hz; ``start``: the sample at
+    which the reply's start event came; ``onset``: its first audible sample (:func:`first_onset`,
+    which needs 20 ms of sound).  A short sound between the two -- a pop or click on the reply's
+    first samples, 2 ms long -- is the reply too, so the segment begins before the first sample at
+    or above ``level`` (peak, -40 dBFS; the capture is digital silence before a reply) when that
+    comes before ``onset``.  Found on the real bench: a full-scale first sample 40 ms before the
+    speech was cut off the segment, so the spike detector never saw the click the user heard.
+    The first sound may also come up to ``START_EVENT_SLACK_MS`` before ``start`` (the event lost
+    the race to the audio); it counts only when silence precedes it inside that window, so the tail
+    of an earlier sound is never pulled in.  Returns a sample index, ``0 <= i <= max(start, onset)``.
     """
     x = np.asarray(x)
     start = max(0, int(start))
     end = x.shape[0] if onset is None else max(start, int(onset))
-    hot = np.flatnonzero(np.abs(x[start:end]) >= level * (32768.0 if x.dtype == np.int16 else 1.0))
+    thr = level * (32768.0 if x.dtype == np.int16 else 1.0)
+    preroll = int(REPLY_PREROLL_MS * sr / 1000)
+    lo = max(0, start - int(START_EVENT_SLACK_MS * sr / 1000))
+    back = np.flatnonzero(np.abs(x[lo:start]) >= thr)
+    if back.size and back[0] > 0:  # sound begins after silence, just before the event: the reply's
+        return max(lo, lo + int(back[0]) - preroll)
+    hot = np.flatnonzero(np.abs(x[start:end]) >= thr)
     first = start + int(hot[0]) if hot.size else onset
     if first is None:
         return start
-    return max(start, int(first) - int(REPLY_PREROLL_MS * sr / 1000))
+    return max(start, int(first) - preroll)
 
 
 def first_onset(x: np.ndarray, sr: int, *, start: int = 0, threshold: float | None = None,

@@ -120,7 +120,7 @@ def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: T
         # recorded before the runner began the slice at the reply's first *sound*: a click on
         # the reply's first sample (before 20 ms of sound make an onset) was left out of it
         hr = next((r for r in probe.replies if r.start_sample is not None), None)
-        if hr is not None and 0 <= hr.start_sample < sl[0] <= full.samples.shape[0]:
+        if hr is not None and 0 <= hr.start_sample <= sl[0] <= full.samples.shape[0]:
             a = latency.reply_start(full.samples, full.sr, int(hr.start_sample), int(sl[0]) + int(latency.REPLY_PREROLL_MS * full.sr / 1000))
             if a < sl[0]:
                 seg = Audio(np.concatenate([full.samples[a:int(sl[0])], seg.samples]), seg.sr)

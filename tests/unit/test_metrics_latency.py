@@ -63,3 +63,27 @@ def test_stage_metrics():
     assert agent_reported_delay_ms(agent) == pytest.approx(320.0)
     assert stage_delta_ms(None, "a", "b") is None and llm_ttft_ms(None) is None
 
+
+
+def test_reply_segment_starts_at_a_click_just_before_the_start_event():
+    """fb-bots-s12 b035: the reply's start event (a data message, frame-granular sample) came 2 ms
+    after the click on the reply's first sample, so the segment began after it and the spike rule
+    never saw what the user heard.  The first sound up to START_EVENT_SLACK_MS before the event
+    is the reply's when silence precedes it inside that window; an earlier sound still going at
+    the window's start (a previous reply's tail) is not pulled in."""
+    from autortc.metrics.latency import REPLY_PREROLL_MS, START_EVENT_SLACK_MS, reply_start
+
+    sr = 48000
+    rng = np.random.default_rng(3)
+    x = np.zeros(sr, np.float32)
+    event = 24000
+    click = event - 96  # 2 ms before the event's sample
+    x[click] = 0.6
+    x[event + 100:event + 9700] = (0.3 * rng.standard_normal(9600)).astype(np.float32)  # the speech
+    a = reply_start(x, sr, event, event + 100)
+    assert a <= click
+    assert click - a <= int(REPLY_PREROLL_MS * sr / 1000)
+    # a sound running into the look-back window from before it is not the reply's
+    y = x.copy()
+    y[event - int((START_EVENT_SLACK_MS + 30) * sr / 1000):event - 480] = 0.2
+    assert reply_start(y, sr, event, event + 100) >= event
