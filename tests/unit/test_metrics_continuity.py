@@ -115,3 +115,26 @@ def test_adaptive_threshold_follows_noise_floor():
     assert rep.threshold == pytest.approx(max(0.005, 0.6 * np.percentile(
         __import__("autortc.audio.energy", fromlist=["frame_rms"]).frame_rms(x, SR)[0], 10)))
     assert rep.threshold > 0.005
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_separate_intended_pauses_do_not_add_up_to_excuse_a_stall(clean, seed):
+    """fb-bots-s12 b103: a 500 ms stall planted at a ~200 ms sentence pause was heard as a 706 ms
+    silence, and excused: the agent copy's later pauses, mapped with the lag from before the
+    stall, fell inside it and their *sum* covered 80 %.  An intended pause excuses a gap only
+    when it alone covers it."""
+    s = clean[seed]
+    p0, p1 = s.expected_silence_ms[0]
+    y, _ = insert_gap(s.samples, SR, (p0 + p1) / 2, 500.0)
+    heard_end = p1 + 500.0
+    # the real pause plus two more (as later pauses mapped too early), each separate (>= 60 ms
+    # apart once the 30 ms tolerance widens them), together > 80 % of the heard silence
+    spans = [(p0, p1), (p1 + 100.0, p1 + 250.0), (p1 + 330.0, p1 + 480.0)]
+    rep = detect_gaps(y, SR, expected_silence_ms=spans)
+    found = [g for g in rep.gaps if g.start_ms < heard_end and g.end_ms > p0]
+    assert found, (rep.gaps, rep.excused)
+    assert abs(found[0].duration_ms - (p1 - p0 + 500.0)) <= 20.0, found
+    assert rep.max_gap_ms >= 500.0
+    # the same pause without the stall stays excused by its own span
+    rep0 = detect_gaps(s.samples, SR, expected_silence_ms=[(p0, p1)])
+    assert not [g for g in rep0.gaps if g.start_ms < p1 and g.end_ms > p0], rep0.gaps
