@@ -12,6 +12,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,10 +38,23 @@ READY_FILE = os.environ.get("AUTORTC_AGENT_READY_FILE")
 MAX_JOBS = int(os.environ.get("AUTORTC_AGENT_MAX_JOBS", "4"))
 
 
+_CLOSING: set[str] = set()
+"""Job ids whose agent session has closed; the job stays in the worker's list until its room is torn down."""
+
+
+def calls_carried(job_ids: Iterable[str], closing: Collection[str]) -> int:
+    """How many of the running jobs still carry a call: those whose agent session is not closed."""
+    return sum(1 for j in job_ids if j not in closing)
+
+
 def _job_load(srv: AgentServer) -> float:
-    # Load by jobs, not machine CPU: the rig's own bots and analysis share this machine,
-    # and a CPU-based load would refuse dispatches whenever the harness is busy.
-    return min(1.0, len(srv.active_jobs) / MAX_JOBS)
+    # Load by calls, not machine CPU: the rig's own bots and analysis share this machine,
+    # and a CPU-based load would refuse dispatches whenever the harness is busy. A job whose
+    # session has closed is tearing its room down and carries no call: counted, with --jobs 2
+    # (two live rooms, one finishing, one request reserved) the worker reported itself full and
+    # the SFU dropped the next dispatch ("no servers available", a 30 s barrier timeout and a
+    # retried case in 3 of 4 runs, docs/agent-latency.md "Parallel rooms", session 12).
+    return min(1.0, calls_carried((j.job.id for j in srv.active_jobs), _CLOSING) / MAX_JOBS)
 
 
 server = AgentServer(
@@ -221,6 +235,7 @@ async def entrypoint(ctx: JobContext) -> None:
 
     async def give_back() -> None:
         _release(models)
+        _CLOSING.discard(ctx.job.id)
 
     ctx.add_shutdown_callback(give_back)
     vad = models.vad
@@ -290,6 +305,7 @@ async def entrypoint(ctx: JobContext) -> None:
     holder["session"] = session
 
     def end_job(ev: Any) -> None:
+        _CLOSING.add(ctx.job.id)  # no call any more: not counted as load while the room is torn down
         # The job would otherwise last until the SFU deletes the empty room (~10 s later) and
         # count against MAX_JOBS all that time: with --jobs 2 the worker then answered the next
         # dispatch "not available" and the SFU dropped it (run base1: "failed to send job
