@@ -86,18 +86,10 @@ def lower_priority(nice: int = ANALYSIS_NICE) -> dict[str, Any]:
     return got
 
 
-_PRIORITY: dict[str, Any] = {}
-
-
 def _init_worker(transcriber_spec: str | None) -> None:
     global _TRANSCRIBER
-    _PRIORITY.update(lower_priority(ANALYSIS_NICE))
+    lower_priority(ANALYSIS_NICE)
     _TRANSCRIBER = load_transcriber(transcriber_spec)
-
-
-def worker_priority() -> dict[str, Any]:
-    """What :func:`lower_priority` gave the worker (run in the pool: ``pool.submit(worker_priority)``)."""
-    return dict(_PRIORITY)
 
 
 def analyze_turn(turn_dir: Path | str, gates: Any, *, transcriber: Transcriber | None = None,

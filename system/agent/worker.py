@@ -50,10 +50,9 @@ def calls_carried(job_ids: Iterable[str], closing: Collection[str]) -> int:
 def _job_load(srv: AgentServer) -> float:
     # Load by calls, not machine CPU: the rig's own bots and analysis share this machine,
     # and a CPU-based load would refuse dispatches whenever the harness is busy. A job whose
-    # session has closed is tearing its room down and carries no call: counted, with --jobs 2
-    # (two live rooms, one finishing, one request reserved) the worker reported itself full and
-    # the SFU dropped the next dispatch ("no servers available", a 30 s barrier timeout and a
-    # retried case in 3 of 4 runs, docs/agent-latency.md "Parallel rooms", session 12).
+    # session has closed is tearing its room down and carries no call. Counted, with --jobs 2 the
+    # SFU dropped a dispatch in 3 of 4 runs ("no servers available", a 30 s barrier timeout and a
+    # retried case; none in 2 runs without: docs/agent-latency.md "Parallel rooms", session 12).
     return min(1.0, calls_carried((j.job.id for j in srv.active_jobs), _CLOSING) / MAX_JOBS)
 
 
