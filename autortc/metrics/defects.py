@@ -128,11 +128,12 @@ def _min_filter(a: np.ndarray, k: int) -> np.ndarray:
     return minimum_filter1d(a, size=2 * k + 1, mode="nearest") if a.size else a
 
 
-def _close(mask: np.ndarray, bridge_ms: float) -> np.ndarray:
-    """Bridge holes of at most ``bridge_ms`` (envelope hops) between dropped windows: Opus
-    smears a lost frame's edges and leaves a few windows inside it above the limit."""
+def _close(mask: np.ndarray, bridge_ms: float, *, hop_ms: float = ENV_HOP_MS) -> np.ndarray:
+    """Bridge holes of at most ``bridge_ms`` between runs of ``mask`` (one element per ``hop_ms``;
+    by default envelope hops, where Opus smears a lost frame's edges and leaves a few windows
+    inside it above the limit)."""
     out = mask.copy()
-    k = int(round(bridge_ms / ENV_HOP_MS))
+    k = int(round(bridge_ms / hop_ms))
     r = runs(mask)
     for (a, b), (c, _) in zip(r, r[1:]):
         if c - b <= k:
@@ -291,19 +292,10 @@ def detect_hf_clicks(x: np.ndarray, sr: int, *, hf_hz: float = CLICK_HF_HZ, cres
         return []
     h = sosfiltfilt(butter(4, hf_hz, "highpass", fs=sr, output="sos"), x)
     a = np.abs(h)
-    cand = np.flatnonzero(a >= abs_min)
-    if cand.size == 0:
-        return []
     c, g = int(context_ms * sr / 1000), max(1, int(guard_ms * sr / 1000))
     out: list[Click] = []
-    i = 0
-    while i < cand.size:
-        # one candidate per burst: its strongest sample within guard_ms
-        j = i
-        while j + 1 < cand.size and cand[j + 1] - cand[j] <= g:
-            j += 1
-        k = int(cand[i] + np.argmax(a[cand[i]:cand[j] + 1]))
-        i = j + 1
+    for s, e in runs(_close(a >= abs_min, guard_ms, hop_ms=1000.0 / sr)):
+        k = s + int(np.argmax(a[s:e]))  # one candidate per burst: its strongest sample
         ref = np.concatenate([h[max(0, k - g - c):max(0, k - g)], h[k + g + 1:k + g + 1 + c]])
         rms = float(np.sqrt(np.mean(ref * ref))) if ref.size else 0.0
         r = float(a[k]) / max(rms, 1e-9)

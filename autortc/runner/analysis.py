@@ -48,8 +48,8 @@ reads recorded files, so its own timing does not matter."""
 AUTOGROUP = Path("/proc/self/autogroup")
 
 
-def lower_priority(nice: int = ANALYSIS_NICE) -> dict[str, Any]:
-    """Make this process yield the CPU to the agent under test; returns what it got.
+def lower_priority(nice: int = ANALYSIS_NICE) -> None:
+    """Make this process yield the CPU to the agent under test.
 
     ``os.nice`` alone is not enough on Linux with autogroup (``/proc/sys/kernel/sched_autogroup_enabled``
     = 1, this machine kind's default): the scheduler first shares the CPU between *sessions*
@@ -60,19 +60,14 @@ def lower_priority(nice: int = ANALYSIS_NICE) -> dict[str, Any]:
     session of its own (``os.setsid``) and gives that autogroup the same nice (writing
     ``/proc/self/autogroup``; raising it needs no privilege). Without autogroup only ``os.nice``
     applies. The worker leaves the terminal's process group, so Ctrl-C reaches only the runner,
-    which shuts the pool down.
-
-    Returns ``{"nice": int, "sid": int, "autogroup": str | None}`` (the autogroup line, e.g.
-    ``"/autogroup-12 nice 10"``, or ``None`` where the kernel has none). Raises ``OSError`` only
-    from ``os.nice``.
+    which shuts the pool down. Raises ``OSError`` only from ``os.nice``; a refused autogroup nice
+    is logged.
     """
     import os
 
-    got: dict[str, Any] = {"nice": os.nice(nice), "sid": os.getsid(0), "autogroup": None}
-    try:
-        AUTOGROUP.read_text()
-    except OSError:
-        return got  # no autogroup in this kernel: the process nice is what the scheduler uses
+    os.nice(nice)
+    if not AUTOGROUP.exists():
+        return  # no autogroup in this kernel: the process nice is what the scheduler uses
     try:
         os.setsid()  # a new session is a new autogroup
     except OSError:
@@ -81,9 +76,6 @@ def lower_priority(nice: int = ANALYSIS_NICE) -> dict[str, Any]:
         AUTOGROUP.write_text(f"{nice}\n")
     except OSError as exc:
         log.warning("analysis worker: cannot set its autogroup nice (%s); it competes with the agent at full share", exc)
-    got["sid"] = os.getsid(0)
-    got["autogroup"] = AUTOGROUP.read_text().strip()
-    return got
 
 
 def _init_worker(transcriber_spec: str | None) -> None:

@@ -1,8 +1,8 @@
 """The bundled worker's load counts calls, not jobs still tearing their rooms down.
 
-With ``--jobs 2`` a finished job stays in the worker's list until its room is gone; counted,
-two live rooms + one finishing + one dispatch being launched reached ``MAX_JOBS`` and the SFU
-dropped the next dispatch (3 of 4 runs, docs/agent-latency.md "Parallel rooms", session 12).
+With ``--jobs 2`` a finished job stays in the worker's list until its room is gone; counted, the
+SFU dropped a dispatch in 3 of 4 runs and in none of 2 runs without (docs/agent-latency.md
+"Parallel rooms", session 12).
 """
 
 from __future__ import annotations
