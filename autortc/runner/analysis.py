@@ -58,8 +58,8 @@ def lower_priority(nice: int = ANALYSIS_NICE) -> None:
     ``autortc stack up`` starts the agent in a session of its own, so a niced worker still took a
     full session's share from the agent during another room's live turn. Here the worker starts a
     session of its own (``os.setsid``) and gives that autogroup the same nice (writing
-    ``/proc/self/autogroup``; raising it needs no privilege). Without autogroup only ``os.nice``
-    applies. The worker leaves the terminal's process group, so Ctrl-C reaches only the runner,
+    ``/proc/self/autogroup``; raising it needs no privilege). Without autogroup (no such file, or
+    the kernel shows none for the task, as in some sandboxes) only ``os.nice`` applies. The worker leaves the terminal's process group, so Ctrl-C reaches only the runner,
     which shuts the pool down. Raises ``OSError`` only from ``os.nice``; a refused autogroup nice
     is logged.
     """
@@ -72,6 +72,8 @@ def lower_priority(nice: int = ANALYSIS_NICE) -> None:
         os.setsid()  # a new session is a new autogroup
     except OSError:
         pass  # already a session leader: its autogroup is its own
+    if not AUTOGROUP.read_text().strip():
+        return  # the kernel shows no autogroup for this task (e.g. a cgroup or sandbox governs it)
     try:
         AUTOGROUP.write_text(f"{nice}\n")
     except OSError as exc:

@@ -23,10 +23,13 @@ def test_the_analysis_worker_runs_niced_in_a_session_and_autogroup_of_its_own():
         assert pid != os.getpid()
         assert os.getpriority(os.PRIO_PROCESS, pid) == analysis.ANALYSIS_NICE
         assert os.getsid(pid) != os.getsid(0), "the worker shares the harness's session (and autogroup)"
-        if Path("/proc/self/autogroup").exists():  # kernels built with CONFIG_SCHED_AUTOGROUP
+        # "/autogroup-N nice K" on kernels built with CONFIG_SCHED_AUTOGROUP; empty where the kernel
+        # shows no autogroup for the task (seen on a CI sandbox): there the process nice is what counts.
+        theirs_file = Path(f"/proc/{pid}/autogroup")
+        theirs = theirs_file.read_text().split() if theirs_file.exists() else []
+        if theirs:
             mine = Path("/proc/self/autogroup").read_text().split()
-            theirs = Path(f"/proc/{pid}/autogroup").read_text().split()  # "/autogroup-N nice K"
-            assert theirs[0] != mine[0]
+            assert theirs[0] != (mine[0] if mine else None), "the worker shares the harness's autogroup"
             assert theirs[-1] == str(analysis.ANALYSIS_NICE)
     finally:
         pool.shutdown(wait=True)
