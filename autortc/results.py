@@ -279,7 +279,7 @@ class CaseResult:
     error: str | None = None
     duration_s: float | None = None
     tags: list[str] = field(default_factory=list)
-    cause: str | None = None  # why the agent failed the case: NO_REPLY, AGENT_GONE, LATE_REPLY
+    cause: str | None = None  # why the agent failed the case: NO_REPLY, AGENT_GONE, NO_AGENT, LATE_REPLY
     flaky: bool = False  # passed only on a later attempt (earlier attempts failed)
     v: int = RESULT_VERSION
 

@@ -43,8 +43,10 @@ class TurnError(HarnessSetupError):
 
 @dataclass(frozen=True, kw_only=True)
 class TurnTimeouts:
-    """Seconds. ``quiet_s``: the agent counts as done after this long with no reply playing."""
+    """Seconds. ``quiet_s``: the agent counts as done after this long with no reply playing.
+    ``join_s``: for the agent to join the room, publish its track and answer ``probe_ready``."""
 
+    join_s: float = 30.0
     lead_in_s: float = 0.3
     reply_s: float = 20.0
     anchor_s: float = 20.0

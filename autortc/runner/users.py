@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from autortc.artifacts import BrowserBlock, BrowserMicUnderrun, TurnArtifacts, UserBlock, UserSegment, write_trace
-from autortc.bots.barrier import HarnessSetupError
+from autortc.bots.barrier import BarrierTimeout, HarnessSetupError
 from autortc.bots.probe_bot import ProbeBot
 from autortc.bots.target import Target
 from autortc.bots.user_bot import UserBot
@@ -38,7 +38,8 @@ class AgentFailure(Exception):
     retry would launder the agent), the case FAILs with ``cause``.
 
     ``cause``: ``NO_REPLY`` (no reply within the turn's reply timeout, or an anchor of the
-    agent's speech never came), ``AGENT_GONE`` (the agent left the room).  ``turn_dir``: the
+    agent's speech never came), ``AGENT_GONE`` (the agent left the room), ``NO_AGENT`` (no agent
+    joined the room: not dispatched, its worker down or refusing the job).  ``turn_dir``: the
     turn folder when it was written (its audio is still analysed)."""
 
     def __init__(self, cause: str, message: str, *, turn_dir: Path | None = None) -> None:
@@ -81,6 +82,21 @@ def agent_present(probe: ProbeBot) -> bool:
     from livekit import rtc
 
     return any(p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT for p in parts)
+
+
+async def probe_ready(probe: ProbeBot, timeout_s: float) -> None:
+    """``probe.ready`` (agent track, first frame, double ACK); when no agent participant joined
+    the room within ``timeout_s``, :class:`AgentFailure` ``NO_AGENT``: a user calling would hear
+    no one, and a retry in a fresh room would hide a worker that does not take jobs. An agent
+    that joined but does not answer ``probe_ready`` stays a harness problem
+    (:class:`~autortc.bots.barrier.BarrierTimeout`): the protocol hook is missing, not the agent."""
+    try:
+        await probe.ready(timeout_s=timeout_s)
+    except BarrierTimeout as exc:
+        if exc.barrier == "agent_audio_track" and not agent_present(probe):
+            raise AgentFailure("NO_AGENT", f"no agent joined room {probe.room_name} within {timeout_s:.0f} s "
+                                           "(was it dispatched? is its worker up and taking jobs?)") from exc
+        raise
 
 
 class UserSide(abc.ABC):
@@ -145,8 +161,8 @@ class BotUser(UserSide):
     async def join(self) -> None:
         await self.user.connect()
         await self.probe.connect()
-        await self.probe.ready()
-        await self.user.wait_agent_ready()
+        await probe_ready(self.probe, self.timeouts.join_s)
+        await self.user.wait_agent_ready(timeout_s=self.timeouts.join_s)
 
     async def play_turn(self, case: Case, *, trace_id: str, turn_index: int, out_dir: Path) -> TurnArtifacts:
         from autortc.runner.conversation import TurnError
@@ -239,7 +255,7 @@ class BrowserUser(UserSide):
             arun_browser_case(script_from_case(case), self.room, self.token_url, out_dir, trace_id=trace_id,
                               options=opts, page_url=self.path.page_url), name=f"browser.{case.id}")
         tr = self.probe.begin_trace(trace_id)
-        ready = asyncio.create_task(self.probe.ready(), name=f"probe.ready.{case.id}")
+        ready = asyncio.create_task(probe_ready(self.probe, self.timeouts.join_s), name=f"probe.ready.{case.id}")
         done, _ = await asyncio.wait({self._browser, ready}, return_when=asyncio.FIRST_EXCEPTION)
         try:
             if self._browser in done:
@@ -257,6 +273,9 @@ class BrowserUser(UserSide):
                     raise AgentFailure("AGENT_GONE", f"the agent left the room before replying "
                                                      f"(trace_id={trace_id}; browser: {exc})") from exc
                 raise NoReplyError(f"no reply_start for trace_id={trace_id} (browser: {exc})") from exc
+            if exc.cause is BrowserFailure.NO_AGENT and not agent_present(self.probe):
+                # the page and the probe beside it both saw no agent join (as the bots' probe_ready)
+                raise AgentFailure("NO_AGENT", f"no agent joined room {self.room} (browser: {exc})") from exc
             raise HarnessSetupError(f"browser: {exc}") from exc
         finally:
             if not ready.done():
