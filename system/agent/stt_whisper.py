@@ -114,7 +114,7 @@ class WhisperStreamingSTT(stt.STT):
                  stop_words: frozenset[str] = frozenset(), stop_check_voiced_s: float = 0.2,
                  stop_recheck_s: float = 0.1, on_stop_word: Callable[[str], None] | None = None,
                  reopen_s: float = 0.0, preflight_by_level: bool = False,
-                 on_reopen: Callable[[str], None] | None = None) -> None:
+                 on_reopen: Callable[[str], None] | None = None, room: str = "") -> None:
         """``shared_vad``: ``vad`` is a :class:`system.agent.vad_voiced.VoicedDurationVAD` that the
         session also uses; segment with its events instead of running a second VAD stream.
 
@@ -147,6 +147,9 @@ class WhisperStreamingSTT(stt.STT):
         tea" had not reached either when the reply to "How do I make a cup?" started sounding (run
         s10b: 51 ms of it over the user, a talk-over).
 
+        ``room``: the room's name, carried by this STT's log records (``room`` field): with
+        ``--jobs`` > 1 the shared worker's lines of several rooms interleave.
+
         ``preflight_by_level``: the preflight decode also starts once the utterance's last
         ``preflight_silence_s`` are all 25 dB under its speech level (:class:`LevelTrack`), without
         waiting for the VAD's probability to fall (silero's tail: +34…+132 ms after the last
@@ -157,6 +160,8 @@ class WhisperStreamingSTT(stt.STT):
         endpoint_numbers' final came 300 ms after the VAD's end that way)."""
         super().__init__(capabilities=stt.STTCapabilities(streaming=True, interim_results=interim_interval_s is not None))
         self._transcriber = transcriber
+        self._log: logging.Logger | logging.LoggerAdapter[logging.Logger] = (
+            logging.LoggerAdapter(log, {"room": room}) if room else log)
         self._vad = vad
         self._interim_interval_s = interim_interval_s
         self._agent_speaking = agent_speaking
@@ -185,8 +190,9 @@ class WhisperStreamingSTT(stt.STT):
     def provider(self) -> str:
         return "ctranslate2"
 
-    async def _transcribe(self, frames: list[rtc.AudioFrame], *, check: bool = False) -> str:
-        """``check``: a barge-in word check; a transcriber that takes ``check=`` may decode it cheaper."""
+    async def _transcribe(self, frames: list[rtc.AudioFrame], *, check: bool = False, kind: str = "final") -> str:
+        """``check``: a barge-in word check; a transcriber that takes ``check=`` may decode it cheaper.
+        ``kind`` (final, preflight, check, interim) names the decode in the log."""
         mono, frame = frames_mono(frames)
         kwargs = {"check": True} if check and self._check_kwarg else {}
 
@@ -197,6 +203,8 @@ class WhisperStreamingSTT(stt.STT):
 
         text, cpu = await asyncio.get_running_loop().run_in_executor(self._executor, run)
         self._on_event("stt_decode", time.monotonic(), {"cpu_s": cpu, "audio_s": frame.duration})
+        self._log.info("stt %s decode of %.2f s of audio: %.0f ms CPU -> %r", "check" if check else kind,
+                       frame.duration, cpu * 1000, text)
         return text
 
     async def _recognize_impl(self, buffer: utils.AudioBuffer, *, language: NotGivenOr[str] = NOT_GIVEN,
@@ -349,6 +357,7 @@ class _WhisperStream(stt.RecognizeStream):
         from livekit.agents.vad import VADEventType
 
         owner = self._owner
+        log = owner._log  # the room's records
         vad_stream = None if owner._shared_vad else owner._vad.stream()
         shared: asyncio.Queue[Any] = asyncio.Queue()
         unsubscribe = owner._vad.subscribe(shared.put_nowait) if owner._shared_vad else None
@@ -436,7 +445,7 @@ class _WhisperStream(stt.RecognizeStream):
 
         async def decode_preflight(frames: list[rtc.AudioFrame]) -> str:
             async with final_lock:
-                text = await owner._transcribe(frames)
+                text = await owner._transcribe(frames, kind="preflight")
             if text and speaking.is_set() and not (owner._hold_reason is not None
                                                    and owner._hold_reason(text, resumed=held["audio"] is not None)):
                 owner._on_event("stt_preflight", time.monotonic(), {"text": text})
@@ -474,7 +483,7 @@ class _WhisperStream(stt.RecognizeStream):
                 await asyncio.sleep(owner._interim_interval_s)  # cadence of interim results, not a barrier
                 if not speaking.is_set() or not speech or final_lock.locked():
                     continue
-                text = await owner._transcribe(list(speech))
+                text = await owner._transcribe(list(speech), kind="interim")
                 if text and speaking.is_set():
                     self._event_ch.send_nowait(stt.SpeechEvent(
                         type=stt.SpeechEventType.INTERIM_TRANSCRIPT,

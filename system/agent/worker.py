@@ -277,7 +277,7 @@ async def entrypoint(ctx: JobContext) -> None:
                                 stop_words=frozenset(CONFIG.stop_words.lower().split()) if CONFIG.stop_check_voiced_s > 0 else frozenset(),
                                 stop_check_voiced_s=CONFIG.stop_check_voiced_s, stop_recheck_s=CONFIG.stop_recheck_s,
                                 on_stop_word=stop_word, reopen_s=CONFIG.turn_reopen_s,
-                                on_reopen=reopen),
+                                on_reopen=reopen, room=ctx.room.name),
         llm=models.hf_llm if models.hf_llm is not None else ScriptedLLM(rules=models.rules, on_event=stage, chunk=CONFIG.llm_chunk),
         tts=LocalTTS(engine=models.tts, on_event=stage, ahead_nice=CONFIG.tts_ahead_nice),
         turn_handling=faults.turn_handling({
