@@ -192,3 +192,34 @@ def test_the_agents_own_repeat_is_found_where_the_user_hears_it_after_opus():
         assert hits, (at_ms, all_repeats(heard, 48000, ref=copy))
         found += 1
     assert found >= 2
+
+
+@pytest.mark.parametrize("name,at_ms", [("long_01", 5250.0), ("long_02", 2550.0), ("numbers_02", 1350.0)])
+def test_the_agents_repeat_in_a_quiet_stretch_reaches_the_user_although_the_codec_drops_its_waveform(name, at_ms):
+    """40 ms the agent played twice in a quiet or unvoiced stretch, then libopus: the heard NCC at the copy's
+    repeat falls to 0.00-0.89 (the codec keeps the sound, not the samples; faultbench fb-bots-s12 missed
+    repeat_40 this way), yet the user hears the repeat: it must be found. The same heard audio with the
+    replayed chunk lost on the way is a hole, not the agent's repeat delivered."""
+    from pathlib import Path
+
+    import soundfile as sf
+
+    from autortc.audio import resample
+    from autortc.metrics.fingerprints import all_repeats, copy_repeats_heard
+    from autortc.testing import opus
+
+    pytest.importorskip("av")
+    x, sr = sf.read(Path(__file__).resolve().parents[2] / "cases" / "tts" / "gold" / f"{name}.wav", dtype="float32")
+    x48 = resample(x, sr, 48000).astype(np.float32)
+    a, n = int(at_ms * 48), 40 * 48
+    copy = np.concatenate([x48[:a + n], x48[a:a + n], x48[a + n:]])
+    assert [q for q in detect_repeats(copy, 48000) if q.start_ms <= at_ms + 85 and q.end_ms >= at_ms + 35]
+    heard = opus.opus_roundtrip(copy, 48000)[0][: copy.size]
+
+    def here(reps):
+        return [r for r in reps if at_ms + 20 <= r.end_ms and r.start_ms <= at_ms + 100]
+
+    assert here(all_repeats(heard, 48000, ref=copy)), all_repeats(heard, 48000, ref=copy)
+    lost = heard.copy()
+    lost[a + n:a + 2 * n] = 0.0  # the path lost the replayed chunk
+    assert not here(copy_repeats_heard(lost, copy, 48000, 0.0))
