@@ -19,6 +19,8 @@ The rules look only at how the text ends, so a complete request is never slowed 
   with ",");
 * a last word that an English request does not end on (conjunction, preposition, article,
   possessive, auxiliary, filler), unless whisper ended the text with "?" or "!";
+* a last verb that needs an object and has none ("How do I make?"), even with "?", unless a
+  wh-word may be its object ("What should I make?");
 * the whole utterance is a preamble that announces the request ("I have a question.",
   "One more thing.", "So,").
 """
@@ -38,6 +40,15 @@ is are was were am be been do does did can could would will should shall may mig
 have has had i we i'm we're you're it's there's what's
 um uh er erm hmm mm
 """.split())
+
+# verbs a request does not end on without their object: whisper ends the partial "How do I make" of the slow
+# speaker's "How do I make a cup of tea?" with "?" (faultbench fb-bots-s14, clean turns b010 and b103: the reply
+# started in the pause after "make", talk-over 1.97-1.99 s). A wh-word anywhere may be the object, fronted
+# ("What should I make?", "which documents I should bring"): no hold then.
+_NEEDS_OBJECT = frozenset("""
+make get put set take bring give find buy use book cook fix build order cancel reset send show
+""".split())
+_WH_OBJECT = frozenset("what which who whom whatever".split())
 
 _PREAMBLES = [re.compile(p) for p in (
     r"(?:(?:so|okay|ok|well|um|uh|hey|hi|hello) )*(?:i have|i've got|i got|i had) (?:a|one|another|a quick|one more|a small) question",
@@ -77,6 +88,8 @@ def hold_reason(text: str, *, resumed: bool = False) -> str | None:
         return "preamble"
     if not t.endswith(("?", "!")) and words[-1] in _OPEN_ENDINGS:
         return f"ends on {words[-1]!r}"
+    if words[-1] in _NEEDS_OBJECT and not _WH_OBJECT.intersection(words):
+        return f"ends on {words[-1]!r} without its object"
     return None
 
 

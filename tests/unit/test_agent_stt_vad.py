@@ -197,6 +197,9 @@ def test_speculative_decode_becomes_the_final():
     ("I... W-W-W want to...", True),  # stutter_long_pause, 1.2 s pause follows
     ("How do I make a cup of", True),  # rate_slow_speaker, split before "tea"
     ("How do I make a cup of...", True),
+    ("How do I make?", True),  # rate_slow_speaker, split after "make" (fb-bots-s14 b010, b103: answered into the pause)
+    ("How do I make", True),
+    ("Please set", True),  # level_quiet_speaker, split after "set"
     ("So,", True),
     ("I w-", True),
     ("Hello,", True),
@@ -210,6 +213,8 @@ def test_speculative_decode_becomes_the_final():
     ("Wait, please stop talking.", False),
     ("I have a question. What time does the museum open?", False),
     ("What is it made of?", False),  # a question mark ends it whatever the last word
+    ("What should I make?", False),  # the wh-word is the verb's object
+    ("Which documents should I bring?", False),
     ("", False),
 ])
 def test_hold_reason_on_the_seed_transcripts(text, held):
