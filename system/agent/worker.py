@@ -253,6 +253,11 @@ async def entrypoint(ctx: JobContext) -> None:
         s = holder.get("session")
         if s is None or (only_speaking and s.agent_state != "speaking"):
             return
+        if not faults.plan.allow_interruptions:
+            # fault bench no_yield: session.interrupt() stops the speech even with interruption disabled
+            # (fb-bots-s14 b075: the stop word "Wait." cut the reply 262 ms after the user's onset)
+            log.info("%s: not interrupted (planted fault no_yield)", why)
+            return
         try:
             s.interrupt()
         except RuntimeError as exc:  # the current speech does not allow interruptions
