@@ -76,7 +76,12 @@ class AgentConfig:
     # barge-in word check: speech over the agent's reply is decoded at this much voiced speech and
     # a stop word in it interrupts at once (0 = off; the duration rule above still applies)
     stop_check_voiced_s: float = 0.2
-    stop_words: str = "wait stop enough"  # the words of rules.json's "stop" rule
+    # the words of rules.json's "stop" rule, and "way": whisper's reading of "Wait" cut at 0.22 s voiced
+    # ("Wai-"). Session 14, slower machine: without it the recheck's "wait" came ~0.1 s after a first check's
+    # "way" and the stop fell after the story's comma pause (5 of 12 clean barge-ins at 509-687 ms,
+    # fb-s14-verify); with it, barge-in bench stop time P50 258 / max 495 ms, 0 false yields in 20
+    # (bench-20261205-223223-*: the backchannels' checks read "uh", "uh-huh", "Hahaha", "Tada!", "her")
+    stop_words: str = "wait stop enough way"
     # a check without a stop word is repeated after this much more voiced speech, while the
     # utterance is under interruption_min_duration_s (session 3: at 0.20 s "wait" was found in 5
     # of 10 barge-ins; the others yielded only by duration, 639-783 ms stop time). Session 11: 0.05
