@@ -370,7 +370,8 @@ def copy_span_delivered(x: np.ndarray, ref: np.ndarray, sr: int, start_ms: float
         return False
 
     def frames_db(y: np.ndarray, s: int) -> np.ndarray:
-        return 10.0 * np.log10(np.mean(y[s:s + n * hop].reshape(n, hop) ** 2, axis=1) + 1e-12)
+        level, _, _ = frame_rms(y[s:s + n * hop], sr, frame_ms=frame_ms, hop_ms=frame_ms)
+        return 10.0 * np.log10(level ** 2 + 1e-12)
 
     nfft = 1 << int(np.ceil(np.log2(n * hop)))
     f = np.fft.rfftfreq(nfft, 1.0 / sr)
