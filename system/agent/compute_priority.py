@@ -36,6 +36,7 @@ def nice_this_thread(nice: int) -> None:
         log.warning("could not set nice %d on thread %d: %s", nice, tid, exc)
 
 
-def niced_executor(name: str, nice: int) -> ThreadPoolExecutor:
-    """One worker thread named ``name`` whose nice value is ``nice`` (a blocking model call at a time)."""
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix=name, initializer=nice_this_thread, initargs=(nice,))
+def niced_executor(name: str, nice: int, *, workers: int = 1) -> ThreadPoolExecutor:
+    """``workers`` threads named ``name`` whose nice value is ``nice`` (that many blocking model calls at a time)."""
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name, initializer=nice_this_thread,
+                              initargs=(nice,))

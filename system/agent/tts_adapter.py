@@ -6,6 +6,14 @@ whole reply pushed at once: tts_first → publish 1481 ms). The session wraps a
 non-streaming TTS in ``tts.StreamAdapter``, which feeds it sentence by sentence.
 Each synthesis starts at its first audible frame (:func:`trim_leading_silence`): piper's
 35-65 ms of leading silence would otherwise be waited for by the user at every reply.
+
+A synthesis holds one engine until its current engine call returns, also after it was
+cancelled (an ONNX run cannot be interrupted). With one engine, a reply whose preflight was
+dropped while the look-ahead was inside a long segment waited for that segment: the next
+first chunk came 125-500 ms late (real piper, the cancel concurrent with the next request,
+``scripts/bench_tts_cancel.py``; live: ``turn_barge_in_stop`` 467/554 ms TTS first chunk in
+suite runs rs14b/rs14c against a P50 of ~100). :class:`LocalTTS` therefore takes a pool of
+engines and runs each synthesis on a free one, with as many threads as engines.
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -50,31 +58,65 @@ class LocalTTS(tts.TTS):
     """``on_event(name, t_mono, info)`` receives ``tts_request``, ``tts_first_chunk`` and
     ``tts_done`` (``info["cpu_s"]``: CPU-seconds of the synthesis thread for this segment).
 
-    ``ahead_nice``: the nice value of the thread that synthesizes a reply after its first chunk
+    ``engine``: one engine, or several of the same voice (same sample rate): each synthesis
+    takes a free one for its whole length, so a cancelled synthesis still finishing its engine
+    call does not hold up the next one while another engine is free. With all engines busy a
+    synthesis waits for the first one freed.
+
+    ``ahead_nice``: the nice value of the threads that synthesize a reply after its first chunk
     (:mod:`system.agent.compute_priority`; 0 = the caller's). The first chunk, which the user
-    waits for, is synthesized at the caller's priority."""
+    waits for, is synthesized at the caller's priority.
+
+    Raises:
+        ValueError: no engine, or engines of different sample rates.
+    """
 
     def __init__(
         self,
         *,
-        engine: StreamingTTS[Any],
+        engine: StreamingTTS[Any] | Sequence[StreamingTTS[Any]],
         on_event: Callable[[str, float, dict[str, Any]], None] | None = None,
         ahead_nice: int = 0,
     ) -> None:
+        engines = [engine] if isinstance(engine, StreamingTTS) else list(engine)
+        if not engines:
+            raise ValueError("engine: expected a StreamingTTS or a non-empty sequence of them")
+        rates = sorted({e.sample_rate for e in engines})
+        if len(rates) > 1:
+            raise ValueError(f"engine: every engine must have one sample rate, got {rates} Hz")
         super().__init__(
             capabilities=tts.TTSCapabilities(streaming=False),
-            sample_rate=engine.sample_rate,
+            sample_rate=rates[0],
             num_channels=1,
         )
-        self._engine = engine
-        self._engine_lock = threading.Lock()  # one synthesis at a time per engine instance
+        self._engines = engines
+        self._free = list(engines)  # engines no synthesis holds
+        self._free_cv = threading.Condition()
         self._on_event = on_event or (lambda *_: None)
-        self._first_executor = niced_executor("piper-first", 0)
-        self._ahead_executor = niced_executor("piper-ahead", ahead_nice)
+        n = len(engines)
+        self._first_executor = niced_executor("piper-first", 0, workers=n)
+        self._ahead_executor = niced_executor("piper-ahead", ahead_nice, workers=n)
 
     @property
     def model(self) -> str:
-        return getattr(self._engine, "name", type(self._engine).__name__)
+        return getattr(self._engines[0], "name", type(self._engines[0]).__name__)
+
+    def free_engines(self) -> int:
+        """How many engines no synthesis holds now."""
+        with self._free_cv:
+            return len(self._free)
+
+    def _take_engine(self) -> StreamingTTS[Any]:
+        """A free engine; blocks the calling (executor) thread until one is freed."""
+        with self._free_cv:
+            while not self._free:
+                self._free_cv.wait()
+            return self._free.pop()
+
+    def _give_engine(self, engine: StreamingTTS[Any]) -> None:
+        with self._free_cv:
+            self._free.append(engine)
+            self._free_cv.notify()
 
     @property
     def provider(self) -> str:
@@ -106,15 +148,15 @@ class _LocalChunkedStream(tts.ChunkedStream):
         cancelled = threading.Event()
         owner._on_event("tts_request", time.monotonic(), {"text": self._input_text})
 
-        # the engine's generator (resumed by the look-ahead thread), whether this stream holds the engine
-        # lock, the chunks before the first audible one (leading silence), CPU-seconds of both threads
-        state: dict[str, Any] = {"it": None, "locked": False, "head": [], "cpu": 0.0}
+        # the engine's generator (resumed by the look-ahead thread), the engine this stream holds, the
+        # chunks before the first audible one (leading silence), CPU-seconds of both threads
+        state: dict[str, Any] = {"it": None, "engine": None, "head": [], "cpu": 0.0}
 
         def finish() -> None:
             """The synthesis is over (done, cancelled, failed or never resumed): free the engine, report, end."""
-            if state["locked"]:
-                state["locked"] = False
-                owner._engine_lock.release()
+            engine, state["engine"] = state["engine"], None
+            if engine is not None:
+                owner._give_engine(engine)
             loop.call_soon_threadsafe(owner._on_event, "tts_done", time.monotonic(), {"cpu_s": state["cpu"]})
             loop.call_soon_threadsafe(queue.put_nowait, _DONE)
 
@@ -127,9 +169,8 @@ class _LocalChunkedStream(tts.ChunkedStream):
             over = True
             try:
                 if state["it"] is None:
-                    owner._engine_lock.acquire()  # released below, maybe by the look-ahead thread
-                    state["locked"] = True
-                    state["it"] = iter(owner._engine.synthesize_stream(self._input_text))
+                    state["engine"] = owner._take_engine()  # freed in finish(), maybe by the look-ahead thread
+                    state["it"] = iter(state["engine"].synthesize_stream(self._input_text))
                 for chunk in state["it"]:
                     if cancelled.is_set():
                         return True
@@ -159,7 +200,7 @@ class _LocalChunkedStream(tts.ChunkedStream):
             # the first chunk is what the user waits for: it is made at the caller's priority; the
             # rest of the reply is made ahead of playback, on the niced thread (compute_priority).
             # Awaited through asyncio.shield below, so a cancelled stream still resumes the generator
-            # (which then sees `cancelled`) and the engine lock is always released by a thread.
+            # (which then sees `cancelled`) and the engine is always freed by a thread.
             if await loop.run_in_executor(owner._first_executor, produce, True):
                 return
             try:

@@ -75,7 +75,7 @@ class Models:
 
     vad: Any
     whisper: Any  # ShortWindowTranscriber (stt=ct2) or WhisperTranscriber (stt=faster-whisper)
-    tts: Any
+    tts: list[Any]  # PiperTTS engines of one voice (CONFIG.tts_engines)
     rules: Any
     hf_llm: Any = None  # TransformersLLM when AUTORTC_AGENT_LLM=transformers
 
@@ -96,12 +96,12 @@ class Models:
                 activation_threshold=CONFIG.vad_activation_threshold,
             ),
             whisper=_load_stt(),
-            tts=PiperTTS(PiperOptions(
+            tts=[PiperTTS(PiperOptions(
                 length_scale=CONFIG.tts_length_scale, intra_op_threads=CONFIG.tts_threads,
                 max_lead_ms=CONFIG.tts_max_lead_ms if CONFIG.tts_max_lead_ms > 0 else None,
                 segmenter=SegmenterOptions(first_segment_max_chars=CONFIG.tts_first_segment_chars,
                                            segment_growth=CONFIG.tts_segment_growth),
-            )),
+            )) for _ in range(max(1, CONFIG.tts_engines))],
             rules=load_rules(Path(CONFIG.rules_path)),
         )
         if CONFIG.llm == "transformers":

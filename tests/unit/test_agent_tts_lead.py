@@ -149,7 +149,7 @@ def test_first_chunk_at_the_callers_priority_the_look_ahead_niced_and_all_of_it_
 
 def test_a_tts_closed_before_the_look_ahead_frees_the_engine() -> None:
     """The look-ahead thread is gone (aclose) when the first chunk is out: the stream ends with the
-    executor's error and the engine lock is released, not left held for the next room's synthesis."""
+    executor's error and the engine is freed, not left held for the next room's synthesis."""
     engine = _SegmentsTTS(_Opts(lead_ms=0.0, segment=False))
 
     async def run() -> tuple[int, BaseException | None]:
@@ -162,11 +162,87 @@ def test_a_tts_closed_before_the_look_ahead_frees_the_engine() -> None:
                     frames += 1
         except BaseException as exc:  # noqa: BLE001 - what the stream ended with is asserted below
             err = exc
-        free = tts._engine_lock.acquire(blocking=False)
-        assert free, "the engine lock is still held"
-        tts._engine_lock.release()
+        assert tts.free_engines() == 1, "the engine is still held"
         return frames, err
 
     frames, err = asyncio.run(asyncio.wait_for(run(), timeout=20))
     assert frames >= 1 and engine.nices == [engine.nices[0]]  # the first segment only
     assert err is not None
+
+
+class _BlockingTTS(StreamingTTS[_Opts]):
+    """Text "long": a 200 ms tone, then a second engine call that does not return until ``release``
+    is set (an ONNX run cannot be interrupted). Any other text: three 200 ms tones at once."""
+
+    name: ClassVar[str] = "blocking"
+    options_class: ClassVar[type[TTSOptions]] = _Opts
+
+    def __init__(self, opts: _Opts, *, inside: threading.Event, release: threading.Event) -> None:
+        super().__init__(opts)
+        self.inside = inside  # set once the blocking call has begun
+        self.release = release
+
+    @property
+    def sample_rate(self) -> int:
+        return SR
+
+    def _synthesize_segment(self, text: str, options: _Opts) -> Iterator[np.ndarray]:
+        if text != "long":
+            for _ in range(3):
+                yield _tone(200)
+            return
+        yield _tone(200)
+        self.inside.set()
+        self.release.wait()
+        yield _tone(200)
+
+
+def test_a_cancelled_synthesis_inside_an_engine_call_does_not_hold_up_the_next_reply() -> None:
+    """A dropped preflight's look-ahead is inside a long engine call when the real reply is asked
+    for: with two engines the reply is made whole on the other one, before that call returns.
+    With one engine (the code before the pool) the reply waited for the call: this test then
+    times out instead of passing."""
+    inside, release = threading.Event(), threading.Event()
+    engines = [_BlockingTTS(_Opts(lead_ms=0.0, segment=False), inside=inside, release=release) for _ in range(2)]
+
+    async def run() -> tuple[int, int]:
+        tts = LocalTTS(engine=engines, ahead_nice=1)
+        stale = tts.synthesize("long")
+        async for _ in stale:  # the preflight's first chunk is out, its look-ahead goes on
+            break
+        await asyncio.to_thread(inside.wait)  # ... into the engine call that will not return
+        closing = asyncio.ensure_future(stale.aclose())  # dropped, as LiveKit drops a stale preflight
+
+        async def reply() -> tuple[int, int]:
+            samples = 0
+            async with tts.synthesize("reply") as stream:
+                async for ev in stream:
+                    samples += ev.frame.samples_per_channel
+            return samples, tts.free_engines()
+
+        task = asyncio.ensure_future(reply())
+        # the bound only keeps a failing run from hanging: the reply needs ~10 ms of CPU here
+        done, _ = await asyncio.wait({task}, timeout=10)
+        release.set()  # the stale call returns only now
+        await closing
+        result = await task
+        await tts.aclose()
+        assert done, "the reply waited for the stale synthesis's engine call"
+        return result
+
+    samples, free_while_blocked = asyncio.run(asyncio.wait_for(run(), timeout=60))
+    assert samples >= 3 * int(SR * 0.2)  # every segment of the reply, made while the other engine was held
+    assert free_while_blocked == 1  # the reply's engine was freed; the stale one still held its call
+
+
+def test_tts_pool_rejects_no_engine_and_mixed_rates() -> None:
+    with pytest.raises(ValueError, match="non-empty"):
+        LocalTTS(engine=[])
+
+    class _Other(_LeadTTS):
+        @property
+        def sample_rate(self) -> int:
+            return 16000
+
+    with pytest.raises(ValueError, match="one sample rate"):
+        LocalTTS(engine=[_LeadTTS(_Opts()), _Other(_Opts())])
