@@ -167,6 +167,12 @@ def _local_lag(post: np.ndarray, ref: np.ndarray, end: int, sr: int, prior_lag: 
 
     Matches log-RMS envelopes (2 ms hop), not waveforms, so a pitch shift (a clock-rate
     drift resamples the audio) does not break it; precision is one hop.
+
+    After its last sample the reference is silence (the agent published nothing more), so a
+    context past the copy's end is matched against the copy's end followed by silence: an
+    interrupted reply's copy stops mid-word, and the heard audio after a stretched pause still
+    holds that word's start (suite run rs15a, turn_barge_in_stop: the search then hit its edge,
+    +404 ms, instead of the stretch, +102 ms). ``None`` when the context lies wholly after the copy.
     """
     c = int(context_ms * sr / 1000)
     w = int(search_ms * sr / 1000)
@@ -175,11 +181,14 @@ def _local_lag(post: np.ndarray, ref: np.ndarray, end: int, sr: int, prior_lag: 
     if seg.size < c // 4 or float(np.sqrt(np.mean(seg.astype(np.float64) ** 2))) < 1e-3:
         return None
     r0 = max(0, a - prior_lag - w)
-    r1 = min(ref.shape[0], end - prior_lag + w)
-    if r1 - r0 <= seg.size:
+    r1 = end - prior_lag + w
+    if r1 - r0 <= seg.size or r0 >= ref.shape[0]:
         return None
+    window = ref[r0:r1]
+    if window.shape[0] < r1 - r0:
+        window = np.concatenate([window, np.zeros(r1 - r0 - window.shape[0], dtype=window.dtype)])
     es, hop = _envelope(seg, sr)
-    er, _ = _envelope(ref[r0:r1], sr)
+    er, _ = _envelope(window, sr)
     m = es.shape[0]
     if er.shape[0] <= m or m < 8:
         return None

@@ -13,6 +13,7 @@ import soundfile as sf
 
 from autortc.artifacts import TurnAudio
 from autortc.audio import Audio, resample
+from autortc.audio.energy import runs
 from autortc.gates import judge_turn, load_gates
 from autortc.metrics import continuity, defects, fidelity, fingerprints
 from autortc.metrics.turn import compute
@@ -298,6 +299,44 @@ def test_reply_start_arriving_late_is_no_dropout(gold, name, late_ms):
     # ... while a frame lost after the speech has started is still one
     lost = late.copy()
     p = _voiced_at(pre, SR, int(0.02 * SR), 1)
+    lost[p:p + 960] = 0.0
+    found = defects.frame_dropouts(lost, pre, SR, lag=lag, local_lag=continuity._local_lag)
+    assert [q for q in found if q.start_ms - 15 <= p / SR * 1000 + 20 and p / SR * 1000 - 15 <= q.end_ms], (p / SR * 1000, found)
+
+
+def _pause_after(x: np.ndarray, sr: int, after_ms: float, min_ms: float) -> tuple[int, int]:
+    """First silent stretch (10 ms blocks under -40 dBFS) of at least ``min_ms`` inside the speech,
+    starting after ``after_ms``: ``(start, end)`` in samples of ``x``."""
+    e = defects.envelope_db(x, sr, win_ms=10, hop_ms=10)
+    quiet = e <= -40
+    for a, b in runs(quiet):
+        if a * 10 >= after_ms and (b - a) * 10 >= min_ms and b < e.size:
+            return a * sr // 100, b * sr // 100
+    raise AssertionError("no pause")
+
+
+@pytest.mark.parametrize("name", ["long_01.wav", "long_03.wav", "punct_02.wav"])
+def test_interrupted_reply_after_a_stretched_pause_is_no_dropout(gold, name):
+    """Real path, suite run rs15a, turn_barge_in_stop: the receiver stretched the reply's comma pause
+    by 93 ms (one concealment event, no packet lost), and the barge-in cut the agent's copy 70 ms into
+    the next word. At the global lag the copy's last 70 ms fell on the heard (later) pause: "audible
+    dropout" FAIL. The audio after the candidate has the copy's end in it, and after its end the agent
+    published nothing: padded so, the forward lag explains the candidate. A frame lost before the
+    pause is still found."""
+    x, sr = gold[name]
+    a, b = _pause_after(x, sr, 500.0, 150.0)
+    cut = b + int(0.070 * sr)  # the copy ends 70 ms into the next word (the barge-in)
+    pre = resample(x[:cut], sr, SR)
+    sent = _opus(x[:cut + int(0.060 * sr)], sr)  # what was in flight when the agent stopped
+    k = int(cut / sr * SR)
+    tail = sent[k:k + int(0.060 * SR)] * np.linspace(1.0, 0.0, int(0.060 * SR), dtype=np.float32)[: sent[k:].size]
+    mid = int((a + b) / 2 / sr * SR)
+    stretch = np.zeros(int(0.093 * SR), np.float32)  # concealed silence inside the pause
+    post = np.concatenate([sent[:mid], stretch, sent[mid:k], tail, np.zeros(int(0.3 * SR), np.float32)])
+    lag = fidelity.align(pre, post, SR).lag_samples
+    assert defects.frame_dropouts(post, pre, SR, lag=lag, local_lag=continuity._local_lag) == []
+    lost = post.copy()
+    p = _voiced_at(pre[: int(a / sr * SR)], SR, int(0.02 * SR), 1)
     lost[p:p + 960] = 0.0
     found = defects.frame_dropouts(lost, pre, SR, lag=lag, local_lag=continuity._local_lag)
     assert [q for q in found if q.start_ms - 15 <= p / SR * 1000 + 20 and p / SR * 1000 - 15 <= q.end_ms], (p / SR * 1000, found)
