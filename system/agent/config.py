@@ -132,10 +132,12 @@ class AgentConfig:
     # that look-ahead has the playback's slack, so it yields to the decodes (a barge-in's word check),
     # the first chunks and the media threads. 0 = not niced
     tts_ahead_nice: int = 10
-    # piper engines per model set (system/agent/tts_adapter.py): a dropped preflight's synthesis keeps
-    # its engine until the current ONNX call returns; with one engine the next reply's first chunk
-    # waited for it (125-500 ms, scripts/bench_tts_cancel.py; turn_barge_in_stop's 467/554 ms in
-    # suite runs rs14b/rs14c). Two: the next reply takes the other. Each costs one voice in memory
+    # piper engines per model set (system/agent/tts_adapter.py): a dropped preflight's synthesis kept
+    # its engine until the current ONNX call returned, and the next reply's first chunk waited for it
+    # (median 126-398 ms vs 79, scripts/bench_tts_cancel.py; turn_barge_in_stop's 467/554 ms in suite
+    # runs rs14b/rs14c). The drop now aborts the ONNX run (80-107 ms with one engine); a second
+    # engine also spares the next reply the dropped segment's phonemizing (78-108 ms). One voice
+    # in memory each
     tts_engines: int = 2
     stt: str = "ct2"  # "ct2" or "faster-whisper"
     whisper_threads: int = 1

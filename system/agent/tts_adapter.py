@@ -7,13 +7,15 @@ non-streaming TTS in ``tts.StreamAdapter``, which feeds it sentence by sentence.
 Each synthesis starts at its first audible frame (:func:`trim_leading_silence`): piper's
 35-65 ms of leading silence would otherwise be waited for by the user at every reply.
 
-A synthesis holds one engine until its current engine call returns, also after it was
-cancelled (an ONNX run cannot be interrupted). With one engine, a reply whose preflight was
+A synthesis holds one engine until its current engine call returns. With one engine, a reply whose preflight was
 dropped while the look-ahead was inside a long segment waited for that segment: the next
 first chunk came 125-500 ms late (real piper, the cancel concurrent with the next request,
 ``scripts/bench_tts_cancel.py``; live: ``turn_barge_in_stop`` 467/554 ms TTS first chunk in
 suite runs rs14b/rs14c against a P50 of ~100). :class:`LocalTTS` therefore takes a pool of
-engines and runs each synthesis on a free one, with as many threads as engines.
+engines and runs each synthesis on a free one, with as many threads as engines, and a
+dropped synthesis aborts its engine call (:meth:`system.tts.base.StreamingTTS.abort`; piper:
+within ~1 ms instead of up to ~0.5 s of CPU for a long segment, spent just when the real reply's
+first chunk and the final transcript need the cores).
 """
 
 from __future__ import annotations
@@ -106,17 +108,31 @@ class LocalTTS(tts.TTS):
         with self._free_cv:
             return len(self._free)
 
-    def _take_engine(self) -> StreamingTTS[Any]:
-        """A free engine; blocks the calling (executor) thread until one is freed."""
+    def _start(self, state: dict[str, Any], text: str) -> None:
+        """Take a free engine into ``state["engine"]`` and start synthesizing ``text`` on it
+        (``state["it"]``); blocks the calling (executor) thread until an engine is free. Under the
+        pool's lock, so :meth:`_abort_held` sees the engine with its synthesis started or not at all."""
         with self._free_cv:
             while not self._free:
                 self._free_cv.wait()
-            return self._free.pop()
+            state["engine"] = self._free.pop()
+            state["it"] = iter(state["engine"].synthesize_stream(text))
 
-    def _give_engine(self, engine: StreamingTTS[Any]) -> None:
+    def _give_engine(self, state: dict[str, Any]) -> None:
+        """Free the engine ``state["engine"]`` holds (if any)."""
         with self._free_cv:
-            self._free.append(engine)
-            self._free_cv.notify()
+            engine, state["engine"] = state["engine"], None
+            if engine is not None:
+                self._free.append(engine)
+                self._free_cv.notify()
+
+    def _abort_held(self, state: dict[str, Any]) -> None:
+        """Stop the engine call of a dropped synthesis now (:meth:`StreamingTTS.abort`), not when
+        it returns. Under the pool's lock: an engine already freed (and maybe taken by the next
+        synthesis) is not touched."""
+        with self._free_cv:
+            if state["engine"] is not None:
+                state["engine"].abort()
 
     @property
     def provider(self) -> str:
@@ -154,9 +170,7 @@ class _LocalChunkedStream(tts.ChunkedStream):
 
         def finish() -> None:
             """The synthesis is over (done, cancelled, failed or never resumed): free the engine, report, end."""
-            engine, state["engine"] = state["engine"], None
-            if engine is not None:
-                owner._give_engine(engine)
+            owner._give_engine(state)
             loop.call_soon_threadsafe(owner._on_event, "tts_done", time.monotonic(), {"cpu_s": state["cpu"]})
             loop.call_soon_threadsafe(queue.put_nowait, _DONE)
 
@@ -169,8 +183,9 @@ class _LocalChunkedStream(tts.ChunkedStream):
             over = True
             try:
                 if state["it"] is None:
-                    state["engine"] = owner._take_engine()  # freed in finish(), maybe by the look-ahead thread
-                    state["it"] = iter(state["engine"].synthesize_stream(self._input_text))
+                    if cancelled.is_set():  # dropped before it began
+                        return True
+                    owner._start(state, self._input_text)  # freed in finish(), maybe by the look-ahead thread
                 for chunk in state["it"]:
                     if cancelled.is_set():
                         return True
@@ -227,4 +242,5 @@ class _LocalChunkedStream(tts.ChunkedStream):
             output_emitter.flush()
         finally:
             cancelled.set()
+            owner._abort_held(state)  # a dropped preflight frees its engine and the CPU at once
             await asyncio.shield(worker)

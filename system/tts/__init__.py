@@ -15,10 +15,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from system.tts.base import StreamingTTS, TTSError, TTSOptions
+from system.tts.base import StreamingTTS, TTSAborted, TTSError, TTSOptions
 from system.tts.segmenter import SegmenterOptions, segment_text
 
-__all__ = ["ENGINES", "StreamingTTS", "SegmenterOptions", "TTSError", "TTSOptions",
+__all__ = ["ENGINES", "StreamingTTS", "SegmenterOptions", "TTSAborted", "TTSError", "TTSOptions",
            "engine_class", "load_engine", "segment_text"]
 
 ENGINES: dict[str, str] = {

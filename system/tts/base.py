@@ -39,6 +39,10 @@ class TTSError(RuntimeError):
     """A TTS engine could not load or synthesize; the message says which engine and why."""
 
 
+class TTSAborted(TTSError):
+    """The synthesis was stopped by :meth:`StreamingTTS.abort` inside an engine call."""
+
+
 def audible_start(pcm: np.ndarray, sr: int, *, floor_dbfs: float = -40.0, frame_ms: float = 5.0) -> int | None:
     """Index of the first sample of the first ``frame_ms`` frame whose RMS reaches ``floor_dbfs``.
 
@@ -194,6 +198,14 @@ class StreamingTTS(ABC, Generic[OptionsT]):
 
         Must not mutate instance state (may run in several threads at once) and must
         use ``options``, not ``self.options`` (the snapshot of the current call).
+        """
+
+    def abort(self) -> None:
+        """Stop the synthesis in progress inside its current engine call, if the engine can.
+
+        Callable from any thread. The generator of that synthesis then raises :class:`TTSAborted`;
+        a synthesis started after this call is not affected. Default: nothing (the synthesis stops
+        only when its consumer stops pulling chunks, after the engine call in progress returns).
         """
 
     # -- lifecycle -------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from system.agent.tts_adapter import LEAD_KEEP_MS, LocalTTS, audible_start, trim_leading_silence
-from system.tts import StreamingTTS, TTSOptions
+from system.tts import StreamingTTS, TTSAborted, TTSOptions
 
 pytestmark = pytest.mark.unit
 
@@ -172,15 +172,30 @@ def test_a_tts_closed_before_the_look_ahead_frees_the_engine() -> None:
 
 class _BlockingTTS(StreamingTTS[_Opts]):
     """Text "long": a 200 ms tone, then a second engine call that does not return until ``release``
-    is set (an ONNX run cannot be interrupted). Any other text: three 200 ms tones at once."""
+    is set, or until :meth:`abort` when ``abortable`` (piper's ONNX run stops on
+    ``RunOptions.terminate``). Any other text: three 200 ms tones at once."""
 
     name: ClassVar[str] = "blocking"
     options_class: ClassVar[type[TTSOptions]] = _Opts
 
-    def __init__(self, opts: _Opts, *, inside: threading.Event, release: threading.Event) -> None:
+    def __init__(self, opts: _Opts, *, inside: threading.Event, release: threading.Event,
+                 abortable: bool = False) -> None:
         super().__init__(opts)
         self.inside = inside  # set once the blocking call has begun
         self.release = release
+        self.abortable = abortable
+        self.aborted = False  # the synthesis in progress was aborted
+        self.aborts = 0  # abort() calls, over the engine's life
+
+    def synthesize_stream(self, text: str) -> Iterator[np.ndarray]:
+        self.aborted = False
+        return super().synthesize_stream(text)
+
+    def abort(self) -> None:
+        self.aborts += 1
+        if self.abortable:
+            self.aborted = True
+            self.release.set()
 
     @property
     def sample_rate(self) -> int:
@@ -194,16 +209,21 @@ class _BlockingTTS(StreamingTTS[_Opts]):
         yield _tone(200)
         self.inside.set()
         self.release.wait()
+        if self.aborted:
+            raise TTSAborted("aborted")
         yield _tone(200)
 
 
-def test_a_cancelled_synthesis_inside_an_engine_call_does_not_hold_up_the_next_reply() -> None:
+@pytest.mark.parametrize(("n_engines", "abortable"), [(2, False), (1, True)])
+def test_a_cancelled_synthesis_inside_an_engine_call_does_not_hold_up_the_next_reply(n_engines, abortable) -> None:
     """A dropped preflight's look-ahead is inside a long engine call when the real reply is asked
-    for: with two engines the reply is made whole on the other one, before that call returns.
-    With one engine (the code before the pool) the reply waited for the call: this test then
-    times out instead of passing."""
+    for: with two engines the reply is made whole on the other one, before that call returns; with
+    one engine that can abort, the drop aborts the call and the reply gets the engine. With one
+    engine that cannot (the code before the pool and the abort) the reply waited for the call: the
+    ``done`` assertion fails."""
     inside, release = threading.Event(), threading.Event()
-    engines = [_BlockingTTS(_Opts(lead_ms=0.0, segment=False), inside=inside, release=release) for _ in range(2)]
+    engines = [_BlockingTTS(_Opts(lead_ms=0.0, segment=False), inside=inside, release=release, abortable=abortable)
+               for _ in range(n_engines)]
 
     async def run() -> tuple[int, int]:
         tts = LocalTTS(engine=engines, ahead_nice=1)
@@ -230,9 +250,12 @@ def test_a_cancelled_synthesis_inside_an_engine_call_does_not_hold_up_the_next_r
         assert done, "the reply waited for the stale synthesis's engine call"
         return result
 
-    samples, free_while_blocked = asyncio.run(asyncio.wait_for(run(), timeout=60))
-    assert samples >= 3 * int(SR * 0.2)  # every segment of the reply, made while the other engine was held
-    assert free_while_blocked == 1  # the reply's engine was freed; the stale one still held its call
+    samples, free_after_reply = asyncio.run(asyncio.wait_for(run(), timeout=60))
+    assert samples >= 3 * int(SR * 0.2)  # every segment of the reply
+    # two engines: the reply's is free again, the stale one still holds its call; one: it was freed
+    assert free_after_reply == 1
+    # the drop always asks the held engine to abort (a no-op for an engine that cannot)
+    assert sum(e.aborts for e in engines) == 1
 
 
 def test_tts_pool_rejects_no_engine_and_mixed_rates() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from autortc.tts_bench.metrics import detect_repeats, pcm_sha256
-from system.tts import StreamingTTS, TTSError, TTSOptions, engine_class, load_engine
+from system.tts import StreamingTTS, TTSAborted, TTSError, TTSOptions, engine_class, load_engine
 
 pytestmark = pytest.mark.unit
 
@@ -216,3 +217,45 @@ def test_piper_instance_serves_threads_at_once(piper: StreamingTTS) -> None:
     with ThreadPoolExecutor(max_workers=3) as pool:
         concurrent = list(pool.map(lambda t: pcm_sha256(piper.synthesize(t)), texts * 2))
     assert concurrent == serial * 2
+
+
+def test_piper_abort_stops_the_synthesis_in_its_engine_call_and_spares_the_next(piper: StreamingTTS) -> None:
+    """A dropped preflight's synthesis is stopped inside its ONNX run (the agent's TTS adapter calls
+    ``abort`` when LiveKit drops a stream), and the next synthesis on the same engine is whole."""
+    whole_before = piper.synthesize(LONG_TEXT)
+    inner = piper._session._session  # type: ignore[attr-defined]
+    inside = threading.Event()
+
+    class _Spy:  # says when an ONNX run begins
+        def __getattr__(self, name: str):
+            return getattr(inner, name)
+
+        def run(self, *args, **kwargs):
+            inside.set()
+            return inner.run(*args, **kwargs)
+
+    piper._session._session = _Spy()  # type: ignore[attr-defined]
+    try:
+        stream = piper.synthesize_stream(LONG_TEXT)
+        got = [next(stream)]  # the first segment is out
+        inside.clear()
+        ended: list[BaseException] = []
+
+        def pull() -> None:
+            try:
+                got.extend(stream)
+            except BaseException as exc:  # noqa: BLE001 - asserted below
+                ended.append(exc)
+
+        th = threading.Thread(target=pull)
+        th.start()
+        assert inside.wait(60), "the second segment's ONNX run never began"
+        piper.abort()
+        th.join(60)
+        assert not th.is_alive()
+    finally:
+        piper._session._session = inner  # type: ignore[attr-defined]
+    assert ended and isinstance(ended[0], TTSAborted), ended
+    assert sum(c.size for c in got) < whole_before.size // 2  # stopped in the second of >= 3 segments
+    again = piper.synthesize(LONG_TEXT)
+    assert again.size == whole_before.size  # the abort does not reach the next synthesis
