@@ -7,11 +7,12 @@ non-streaming TTS in ``tts.StreamAdapter``, which feeds it sentence by sentence.
 Each synthesis starts at its first audible frame (:func:`trim_leading_silence`): piper's
 35-65 ms of leading silence would otherwise be waited for by the user at every reply.
 
-A synthesis holds one engine until its current engine call returns. With one engine, a reply whose preflight was
-dropped while the look-ahead was inside a long segment waited for that segment: the next
-first chunk came 125-500 ms late (real piper, the cancel concurrent with the next request,
-``scripts/bench_tts_cancel.py``; live: ``turn_barge_in_stop`` 467/554 ms TTS first chunk in
-suite runs rs14b/rs14c against a P50 of ~100). :class:`LocalTTS` therefore takes a pool of
+A synthesis holds its engine until its current engine call returns. With one engine and no
+abort, a reply whose preflight was dropped while the look-ahead was inside a long segment waited
+for that segment: its first chunk came after a median 126-398 ms instead of 79 (real piper, the
+drop concurrent with the next request, ``scripts/bench_tts_cancel.py``; live:
+``turn_barge_in_stop``'s 467/554 ms TTS first chunk in suite runs rs14b/rs14c against a P50 of
+~100). :class:`LocalTTS` therefore takes a pool of
 engines and runs each synthesis on a free one, with as many threads as engines, and a
 dropped synthesis aborts its engine call (:meth:`system.tts.base.StreamingTTS.abort`; piper:
 within ~1 ms instead of up to ~0.5 s of CPU for a long segment, spent just when the real reply's
