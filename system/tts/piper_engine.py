@@ -274,14 +274,16 @@ class PiperTTS(StreamingTTS[PiperOptions]):
         return info
 
     def synthesize_stream(self, text: str) -> Iterator[np.ndarray]:
-        self._session.begin()  # at the call, not at the first chunk: an earlier abort() is forgotten
+        if self._session is not None:  # after close() the base raises TTSError at the first chunk
+            self._session.begin()  # at the call, not at the first chunk: an earlier abort() is forgotten
         return super().synthesize_stream(text)
 
     def abort(self) -> None:
         """Stop the ONNX run in progress (onnxruntime's ``RunOptions.terminate``: it returns within
         ~1 ms; a 120-character sentence takes ~0.5 s of CPU on a 2-core EPYC) and every later run of
         the same synthesis; the synthesis raises :class:`TTSAborted`."""
-        self._session.abort()
+        if self._session is not None:
+            self._session.abort()
 
     def _synthesize_segment(self, text: str, options: PiperOptions) -> Iterator[np.ndarray]:
         from piper.config import SynthesisConfig
@@ -295,24 +297,22 @@ class PiperTTS(StreamingTTS[PiperOptions]):
             volume=options.volume,
         )
         # piper phonemizes the whole segment, then runs one ONNX call per espeak sentence
-        chunks = iter(self._voice.synthesize(text, syn_config=syn))
-        while True:
-            try:
-                chunk = next(chunks)
-            except StopIteration:
-                return
-            except Exception as exc:  # onnxruntime raises its own types
-                if self._session.aborted:
-                    raise TTSAborted(f"piper: synthesis of {text[:40]!r} aborted") from exc
-                raise
-            pcm = chunk.audio_int16_array
-            if options.max_lead_ms is not None:
-                pcm = cap_leading_silence(pcm, self._sample_rate, options.max_lead_ms)
-            yield pcm
+        try:
+            for chunk in self._voice.synthesize(text, syn_config=syn):
+                pcm = chunk.audio_int16_array
+                if options.max_lead_ms is not None:
+                    pcm = cap_leading_silence(pcm, self._sample_rate, options.max_lead_ms)
+                yield pcm
+        except Exception as exc:  # onnxruntime raises its own types
+            if self._session.aborted:
+                raise TTSAborted(f"piper: synthesis of {text[:40]!r} aborted") from exc
+            raise
 
     def _close_impl(self) -> None:
-        # dropping the session frees onnxruntime's arena; there is no explicit close
+        # dropping the session frees onnxruntime's arena; there is no explicit close. The abortable
+        # wrapper holds the session too: it goes with it (abort() after close is a no-op)
         self._voice = None  # type: ignore[assignment]
+        self._session = None  # type: ignore[assignment]
 
 
 LEAD_FLOOR_DBFS = -60.0
