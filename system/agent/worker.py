@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from livekit import rtc
 from livekit.agents import Agent, AgentServer, AgentSession, JobContext, JobExecutorType, JobProcess, cli, inference
 from livekit.agents.voice.room_io import AudioInputOptions, RoomOptions
 
@@ -36,6 +37,12 @@ CONFIG = AgentConfig.from_env()
 READY_FILE = os.environ.get("AUTORTC_AGENT_READY_FILE")
 
 MAX_JOBS = int(os.environ.get("AUTORTC_AGENT_MAX_JOBS", "4"))
+"""Calls one worker carries at once: the SFU sends no job request while ``MAX_JOBS`` are live."""
+
+SFU_TARGET_LOAD = 0.7
+"""livekit-server's ``agent.target_load`` (pkg/agent/config.go ``DefaultTargetLoad``): the SFU claims a job for a
+worker only while ``target_load - load`` is above 0 (service/agentservice.go ``JobRequestAffinity``), ``load``
+being the worker's last status report (LiveKit Agents sends one every 2.5 s)."""
 
 
 _CLOSING: set[str] = set()
@@ -48,12 +55,22 @@ def calls_carried(job_ids: Iterable[str], closing: Collection[str]) -> int:
 
 
 def _job_load(srv: AgentServer) -> float:
-    # Load by calls, not machine CPU: the rig's own bots and analysis share this machine,
-    # and a CPU-based load would refuse dispatches whenever the harness is busy. A job whose
-    # session has closed is tearing its room down and carries no call. Counted, with --jobs 2 the
-    # SFU dropped a dispatch in 3 of 4 runs ("no servers available", a 30 s barrier timeout and a
-    # retried case; none in 2 runs without: docs/agent-latency.md "Parallel rooms", session 12).
-    return min(1.0, calls_carried((j.job.id for j in srv.active_jobs), _CLOSING) / MAX_JOBS)
+    """The worker's load in [0, 1]: ``SFU_TARGET_LOAD`` once ``MAX_JOBS`` calls are live, in proportion below.
+
+    Load by calls, not machine CPU: the rig's own bots and analysis share this machine, and a
+    CPU-based load would refuse dispatches whenever the harness is busy. A job whose call has
+    ended (its user left; the room is being torn down) carries none. Scaled to the SFU's target
+    load: at calls / MAX_JOBS the SFU refused every dispatch past 2.8 calls of 4, and a report
+    made while two rooms were closing and a third starting read 3 calls (0.75): "failed to send job
+    request: no servers available (received 1 responses)", a NO_AGENT case (run rs15dj2, session 12's
+    s12j2a-d; docs/agent-latency.md "Parallel rooms").
+    """
+    ids = [j.job.id for j in srv.active_jobs]
+    # a job stays in the list after its shutdown callbacks ran (the thread executor keeps its running_job
+    # until the pool drops it): its mark is kept until then, and dropped here once it is out
+    _CLOSING.intersection_update(ids)
+    calls = calls_carried(ids, _CLOSING)
+    return min(1.0, SFU_TARGET_LOAD * calls / MAX_JOBS)
 
 
 server = AgentServer(
@@ -234,7 +251,6 @@ async def entrypoint(ctx: JobContext) -> None:
 
     async def give_back() -> None:
         _release(models)
-        _CLOSING.discard(ctx.job.id)
 
     ctx.add_shutdown_callback(give_back)
     vad = models.vad
@@ -317,6 +333,18 @@ async def entrypoint(ctx: JobContext) -> None:
         ctx.shutdown(reason=f"agent session closed ({getattr(ev, 'reason', '')})")
 
     session.on("close", end_job)
+
+    def user_left(p: rtc.RemoteParticipant) -> None:
+        # the call ends when the user leaves; the session's close (end_job) can come seconds later.
+        # Registered before session.start, so it runs before RoomIO's own handler unlinks the participant
+        try:
+            linked = session.room_io.linked_participant
+        except RuntimeError:  # the session has no room IO yet
+            return
+        if linked is not None and p.identity == linked.identity:
+            _CLOSING.add(ctx.job.id)
+
+    ctx.room.on("participant_disconnected", user_left)
     await session.start(agent=faults.agent(BundledAgent)(), room=ctx.room, room_options=RoomOptions(
         close_on_disconnect=True, audio_input=AudioInputOptions(frame_size_ms=CONFIG.input_frame_ms)))
     faults.install_path(session)  # fault bench: path faults after the pre-RTC copy
