@@ -161,7 +161,11 @@ def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: T
             # natural sentence pause (SENTENCE_PAUSE_CAP_MS) unless declared: a longer one is
             # an agent-side gap the user hears (attributed, not excused).  20 ms each side
             # absorbs the receiver's jitter-buffer stretch at the edges.
-            intended = continuity.detect_gaps(pre_at, seg.sr)
+            # past its end the agent published nothing: padded with one 10 ms frame of silence, the
+            # copy's last few ms are measured (frame_rms leaves a partial last frame out). A reply cut
+            # 6 ms into the word after a comma pause left that pause trailing, no gap of the copy's own,
+            # while the heard reply's cut tail made it one: max_gap FAIL 226 ms on a clean barge-in (base16a)
+            intended = continuity.detect_gaps(np.concatenate([pre_at, np.zeros(seg.sr // 100, np.float32)]), seg.sr)
             for g in intended.gaps:
                 if g.duration_ms <= SENTENCE_PAUSE_CAP_MS or _covered(g, agent.expected_silence_ms if agent else []):
                     declared.append((g.start_ms - 20.0, g.end_ms + 20.0))

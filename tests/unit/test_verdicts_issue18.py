@@ -209,3 +209,65 @@ def test_no_transcriber_on_a_p0_keyword_turn_is_not_green(tmp_path):
     t = load_turn(tmp_path / "t")
     v = _verdicts(judge_turn(compute(t.artifacts, t.audio), load_gates()))["keywords"]
     assert v.status == "FAIL" and v.message == "not measured: no transcriber configured"
+
+
+# ------------------------------------------------- a reply cut just after a pause (barge-in)
+
+
+def _first_pause(x: np.ndarray, after_s: float, min_ms: float) -> tuple[int, int]:
+    """(start, end) samples of the first run of 10 ms blocks under -40 dBFS lasting ``min_ms``, after ``after_s``."""
+    n = SR // 100
+    db = 20 * np.log10(np.sqrt(np.mean(x[: x.size // n * n].reshape(-1, n) ** 2, axis=1)) + 1e-9)
+    quiet = np.concatenate([db <= -40, [False]])
+    a = None
+    for i, q in enumerate(quiet):
+        if q and a is None:
+            a = i
+        elif not q and a is not None:
+            if a * n >= after_s * SR and (i - a) * 10 >= min_ms:
+                return a * n, i * n
+            a = None
+    raise AssertionError("no pause in the gold sentence")
+
+
+@pytest.mark.parametrize("name,into_ms", [("long_02.wav", 6.0), ("numbers_01.wav", 2.0), ("numbers_03.wav", 2.0),
+                                           ("punct_02.wav", 2.0)])
+def test_reply_cut_just_after_a_pause_has_no_gap_but_a_hole_there_is_one(tmp_path, name, into_ms):
+    """Suite run base16a, turn_barge_in_stop: the barge-in cut the agent's copy 6 ms into the word
+    after the story's comma pause. Those ms were in the copy's partial last 10 ms frame, unmeasured,
+    so the pause was the copy's trailing silence and no intended pause of its own, while the heard
+    reply (the copy through Opus) had sound after it: a 226 ms max_gap FAIL on a clean turn. Planted
+    on real piper through real libopus; before the fix each pause counted as a gap (170-330 ms, the
+    gate FAILs from 200 ms), the fix excuses it as the copy's own. A 230 ms hole
+    where the copy has speech is still a gap."""
+    from autortc.metrics import continuity
+    from autortc.testing.opus import opus_roundtrip
+
+    pytest.importorskip("av")
+    x = _gold(name)
+    a, b = _first_pause(x, 0.5, 150.0)
+    m = (a + b) // 2
+    o = m + int(np.flatnonzero(np.abs(x[m:]) > 0.01)[0])  # the next word's first sample over -40 dBFS
+    cut = o + int(into_ms / 1000 * SR)
+    pre = x[:cut]
+    k = -(-cut // 960) * 960  # the agent's last 20 ms frame, zero-filled
+    sent, sr_o = opus_roundtrip(np.concatenate([pre, np.zeros(k - cut, np.float32)]), SR)
+    heard = resample(sent, sr_o, SR)
+    pause_ms = (b - a) / SR * 1000.0
+    # planted as in base16a: heard, the pause is a gap between sounds
+    assert any(abs(g.duration_ms - pause_ms) <= 40.0 for g in continuity.detect_gaps(heard, SR).gaps)
+    write_turn_folder(tmp_path / "t", pre=pre, post=heard, user=_gold("short_02.wav", 16000), delay_ms=300.0)
+    t = load_turn(tmp_path / "t")
+    res = judge_turn(compute(t.artifacts, t.audio), load_gates())
+    assert _verdicts(res)["max_gap"].status == "PASS", (a / SR, b / SR, res.continuity.gaps)
+    # excused as a pause the agent meant (the heard segment's ms start at its own first sound)
+    assert any(abs(g.end_ms - g.start_ms - pause_ms) <= 40.0 for g in res.continuity.excused_gaps), \
+        (pause_ms, res.continuity.excused_gaps)
+    # the same reply with 230 ms of its speech before the pause lost on the path
+    h = int(a - 0.300 * SR)
+    holed = heard.copy()
+    holed[h:h + int(0.230 * SR)] = 0.0
+    write_turn_folder(tmp_path / "u", pre=pre, post=holed, user=_gold("short_02.wav", 16000), delay_ms=300.0)
+    u = load_turn(tmp_path / "u")
+    res = judge_turn(compute(u.artifacts, u.audio), load_gates())
+    assert res.continuity.max_gap_ms >= 200.0 and _verdicts(res)["max_gap"].status == "FAIL"
