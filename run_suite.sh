@@ -5,7 +5,9 @@
 # Default --jobs 1: on 2 cores a second room starves the rig's own receiving side. Session 4 of
 # docs/agent-latency.md: at --jobs 2 the heard audio had path-origin repeats in 2 of 2 runs and a
 # dropout in 1 (y2, y2b), at --jobs 1 none in 4 runs (t24, x24, x40, y1); --jobs 2 is 41 % faster
-# (136 vs 232 s) and still useful while iterating. --jobs N overrides it.
+# (136 vs 232 s) and still useful while iterating. --jobs N overrides it. Session 16 (j2a): at --jobs 2 the
+# agent's own stages slow everywhere at once (EoT P95 932 vs 626 ms, an agent-side dropout); the SFU no
+# longer drops dispatches (system/agent/worker.py _job_load).
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")" && pwd)"
 cd "$ROOT"
