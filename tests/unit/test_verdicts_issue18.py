@@ -16,6 +16,7 @@ from autortc.gates import RunGates, judge_run, judge_turn, load_gates
 from autortc.metrics.turn import SENTENCE_PAUSE_CAP_MS, compute
 from autortc.results import CaseResult, TurnResult
 from autortc.testing.faults import write_turn_folder
+from tests.unit.test_metrics_defects import _pause_after
 
 pytestmark = pytest.mark.unit
 
@@ -214,22 +215,6 @@ def test_no_transcriber_on_a_p0_keyword_turn_is_not_green(tmp_path):
 # ------------------------------------------------- a reply cut just after a pause (barge-in)
 
 
-def _first_pause(x: np.ndarray, after_s: float, min_ms: float) -> tuple[int, int]:
-    """(start, end) samples of the first run of 10 ms blocks under -40 dBFS lasting ``min_ms``, after ``after_s``."""
-    n = SR // 100
-    db = 20 * np.log10(np.sqrt(np.mean(x[: x.size // n * n].reshape(-1, n) ** 2, axis=1)) + 1e-9)
-    quiet = np.concatenate([db <= -40, [False]])
-    a = None
-    for i, q in enumerate(quiet):
-        if q and a is None:
-            a = i
-        elif not q and a is not None:
-            if a * n >= after_s * SR and (i - a) * 10 >= min_ms:
-                return a * n, i * n
-            a = None
-    raise AssertionError("no pause in the gold sentence")
-
-
 @pytest.mark.parametrize("name,into_ms", [("long_02.wav", 6.0), ("numbers_01.wav", 2.0), ("numbers_03.wav", 2.0),
                                            ("punct_02.wav", 2.0)])
 def test_reply_cut_just_after_a_pause_has_no_gap_but_a_hole_there_is_one(tmp_path, name, into_ms):
@@ -245,7 +230,7 @@ def test_reply_cut_just_after_a_pause_has_no_gap_but_a_hole_there_is_one(tmp_pat
 
     pytest.importorskip("av")
     x = _gold(name)
-    a, b = _first_pause(x, 0.5, 150.0)
+    a, b = _pause_after(x, SR, 500.0, 150.0)
     m = (a + b) // 2
     o = m + int(np.flatnonzero(np.abs(x[m:]) > 0.01)[0])  # the next word's first sample over -40 dBFS
     cut = o + int(into_ms / 1000 * SR)
