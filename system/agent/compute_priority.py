@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 log = logging.getLogger("autortc.agent")
 
-__all__ = ["nice_this_thread", "niced_executor"]
+__all__ = ["limit_blas_threads", "nice_this_thread", "niced_executor"]
 
 
 def nice_this_thread(nice: int) -> None:
@@ -40,3 +40,20 @@ def niced_executor(name: str, nice: int, *, workers: int = 1) -> ThreadPoolExecu
     """``workers`` threads named ``name`` whose nice value is ``nice`` (that many blocking model calls at a time)."""
     return ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name, initializer=nice_this_thread,
                               initargs=(nice,))
+
+
+def limit_blas_threads(n: int = 1) -> None:
+    """Let the BLAS libraries loaded in this process (numpy's OpenBLAS) use ``n`` threads.
+
+    OpenBLAS starts one thread per core, and its helper thread spins on the other core after each
+    call. The agent's numpy work is small (the whisper mel filterbank of each decode, levels,
+    resampling), so the second thread buys no time and takes CPU from the core the SFU, the bots
+    and the other room share. Measured (session 17, 2 cores, idle): the 18 case clips decoded as
+    the agent does (``scripts/stt_window.py --windows 8``, two passes each way) took the same wall
+    time (4.7-5.0 s; decode median 129-138 ms either way) and 6.5 / 6.8 CPU-s with OpenBLAS's
+    default against 4.5 / 4.4 with ``OPENBLAS_NUM_THREADS=1``. CTranslate2 and onnxruntime keep
+    their own thread settings (1 each). Applies to the libraries already loaded (threadpoolctl),
+    so call it after the models' imports."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=n, user_api="blas")

@@ -22,6 +22,7 @@ from livekit.agents import Agent, AgentServer, AgentSession, JobContext, JobExec
 from livekit.agents.voice.room_io import AudioInputOptions, RoomOptions
 
 from autortc.protocol.livekit_agents import AutoRTCAgentProtocol
+from system.agent.compute_priority import limit_blas_threads
 from system.agent.config import AgentConfig
 from system.agent.fault_output import FaultWiring
 from system.agent.scripted_llm import ScriptedLLM, load_rules
@@ -357,5 +358,6 @@ async def entrypoint(ctx: JobContext) -> None:
 
 
 if __name__ == "__main__":
+    limit_blas_threads(1)
     preload(CONFIG.preload_models)
     cli.run_app(server)
