@@ -178,10 +178,14 @@ def _both_loud(e1: np.ndarray, e2: np.ndarray, thr: float, L: int) -> np.ndarray
     return (e1 >= thr * thr * L * 4) & (e2 >= thr * thr * L * 4)
 
 
-def _ncc_by_period(y: np.ndarray, periods, thr: float, keep: float):
-    """Yield ``(L, ncc)`` for periods whose NCC of ``y[t:t+L]`` vs ``y[t+L:t+2L]`` reaches ``keep`` somewhere."""
+def _ncc_by_period(y: np.ndarray, periods, thr: float, keep: float, full: tuple[np.ndarray, float] | None = None):
+    """Yield ``(L, ncc)`` for periods whose NCC of ``y[t:t+L]`` vs ``y[t+L:t+2L]`` reaches ``keep`` somewhere.
+
+    ``full``: ``(x, r)``, the signal ``y`` was resampled from and its rate over ``y``'s: the loudness gate
+    (:func:`_both_loud`) is then applied to ``x``'s chunks at the same times, not to ``y``'s band."""
     n = y.shape[0]
     c2 = np.concatenate([[0.0], np.cumsum(y * y)])
+    cf = None if full is None else np.concatenate([[0.0], np.cumsum(np.asarray(full[0], np.float64) ** 2)])
     for L in periods:
         if 2 * L >= n:
             break
@@ -190,7 +194,14 @@ def _ncc_by_period(y: np.ndarray, periods, thr: float, keep: float):
         num = cp[L:L + m] - cp[:m]
         e1 = c2[L:L + m] - c2[:m]
         e2 = c2[2 * L:2 * L + m] - c2[L:L + m]
-        loud = _both_loud(e1, e2, thr, L)
+        if cf is None:
+            loud = _both_loud(e1, e2, thr, L)
+        else:
+            r = full[1]
+            at = np.minimum(np.round(np.arange(m + 2 * L) * r).astype(np.int64), cf.shape[0] - 1)
+            f1 = (cf[at[L:L + m]] - cf[at[:m]]) / r  # per sample of y, as e1
+            f2 = (cf[at[2 * L:2 * L + m]] - cf[at[L:L + m]]) / r
+            loud = _both_loud(f1, f2, thr, L)
         ncc = np.where(loud, num / np.sqrt(np.maximum(e1 * e2, 1e-20)), 0.0)
         if ncc.max() >= keep:
             yield L, ncc
@@ -201,7 +212,8 @@ REPEAT_NCC = 0.98
 
 
 def detect_repeats(x: np.ndarray, sr: int, *, min_period_ms: float = 35.0, max_period_ms: float = 200.0,
-                   min_ncc: float = REPEAT_NCC, analysis_sr: int = 8000, coarse_ncc: float = 0.8) -> list[Repeat]:
+                   min_ncc: float = REPEAT_NCC, analysis_sr: int = 8000, coarse_ncc: float = 0.8,
+                   full_band_gate: bool = False) -> list[Repeat]:
     """Chunks replayed right after themselves: ``x[t:t+L] ~ x[t+L:t+2L]`` with NCC >= ``min_ncc``.
 
     Searched for every period ``L`` (one sample at ``analysis_sr``) in
@@ -212,22 +224,34 @@ def detect_repeats(x: np.ndarray, sr: int, *, min_period_ms: float = 35.0, max_p
     searched and the NCC must reach 0.98.  A coarse pass at ``analysis_sr / 2`` (NCC >=
     ``coarse_ncc``) picks the periods checked sample by sample.  The reported span is
     the repeated copies.
+
+    ``full_band_gate``: the loudness test reads ``x`` at ``sr``, not its band under ``analysis_sr / 2``: an
+    unvoiced stretch (a fricative) can be -27...-35 dBFS in full band and under the gate below 4 kHz, so a
+    chunk replayed there was not searched (browser faultbench fb-browser-s16 b009: the agent's 40 ms repeat
+    at 1020 ms, NCC 0.998 at 8 kHz, band level under -40 dBFS). Used for the agent's copy
+    (:func:`copy_repeats_heard`), where a replayed chunk is the agent's and the heard side confirms it.
     """
     from autortc.audio import resample
 
     y = resample(np.asarray(x, np.float32), sr, analysis_sr).astype(np.float64) if sr != analysis_sr \
         else np.asarray(x, np.float64)
-    rms, _, _ = frame_rms(y, analysis_sr)
+    full = full_half = None
+    if full_band_gate and sr != analysis_sr:
+        xf = np.asarray(x, np.float64)
+        rms, _, _ = frame_rms(xf, sr)
+        full, full_half = (xf, sr / analysis_sr), (xf, sr / (analysis_sr // 2))
+    else:
+        rms, _, _ = frame_rms(y, analysis_sr)
     thr = silence_threshold(rms)
     lo = int(min_period_ms * analysis_sr / 1000)
     hi = int(max_period_ms * analysis_sr / 1000)
     # coarse pass at half the rate keeps only the periods worth checking sample by sample
     half = analysis_sr // 2
     yc = resample(y.astype(np.float32), analysis_sr, half).astype(np.float64)
-    coarse = [L for L, _ in _ncc_by_period(yc, range(lo // 2, hi // 2 + 1), thr, coarse_ncc)]
+    coarse = [L for L, _ in _ncc_by_period(yc, range(lo // 2, hi // 2 + 1), thr, coarse_ncc, full_half)]
     cand = sorted({2 * L + d for L in coarse for d in (-1, 0, 1)} & set(range(lo, hi + 1)))
     hits: list[tuple[int, int, int, float]] = []
-    for L, ncc in _ncc_by_period(y, cand, thr, min_ncc):
+    for L, ncc in _ncc_by_period(y, cand, thr, min_ncc, full):
         for a, b in runs(ncc >= min_ncc):
             hits.append((a, b, L, float(ncc[a:b].max())))
     if not hits:
@@ -412,7 +436,7 @@ def copy_repeats_heard(x: np.ndarray, ref: np.ndarray, sr: int, shift_ms: float,
     """
     from autortc.audio import resample
 
-    own = detect_repeats(ref, sr)
+    own = detect_repeats(ref, sr, full_band_gate=True)
     if not own:
         return []
     y = resample(np.asarray(x, np.float32), sr, analysis_sr).astype(np.float64) if sr != analysis_sr \

@@ -223,3 +223,56 @@ def test_the_agents_repeat_in_a_quiet_stretch_reaches_the_user_although_the_code
     lost = heard.copy()
     lost[a + n:a + 2 * n] = 0.0  # the path lost the replayed chunk
     assert not here(copy_repeats_heard(lost, copy, 48000, 0.0))
+
+
+@pytest.mark.parametrize("name,at_ms", [("long_01", 1890.0), ("numbers_01", 550.0), ("punct_02", 450.0),
+                                        ("long_03", 1550.0)])
+def test_the_agents_repeat_in_an_unvoiced_stretch_is_searched_by_its_full_band_level(name, at_ms):
+    """40 ms the agent played twice where the sound is a fricative: -27...-35 dBFS in full band, under the
+    loudness gate (-40 dBFS) below 4 kHz, the band the repeat search runs in (browser faultbench
+    fb-browser-s16 b009 missed repeat_40 so). The copy's search gates by the full band; through libopus the
+    user hears the repeat, and with the replayed chunk lost on the way, none."""
+    from pathlib import Path
+
+    import soundfile as sf
+
+    from autortc.audio import resample
+    from autortc.metrics.fingerprints import all_repeats, copy_repeats_heard
+    from autortc.testing import opus
+
+    pytest.importorskip("av")
+    x, sr = sf.read(Path(__file__).resolve().parents[2] / "cases" / "tts" / "gold" / f"{name}.wav", dtype="float32")
+    x48 = resample(x, sr, 48000).astype(np.float32)
+    a, n = int(at_ms * 48), 40 * 48
+    band = resample(x48[a:a + n], 48000, 8000)
+    assert 20 * np.log10(np.sqrt(np.mean(x48[a:a + n] ** 2))) > -36 > -42 > 20 * np.log10(np.sqrt(np.mean(band ** 2)))
+    copy = np.concatenate([x48[:a + n], x48[a:a + n], x48[a + n:]])
+
+    def here(reps):
+        return [r for r in reps if at_ms + 20 <= r.end_ms and r.start_ms <= at_ms + 100]
+
+    assert not here(detect_repeats(copy, 48000))  # the band's gate alone does not search it
+    heard = opus.opus_roundtrip(copy, 48000)[0][: copy.size]
+    assert here(all_repeats(heard, 48000, ref=copy)), all_repeats(heard, 48000, ref=copy)
+    lost = heard.copy()
+    lost[a + n:a + 2 * n] = 0.0
+    assert not here(copy_repeats_heard(lost, copy, 48000, 0.0))
+
+
+@pytest.mark.parametrize("name", ["long_01", "long_02", "long_03", "numbers_01", "numbers_02", "numbers_03",
+                                  "punct_01", "punct_02", "punct_03", "short_01", "short_02", "short_03"])
+def test_a_clean_reply_through_opus_has_no_repeat(name):
+    """The gold sentences as the agent's copy, through libopus, nothing planted: no repeat, heard or the copy's."""
+    from pathlib import Path
+
+    import soundfile as sf
+
+    from autortc.audio import resample
+    from autortc.metrics.fingerprints import all_repeats
+    from autortc.testing import opus
+
+    pytest.importorskip("av")
+    x, sr = sf.read(Path(__file__).resolve().parents[2] / "cases" / "tts" / "gold" / f"{name}.wav", dtype="float32")
+    x48 = resample(x, sr, 48000).astype(np.float32)
+    heard = opus.opus_roundtrip(x48, 48000)[0][: x48.size]
+    assert all_repeats(heard, 48000, ref=x48) == []
