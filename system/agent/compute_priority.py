@@ -52,8 +52,8 @@ def limit_blas_threads(n: int = 1) -> None:
     the agent does (``scripts/stt_window.py --windows 8``, two passes each way) took the same wall
     time (4.7-5.0 s; decode median 129-138 ms either way) and 6.5 / 6.8 CPU-s with OpenBLAS's
     default against 4.5 / 4.4 with ``OPENBLAS_NUM_THREADS=1``. CTranslate2 and onnxruntime keep
-    their own thread settings (1 each). Applies to the libraries already loaded (threadpoolctl),
-    so call it after the models' imports."""
+    their own thread settings (1 each). Applies to the BLAS libraries already loaded (threadpoolctl):
+    numpy's is, once the worker's modules are imported."""
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=n, user_api="blas")
