@@ -178,14 +178,21 @@ def _both_loud(e1: np.ndarray, e2: np.ndarray, thr: float, L: int) -> np.ndarray
     return (e1 >= thr * thr * L * 4) & (e2 >= thr * thr * L * 4)
 
 
-def _ncc_by_period(y: np.ndarray, periods, thr: float, keep: float, full: tuple[np.ndarray, float] | None = None):
+def _gate_energy(cx: np.ndarray, r: float, n: int) -> np.ndarray:
+    """The cumulative energy ``cx`` of a signal at ``r`` times the rate of an ``n``-sample one, read at that
+    one's sample boundaries and scaled to its samples: ``(n + 1,)``, usable as :func:`_ncc_by_period`'s gate."""
+    at = np.minimum(np.round(np.arange(n + 1) * r).astype(np.int64), cx.shape[0] - 1)
+    return cx[at] / r
+
+
+def _ncc_by_period(y: np.ndarray, periods, thr: float, keep: float, gate: np.ndarray | None = None):
     """Yield ``(L, ncc)`` for periods whose NCC of ``y[t:t+L]`` vs ``y[t+L:t+2L]`` reaches ``keep`` somewhere.
 
-    ``full``: ``(x, r)``, the signal ``y`` was resampled from and its rate over ``y``'s: the loudness gate
-    (:func:`_both_loud`) is then applied to ``x``'s chunks at the same times, not to ``y``'s band."""
+    ``gate``: ``(len(y) + 1,)`` cumulative energy the loudness test (:func:`_both_loud`) reads instead of
+    ``y``'s own (:func:`_gate_energy` of the full-band signal ``y`` was resampled from)."""
     n = y.shape[0]
     c2 = np.concatenate([[0.0], np.cumsum(y * y)])
-    cf = None if full is None else np.concatenate([[0.0], np.cumsum(np.asarray(full[0], np.float64) ** 2)])
+    g = c2 if gate is None else gate
     for L in periods:
         if 2 * L >= n:
             break
@@ -194,14 +201,7 @@ def _ncc_by_period(y: np.ndarray, periods, thr: float, keep: float, full: tuple[
         num = cp[L:L + m] - cp[:m]
         e1 = c2[L:L + m] - c2[:m]
         e2 = c2[2 * L:2 * L + m] - c2[L:L + m]
-        if cf is None:
-            loud = _both_loud(e1, e2, thr, L)
-        else:
-            r = full[1]
-            at = np.minimum(np.round(np.arange(m + 2 * L) * r).astype(np.int64), cf.shape[0] - 1)
-            f1 = (cf[at[L:L + m]] - cf[at[:m]]) / r  # per sample of y, as e1
-            f2 = (cf[at[2 * L:2 * L + m]] - cf[at[L:L + m]]) / r
-            loud = _both_loud(f1, f2, thr, L)
+        loud = _both_loud(g[L:L + m] - g[:m], g[2 * L:2 * L + m] - g[L:L + m], thr, L)
         ncc = np.where(loud, num / np.sqrt(np.maximum(e1 * e2, 1e-20)), 0.0)
         if ncc.max() >= keep:
             yield L, ncc
@@ -235,23 +235,24 @@ def detect_repeats(x: np.ndarray, sr: int, *, min_period_ms: float = 35.0, max_p
 
     y = resample(np.asarray(x, np.float32), sr, analysis_sr).astype(np.float64) if sr != analysis_sr \
         else np.asarray(x, np.float64)
-    full = full_half = None
-    if full_band_gate and sr != analysis_sr:
-        xf = np.asarray(x, np.float64)
-        rms, _, _ = frame_rms(xf, sr)
-        full, full_half = (xf, sr / analysis_sr), (xf, sr / (analysis_sr // 2))
-    else:
-        rms, _, _ = frame_rms(y, analysis_sr)
-    thr = silence_threshold(rms)
     lo = int(min_period_ms * analysis_sr / 1000)
     hi = int(max_period_ms * analysis_sr / 1000)
     # coarse pass at half the rate keeps only the periods worth checking sample by sample
     half = analysis_sr // 2
     yc = resample(y.astype(np.float32), analysis_sr, half).astype(np.float64)
-    coarse = [L for L, _ in _ncc_by_period(yc, range(lo // 2, hi // 2 + 1), thr, coarse_ncc, full_half)]
+    gate = gate_half = None
+    if full_band_gate and sr != analysis_sr:
+        xf = np.asarray(x, np.float64)
+        rms, _, _ = frame_rms(xf, sr)
+        cx = np.concatenate([[0.0], np.cumsum(xf * xf)])
+        gate, gate_half = _gate_energy(cx, sr / analysis_sr, y.shape[0]), _gate_energy(cx, sr / half, yc.shape[0])
+    else:
+        rms, _, _ = frame_rms(y, analysis_sr)
+    thr = silence_threshold(rms)
+    coarse = [L for L, _ in _ncc_by_period(yc, range(lo // 2, hi // 2 + 1), thr, coarse_ncc, gate_half)]
     cand = sorted({2 * L + d for L in coarse for d in (-1, 0, 1)} & set(range(lo, hi + 1)))
     hits: list[tuple[int, int, int, float]] = []
-    for L, ncc in _ncc_by_period(y, cand, thr, min_ncc, full):
+    for L, ncc in _ncc_by_period(y, cand, thr, min_ncc, gate):
         for a, b in runs(ncc >= min_ncc):
             hits.append((a, b, L, float(ncc[a:b].max())))
     if not hits:
