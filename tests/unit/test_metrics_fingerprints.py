@@ -127,6 +127,19 @@ def test_a_swelling_periodic_vowel_is_no_frame_repeat():
     assert detect_frame_repeats(x, SR) == []
 
 
+
+def _gold48(name: str) -> np.ndarray:
+    """A gold sentence of ``cases/tts/gold`` (``name`` without .wav) as (n,) float32 at 48 kHz, as the agent's copy."""
+    from pathlib import Path
+
+    import soundfile as sf
+
+    from autortc.audio import resample
+
+    x, sr = sf.read(Path(__file__).resolve().parents[2] / "cases" / "tts" / "gold" / f"{name}.wav", dtype="float32")
+    return resample(x, sr, 48000).astype(np.float32)
+
+
 def _vowel(sr: int, seconds: float, noise: float, seed: int) -> np.ndarray:
     """A steady vowel: harmonics of 125 Hz (period 8 ms, so every 40 ms lag is 5 periods) plus white
     noise ``noise`` times the harmonics' RMS; its NCC at a 40 ms lag is 1 / (1 + noise**2)."""
@@ -168,17 +181,11 @@ def test_the_agents_own_repeat_is_found_where_the_user_hears_it_after_opus():
     """A 40 ms chunk the agent played twice (in its copy), then libopus: the codec can pull the heard
     NCC under REPEAT_NCC (fb-bots-s8: 0.974), so the copy says where to look and the heard audio
     whether the user got it. A clean copy through the same codec gives nothing."""
-    from pathlib import Path
-
-    import soundfile as sf
-
-    from autortc.audio import resample
     from autortc.metrics.fingerprints import all_repeats
     from autortc.testing import opus
 
     pytest.importorskip("av")
-    x, sr = sf.read(Path(__file__).resolve().parents[2] / "cases" / "tts" / "gold" / "long_01.wav", dtype="float32")
-    x48 = resample(x, sr, 48000).astype(np.float32)
+    x48 = _gold48("long_01")
     clean_heard = opus.opus_roundtrip(x48, 48000)[0][: x48.size]
     assert all_repeats(clean_heard, 48000, ref=x48) == []
     found = 0
@@ -200,17 +207,11 @@ def test_the_agents_repeat_in_a_quiet_stretch_reaches_the_user_although_the_code
     repeat falls to 0.00-0.89 (the codec keeps the sound, not the samples; faultbench fb-bots-s12 missed
     repeat_40 this way), yet the user hears the repeat: it must be found. The same heard audio with the
     replayed chunk lost on the way is a hole, not the agent's repeat delivered."""
-    from pathlib import Path
-
-    import soundfile as sf
-
-    from autortc.audio import resample
     from autortc.metrics.fingerprints import all_repeats, copy_repeats_heard
     from autortc.testing import opus
 
     pytest.importorskip("av")
-    x, sr = sf.read(Path(__file__).resolve().parents[2] / "cases" / "tts" / "gold" / f"{name}.wav", dtype="float32")
-    x48 = resample(x, sr, 48000).astype(np.float32)
+    x48 = _gold48(name)
     a, n = int(at_ms * 48), 40 * 48
     copy = np.concatenate([x48[:a + n], x48[a:a + n], x48[a + n:]])
     assert [q for q in detect_repeats(copy, 48000) if q.start_ms <= at_ms + 85 and q.end_ms >= at_ms + 35]
@@ -232,17 +233,12 @@ def test_the_agents_repeat_in_an_unvoiced_stretch_is_searched_by_its_full_band_l
     loudness gate (-40 dBFS) below 4 kHz, the band the repeat search runs in (browser faultbench
     fb-browser-s16 b009 missed repeat_40 so). The copy's search gates by the full band; through libopus the
     user hears the repeat, and with the replayed chunk lost on the way, none."""
-    from pathlib import Path
-
-    import soundfile as sf
-
     from autortc.audio import resample
     from autortc.metrics.fingerprints import all_repeats, copy_repeats_heard
     from autortc.testing import opus
 
     pytest.importorskip("av")
-    x, sr = sf.read(Path(__file__).resolve().parents[2] / "cases" / "tts" / "gold" / f"{name}.wav", dtype="float32")
-    x48 = resample(x, sr, 48000).astype(np.float32)
+    x48 = _gold48(name)
     a, n = int(at_ms * 48), 40 * 48
     band = resample(x48[a:a + n], 48000, 8000)
     assert 20 * np.log10(np.sqrt(np.mean(x48[a:a + n] ** 2))) > -36 > -42 > 20 * np.log10(np.sqrt(np.mean(band ** 2)))
@@ -263,16 +259,10 @@ def test_the_agents_repeat_in_an_unvoiced_stretch_is_searched_by_its_full_band_l
                                   "punct_01", "punct_02", "punct_03", "short_01", "short_02", "short_03"])
 def test_a_clean_reply_through_opus_has_no_repeat(name):
     """The gold sentences as the agent's copy, through libopus, nothing planted: no repeat, heard or the copy's."""
-    from pathlib import Path
-
-    import soundfile as sf
-
-    from autortc.audio import resample
     from autortc.metrics.fingerprints import all_repeats
     from autortc.testing import opus
 
     pytest.importorskip("av")
-    x, sr = sf.read(Path(__file__).resolve().parents[2] / "cases" / "tts" / "gold" / f"{name}.wav", dtype="float32")
-    x48 = resample(x, sr, 48000).astype(np.float32)
+    x48 = _gold48(name)
     heard = opus.opus_roundtrip(x48, 48000)[0][: x48.size]
     assert all_repeats(heard, 48000, ref=x48) == []
