@@ -354,8 +354,9 @@ class FaultWiring:
         """From the dispatch metadata (``ctx.job.metadata``), else the room's (``ctx.job.room.metadata``)."""
         job = ctx.job
         raw = job.metadata or getattr(getattr(job, "room", None), "metadata", None)
-        wiring = cls(FaultPlan.from_metadata(raw, source=f"job {job.id} metadata"), reply_text_for=reply_text_for,
-                     room=getattr(ctx, "room", None), user_audio=user_audio)
+        plan = FaultPlan.from_metadata(raw, source=f"job {job.id} metadata")
+        plan.prepare()  # at the job's start: the harness waits for agent_ready, the user for nothing
+        wiring = cls(plan, reply_text_for=reply_text_for, room=getattr(ctx, "room", None), user_audio=user_audio)
         if wiring.active and hasattr(ctx, "add_shutdown_callback"):
             ctx.add_shutdown_callback(wiring.aclose)  # the room's end cancels what the wiring started
         return wiring

@@ -307,6 +307,11 @@ class StreamApplier(ABC):
     def _finish(self) -> np.ndarray:
         return _EMPTY
 
+    @classmethod
+    def prepare(cls) -> None:
+        """Load what the applier needs before a reply exists (called at the job's start, not on the
+        reply's first frame, where a slow import would stall the agent's audio). No-op by default."""
+
 
 class Passthrough(StreamApplier):
     """No fault: returns the very arrays it is given."""
@@ -599,9 +604,15 @@ class _Lowpass(StreamApplier):
 
     ORDER = 8
 
+    @classmethod
+    def prepare(cls) -> None:
+        # scipy.signal's first import took ~0.9 s on the event loop at the reply's first frame
+        # (fault bench fb-bots-s18, the first lowpass turn: first chunk -> published 916 ms)
+        import scipy.signal  # noqa: F401
+
     def __init__(self, spec: FaultSpec, sr: int, *, reply_index: int) -> None:
         super().__init__()
-        from scipy import signal  # the agent process has scipy; only this fault needs it
+        from scipy import signal  # the agent process has scipy; only this fault needs it (prepare())
 
         if not 0 < spec.cutoff_hz < sr / 2:
             raise FaultSpecError(f"fault.cutoff_hz: {spec.cutoff_hz} Hz must be below Nyquist ({sr / 2} Hz)")
@@ -829,6 +840,11 @@ class FaultPlan:
     @property
     def kind(self) -> str | None:
         return self.spec.kind if self.spec else None
+
+    def prepare(self) -> None:
+        """Load what this plan's applier needs now (:meth:`StreamApplier.prepare`); call before the turn."""
+        if self.kind in _APPLIERS:
+            _APPLIERS[self.kind].prepare()
 
     # turn-taking hooks
     @property

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -194,6 +195,30 @@ def test_from_job_reads_dispatch_then_room_metadata_and_names_a_bad_field():
     with pytest.raises(ValueError, match=r"job AJ_1 metadata: fault\.ms"):
         FaultWiring.from_job(SimpleNamespace(job=job))
 
+
+
+def test_from_job_loads_what_a_lowpass_reply_needs_before_the_turn():
+    """The lowpass applier's scipy.signal was imported on the reply's first frame, on the agent's event
+    loop (~0.9 s: the fault bench's first lowpass turn had 916 ms from first chunk to published). The
+    job's wiring now loads it at the start. A fresh interpreter, so nothing imported it before."""
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys\n"
+        "from types import SimpleNamespace\n"
+        "from system.agent.fault_output import FaultWiring\n"
+        "def job(kind):\n"
+        "    return SimpleNamespace(job=SimpleNamespace(id='AJ', metadata=json.dumps({'fault': {'kind': kind}})))\n"
+        "FaultWiring.from_job(job('click'))\n"
+        "print('scipy.signal' in sys.modules)\n"
+        "FaultWiring.from_job(job('lowpass'))\n"
+        "print('scipy.signal' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=str(Path(__file__).resolve().parents[2]))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "True"], out.stdout + out.stderr
 
 # --- premature: the pre-synthesised reply, anchored on the first sound received from the user ---
 
