@@ -156,6 +156,7 @@ def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: T
             on = latency.first_onset(seg.samples, seg.sr)
             shift_ms = 0.0 if on is None else on / seg.sr * 1000.0
         agent_long: list[tuple[float, float]] = []
+        trailing: list[tuple[float, float]] = []  # the copy's trailing silence, heard time
         if pre_at is not None:
             # The silences of the agent's own copy are the pauses it meant, but only up to a
             # natural sentence pause (SENTENCE_PAUSE_CAP_MS) unless declared: a longer one is
@@ -171,9 +172,18 @@ def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: T
                     declared.append((g.start_ms - 20.0, g.end_ms + 20.0))
                 else:
                     agent_long.append((g.start_ms + shift_ms, g.end_ms + shift_ms))
+            # the copy's trailing silence is a pause it meant too (up to the same cap) when the heard
+            # reply has sound after it: a reply cut 1 ms into the word after a comma pause left that
+            # word's first ms under the copy's silence threshold, and the receiver played ~20 ms past
+            # the last packet (its concealment of the stream's end, -38 dBFS) after the pause: max_gap
+            # FAIL 226 ms on a clean barge-in (fault bench fb-bots-s18 b162). Only excuses heard silence;
+            # not an expected silence the heard reply is asked to keep (coverage below leaves it out)
+            end_ms = pre_at.shape[0] / seg.sr * 1000.0
+            if intended.last_sound_ms is not None and end_ms - intended.last_sound_ms <= SENTENCE_PAUSE_CAP_MS:
+                trailing = [(intended.last_sound_ms - 20.0 + shift_ms, end_ms + 20.0 + shift_ms)]
         spans = [(float(a) + shift_ms, float(b) + shift_ms) for a, b in declared]
         spans += [(float(a), float(b)) for a, b in reply_expected_silence_ms]
-        rep = continuity.detect_gaps(seg.samples, seg.sr, expected_silence_ms=spans)
+        rep = continuity.detect_gaps(seg.samples, seg.sr, expected_silence_ms=spans + trailing)
         C = res.continuity
         C.silence_threshold = rep.threshold
         C.gaps = _iv(rep.gaps)

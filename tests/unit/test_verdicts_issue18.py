@@ -256,3 +256,50 @@ def test_reply_cut_just_after_a_pause_has_no_gap_but_a_hole_there_is_one(tmp_pat
     u = load_turn(tmp_path / "u")
     res = judge_turn(compute(u.artifacts, u.audio), load_gates())
     assert res.continuity.max_gap_ms >= 200.0 and _verdicts(res)["max_gap"].status == "FAIL"
+
+
+@pytest.mark.parametrize("name", ["long_02.wav", "numbers_01.wav", "numbers_03.wav", "punct_02.wav"])
+def test_reply_cut_as_the_next_word_begins_then_concealed_by_the_receiver_has_no_gap(tmp_path, name):
+    """Fault bench fb-bots-s18 b162 (clean turn_barge_in_stop): the barge-in cut the agent's copy 1 ms
+    after the next word's first sample over -40 dBFS, so the copy's last ms stayed under its silence
+    threshold and the comma pause was the copy's trailing silence; the probe then heard ~20 ms at
+    -38 dBFS after the pause (the receiver concealing past the last packet; libopus alone leaves
+    -51 dBFS there): max_gap FAIL 226 ms. Planted here: the copy through libopus, then 30 ms of its
+    last 2.5 ms repeated at -38 dBFS with a fade (a pitch-period repeat, as a jitter buffer's expand plays).
+    Red before the copy's trailing silence counted as a pause it meant. A 230 ms hole where the copy
+    has speech is still a gap."""
+    from autortc.metrics import continuity
+    from autortc.testing.opus import opus_roundtrip
+
+    pytest.importorskip("av")
+    x = _gold(name)
+    a, b = _pause_after(x, SR, 500.0, 150.0)
+    m = (a + b) // 2
+    o = m + int(np.flatnonzero(np.abs(x[m:]) > 0.01)[0])
+    cut = o + int(0.001 * SR)
+    pre = x[:cut]
+    k = -(-cut // 960) * 960
+    sent, sr_o = opus_roundtrip(np.concatenate([pre, np.zeros(k - cut, np.float32)]), SR)
+    heard = resample(sent, sr_o, SR)[:cut]
+    period = heard[-int(0.0025 * SR):]
+    n = int(0.030 * SR)
+    period = period * (10 ** (-38 / 20) / max(float(np.sqrt(np.mean(period ** 2))), 1e-9))  # as heard in b162
+    expand = np.tile(period, -(-n // period.size))[:n] * np.linspace(1.0, 0.2, n, dtype=np.float32)
+    heard = np.concatenate([heard, expand, np.zeros(int(0.2 * SR), np.float32)]).astype(np.float32)
+    pause_ms = (b - a) / SR * 1000.0
+    # planted: the pause is a gap between sounds in what the user hears
+    assert any(abs(g.duration_ms - pause_ms) <= 40.0 for g in continuity.detect_gaps(heard, SR).gaps)
+    write_turn_folder(tmp_path / "t", pre=pre, post=heard, user=_gold("short_02.wav", 16000), delay_ms=300.0)
+    t = load_turn(tmp_path / "t")
+    res = judge_turn(compute(t.artifacts, t.audio), load_gates())
+    assert not any(abs(g.end_ms - g.start_ms - pause_ms) <= 40.0 for g in res.continuity.gaps), \
+        (pause_ms, res.continuity.gaps)
+    assert any(abs(g.end_ms - g.start_ms - pause_ms) <= 40.0 for g in res.continuity.excused_gaps), \
+        (pause_ms, res.continuity.gaps, res.continuity.excused_gaps)
+    h = int(a - 0.300 * SR)
+    holed = heard.copy()
+    holed[h:h + int(0.230 * SR)] = 0.0
+    write_turn_folder(tmp_path / "u", pre=pre, post=holed, user=_gold("short_02.wav", 16000), delay_ms=300.0)
+    u = load_turn(tmp_path / "u")
+    res = judge_turn(compute(u.artifacts, u.audio), load_gates())
+    assert res.continuity.max_gap_ms >= 200.0 and _verdicts(res)["max_gap"].status == "FAIL"
