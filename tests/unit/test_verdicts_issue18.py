@@ -215,17 +215,10 @@ def test_no_transcriber_on_a_p0_keyword_turn_is_not_green(tmp_path):
 # ------------------------------------------------- a reply cut just after a pause (barge-in)
 
 
-@pytest.mark.parametrize("name,into_ms", [("long_02.wav", 6.0), ("numbers_01.wav", 2.0), ("numbers_03.wav", 2.0),
-                                           ("punct_02.wav", 2.0)])
-def test_reply_cut_just_after_a_pause_has_no_gap_but_a_hole_there_is_one(tmp_path, name, into_ms):
-    """Suite run base16a, turn_barge_in_stop: the barge-in cut the agent's copy 6 ms into the word
-    after the story's comma pause. Those ms were in the copy's partial last 10 ms frame, unmeasured,
-    so the pause was the copy's trailing silence and no intended pause of its own, while the heard
-    reply (the copy through Opus) had sound after it: a 226 ms max_gap FAIL on a clean turn. Planted
-    on real piper through real libopus; before the fix each pause counted as a gap (170-330 ms, the
-    gate FAILs from 200 ms), the fix excuses it as the copy's own. A 230 ms hole
-    where the copy has speech is still a gap."""
-    from autortc.metrics import continuity
+def _cut_after_pause(name: str, into_ms: float) -> tuple[int, int, np.ndarray, np.ndarray]:
+    """A gold sentence's copy cut ``into_ms`` after the first sample over -40 dBFS of the word after its
+    first pause (>= 150 ms, after 500 ms), and that copy through real libopus with its last 20 ms frame
+    zero-filled: ``(pause start, pause end, copy, heard)``, samples at ``SR``."""
     from autortc.testing.opus import opus_roundtrip
 
     pytest.importorskip("av")
@@ -237,7 +230,33 @@ def test_reply_cut_just_after_a_pause_has_no_gap_but_a_hole_there_is_one(tmp_pat
     pre = x[:cut]
     k = -(-cut // 960) * 960  # the agent's last 20 ms frame, zero-filled
     sent, sr_o = opus_roundtrip(np.concatenate([pre, np.zeros(k - cut, np.float32)]), SR)
-    heard = resample(sent, sr_o, SR)
+    return a, b, pre, resample(sent, sr_o, SR)
+
+
+def _hole_before_pause_fails(tmp_path: Path, pre: np.ndarray, heard: np.ndarray, a: int) -> None:
+    """The same reply with 230 ms of its speech before the pause lost on the path: a max_gap FAIL."""
+    h = int(a - 0.300 * SR)
+    holed = heard.copy()
+    holed[h:h + int(0.230 * SR)] = 0.0
+    write_turn_folder(tmp_path / "u", pre=pre, post=holed, user=_gold("short_02.wav", 16000), delay_ms=300.0)
+    u = load_turn(tmp_path / "u")
+    res = judge_turn(compute(u.artifacts, u.audio), load_gates())
+    assert res.continuity.max_gap_ms >= 200.0 and _verdicts(res)["max_gap"].status == "FAIL"
+
+
+@pytest.mark.parametrize("name,into_ms", [("long_02.wav", 6.0), ("numbers_01.wav", 2.0), ("numbers_03.wav", 2.0),
+                                           ("punct_02.wav", 2.0)])
+def test_reply_cut_just_after_a_pause_has_no_gap_but_a_hole_there_is_one(tmp_path, name, into_ms):
+    """Suite run base16a, turn_barge_in_stop: the barge-in cut the agent's copy 6 ms into the word
+    after the story's comma pause. Those ms were in the copy's partial last 10 ms frame, unmeasured,
+    so the pause was the copy's trailing silence and no intended pause of its own, while the heard
+    reply (the copy through Opus) had sound after it: a 226 ms max_gap FAIL on a clean turn. Planted
+    on real piper through real libopus; before the fix each pause counted as a gap (170-330 ms, the
+    gate FAILs from 200 ms), the fix excuses it as the copy's own. A 230 ms hole
+    where the copy has speech is still a gap."""
+    from autortc.metrics import continuity
+
+    a, b, pre, heard = _cut_after_pause(name, into_ms)
     pause_ms = (b - a) / SR * 1000.0
     # planted as in base16a: heard, the pause is a gap between sounds
     assert any(abs(g.duration_ms - pause_ms) <= 40.0 for g in continuity.detect_gaps(heard, SR).gaps)
@@ -248,14 +267,7 @@ def test_reply_cut_just_after_a_pause_has_no_gap_but_a_hole_there_is_one(tmp_pat
     # excused as a pause the agent meant (the heard segment's ms start at its own first sound)
     assert any(abs(g.end_ms - g.start_ms - pause_ms) <= 40.0 for g in res.continuity.excused_gaps), \
         (pause_ms, res.continuity.excused_gaps)
-    # the same reply with 230 ms of its speech before the pause lost on the path
-    h = int(a - 0.300 * SR)
-    holed = heard.copy()
-    holed[h:h + int(0.230 * SR)] = 0.0
-    write_turn_folder(tmp_path / "u", pre=pre, post=holed, user=_gold("short_02.wav", 16000), delay_ms=300.0)
-    u = load_turn(tmp_path / "u")
-    res = judge_turn(compute(u.artifacts, u.audio), load_gates())
-    assert res.continuity.max_gap_ms >= 200.0 and _verdicts(res)["max_gap"].status == "FAIL"
+    _hole_before_pause_fails(tmp_path, pre, heard, a)
 
 
 @pytest.mark.parametrize("name", ["long_02.wav", "numbers_01.wav", "numbers_03.wav", "punct_02.wav"])
@@ -269,21 +281,12 @@ def test_reply_cut_as_the_next_word_begins_then_concealed_by_the_receiver_has_no
     Red before the copy's trailing silence counted as a pause it meant. A 230 ms hole where the copy
     has speech is still a gap."""
     from autortc.metrics import continuity
-    from autortc.testing.opus import opus_roundtrip
 
-    pytest.importorskip("av")
-    x = _gold(name)
-    a, b = _pause_after(x, SR, 500.0, 150.0)
-    m = (a + b) // 2
-    o = m + int(np.flatnonzero(np.abs(x[m:]) > 0.01)[0])
-    cut = o + int(0.001 * SR)
-    pre = x[:cut]
-    k = -(-cut // 960) * 960
-    sent, sr_o = opus_roundtrip(np.concatenate([pre, np.zeros(k - cut, np.float32)]), SR)
-    heard = resample(sent, sr_o, SR)[:cut]
+    a, b, pre, heard = _cut_after_pause(name, 1.0)
+    heard = heard[:pre.size]
     period = heard[-int(0.0025 * SR):]
-    n = int(0.030 * SR)
     period = period * (10 ** (-38 / 20) / max(float(np.sqrt(np.mean(period ** 2))), 1e-9))  # as heard in b162
+    n = int(0.030 * SR)
     expand = np.tile(period, -(-n // period.size))[:n] * np.linspace(1.0, 0.2, n, dtype=np.float32)
     heard = np.concatenate([heard, expand, np.zeros(int(0.2 * SR), np.float32)]).astype(np.float32)
     pause_ms = (b - a) / SR * 1000.0
@@ -296,10 +299,4 @@ def test_reply_cut_as_the_next_word_begins_then_concealed_by_the_receiver_has_no
         (pause_ms, res.continuity.gaps)
     assert any(abs(g.end_ms - g.start_ms - pause_ms) <= 40.0 for g in res.continuity.excused_gaps), \
         (pause_ms, res.continuity.gaps, res.continuity.excused_gaps)
-    h = int(a - 0.300 * SR)
-    holed = heard.copy()
-    holed[h:h + int(0.230 * SR)] = 0.0
-    write_turn_folder(tmp_path / "u", pre=pre, post=holed, user=_gold("short_02.wav", 16000), delay_ms=300.0)
-    u = load_turn(tmp_path / "u")
-    res = judge_turn(compute(u.artifacts, u.audio), load_gates())
-    assert res.continuity.max_gap_ms >= 200.0 and _verdicts(res)["max_gap"].status == "FAIL"
+    _hole_before_pause_fails(tmp_path, pre, heard, a)
