@@ -196,7 +196,6 @@ def test_from_job_reads_dispatch_then_room_metadata_and_names_a_bad_field():
         FaultWiring.from_job(SimpleNamespace(job=job))
 
 
-
 def test_from_job_loads_what_a_lowpass_reply_needs_before_the_turn():
     """The lowpass applier's scipy.signal was imported on the reply's first frame, on the agent's event
     loop (~0.9 s: the fault bench's first lowpass turn had 916 ms from first chunk to published). The
@@ -219,6 +218,7 @@ def test_from_job_loads_what_a_lowpass_reply_needs_before_the_turn():
                          cwd=str(Path(__file__).resolve().parents[2]))
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "True"], out.stdout + out.stderr
+
 
 # --- premature: the pre-synthesised reply, anchored on the first sound received from the user ---
 

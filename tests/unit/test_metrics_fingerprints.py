@@ -127,7 +127,6 @@ def test_a_swelling_periodic_vowel_is_no_frame_repeat():
     assert detect_frame_repeats(x, SR) == []
 
 
-
 def _gold48(name: str) -> np.ndarray:
     """A gold sentence of ``cases/tts/gold`` (``name`` without .wav) as (n,) float32 at 48 kHz, as the agent's copy."""
     from pathlib import Path
