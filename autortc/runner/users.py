@@ -278,8 +278,14 @@ class BrowserUser(UserSide):
                 raise AgentFailure("NO_AGENT", f"no agent joined room {self.room} (browser: {exc})") from exc
             raise HarnessSetupError(f"browser: {exc}") from exc
         finally:
+            # The probe's ready is owned here: cancelled if the page failed first and always
+            # awaited, so an error of its own that the page's error outranked is logged with the
+            # trace_id rather than dropped as "Task exception was never retrieved" at GC.
             if not ready.done():
                 ready.cancel()
+            (outcome,) = await asyncio.gather(ready, return_exceptions=True)
+            if isinstance(outcome, Exception):
+                log.info("trace_id=%s probe ready ended with %r", trace_id, outcome)
         full_start = 0  # the probe records from its first frame, before the page's mic opens
         await settle(self.probe, tr, case, self.timeouts)
         probe_block, agent_blk = probe_artifacts(self.probe, tr, out_dir, full_start=full_start, timeouts=self.timeouts)

@@ -8,7 +8,9 @@ that played nothing while the probe got a reply is a harness problem.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +46,7 @@ class _Probe:
             tr.replies[0] = ReplyEvents(0, start_msg={"type": "reply_start"})
         return tr
 
-    async def ready(self) -> None:
+    async def ready(self, timeout_s: float) -> None:
         await asyncio.Event().wait()  # the page fails first; BrowserUser cancels this
 
     async def aclose(self) -> None:
@@ -96,3 +98,23 @@ async def test_other_page_failures_stay_harness_problems(monkeypatch, tmp_path, 
     with pytest.raises(HarnessSetupError) as ei:
         await _play(monkeypatch, tmp_path, case, probe, cause)
     assert isinstance(ei.value, RETRYABLE) and cause in str(ei.value) and probe.closed
+
+
+class _ProbeThatFailsToo(_Probe):
+    """A probe whose own ready fails at once (an agent that never answers), beside the page's failure."""
+
+    async def ready(self, timeout_s: float) -> None:
+        raise RuntimeError("probe ready failed")
+
+
+async def test_the_probes_own_error_is_retrieved_when_the_pages_error_wins(monkeypatch, tmp_path, case, caplog):
+    # An unretrieved task error is logged at GC, wherever GC runs next (on CPython 3.11, inside an
+    # ast.parse that then fails with "AST constructor recursion depth mismatch").
+    caplog.set_level(logging.INFO, logger="autortc.runner")
+    unretrieved: list[dict] = []
+    asyncio.get_running_loop().set_exception_handler(lambda loop, ctx: unretrieved.append(ctx))
+    with pytest.raises(HarnessSetupError):
+        await _play(monkeypatch, tmp_path, case, _ProbeThatFailsToo(reply=True), "no_playout")
+    gc.collect()
+    assert not unretrieved, [c.get("message") for c in unretrieved]
+    assert any("t1" in r.getMessage() and "probe ready failed" in r.getMessage() for r in caplog.records)
