@@ -521,6 +521,12 @@ class TcpForwarder:
             await asyncio.gather(pipe(reader, up_w), pipe(up_r, writer))
         except (OSError, asyncio.TimeoutError) as e:
             logger.debug("TCP forwarder connection ended: %s", e)
+        except asyncio.CancelledError:
+            if not self._closed:
+                raise
+            # aclose() cut this connection and awaits the task itself. Ending it normally keeps
+            # Python 3.11's start_server callback from calling exception() on a cancelled task,
+            # which logs a CancelledError traceback at ERROR for every connection still open.
         finally:
             for w in (writer, up_w):
                 if w is not None:

@@ -218,6 +218,30 @@ async def test_tcp_forwarder_pipes_both_ways_and_closes():
     assert fwd.connections_total == 1
 
 
+
+async def test_tcp_forwarder_closing_with_a_connection_open_logs_no_error():
+    """aclose() while a connection is piping (the signalling WebSocket at the end of a run)."""
+    upstream_has_it = asyncio.Event()
+
+    async def hold(reader, writer):
+        upstream_has_it.set()
+        await reader.read(100)
+        writer.close()
+
+    server = await asyncio.start_server(hold, LOOP, 0)
+    errors: list[dict] = []
+    asyncio.get_running_loop().set_exception_handler(lambda loop, ctx: errors.append(ctx))
+    fwd = await TcpForwarder(listen=(LOOP, 0), upstream=server.sockets[0].getsockname()[:2]).start()
+    _, writer = await asyncio.open_connection(*fwd.address)
+    await asyncio.wait_for(upstream_has_it.wait(), 2.0)
+    await fwd.aclose()
+    for _ in range(3):  # the stream's done-callback runs on the loop's next turns
+        await asyncio.sleep(0)
+    writer.close()
+    server.close()
+    await server.wait_closed()
+    assert not errors, [c.get("message") for c in errors]
+
 def test_direction_stats_rfc3550_and_reorder_count():
     seq = np.array([0, 1, 3, 2, 4])
     d = np.array([10.0, 12.0, 10.0, 14.0, 10.0])
