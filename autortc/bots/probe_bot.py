@@ -73,12 +73,15 @@ class ProbeBot:
         self.receiver: list[ReceiverSample] = []
         self._stats_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._agent_seen: str | None = None  # identity of the agent whose audio is recorded
+        self._agent_left = asyncio.Event()
 
     # -- connection and barriers ----------------------------------------------------------
 
     async def connect(self, *, timeout_s: float = 15.0) -> None:
         self.room.on("track_subscribed", self._on_track)
         self.room.on("data_received", self._on_data)
+        self.room.on("participant_disconnected", self._on_participant_left)
         self.room.register_byte_stream_handler(PRE_RTC_TOPIC, self._on_pre_rtc)
         token = self.target.token(room=self.room_name, identity=self.identity, kind="agent")
         # kind=agent: observers are not "the user" for agents that link to the first standard participant
@@ -115,7 +118,33 @@ class ProbeBot:
         if not self.agent_identity and participant.kind != rtc.ParticipantKind.PARTICIPANT_KIND_AGENT:
             return
         log.info("room=%s subscribed to agent %s track %s", self.room_name, participant.identity, track.sid)
+        self._agent_seen = participant.identity
         self._track_fut.set_result(track)  # type: ignore[arg-type]
+
+    def _on_participant_left(self, participant: rtc.RemoteParticipant) -> None:
+        if participant.identity == self._agent_seen:
+            self._agent_left.set()
+
+    async def wait_agent_left(self, *, timeout_s: float) -> bool:
+        """Wait until the agent whose audio this probe records has left the room on its own.
+
+        True when it left (or none was seen, or it is already gone), False after ``timeout_s``
+        seconds with it still in the room. Called once the user has left, before the room is
+        deleted: a room the server ends under the agent strands the agent's published track in
+        the LiveKit SDK (one native ``AudioSourceCapture`` thread per room, ~0.25 % of a core each
+        for the life of the agent's process: livekit/rust-sdks#1443), so a long run would slow the
+        agent under test with every case it served.
+        """
+        ident = self._agent_seen
+        if ident is None or self._agent_left.is_set():
+            return True
+        if ident not in {p.identity for p in self.room.remote_participants.values()}:
+            return True
+        try:
+            await asyncio.wait_for(self._agent_left.wait(), timeout_s)
+        except asyncio.TimeoutError:
+            return False
+        return True
 
     async def _record(self, track: rtc.RemoteAudioTrack) -> None:
         stream = rtc.AudioStream.from_track(track=track, sample_rate=PROBE_SR, num_channels=1)

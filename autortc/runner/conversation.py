@@ -44,7 +44,10 @@ class TurnError(HarnessSetupError):
 @dataclass(frozen=True, kw_only=True)
 class TurnTimeouts:
     """Seconds. ``quiet_s``: the agent counts as done after this long with no reply playing.
-    ``join_s``: for the agent to join the room, publish its track and answer ``probe_ready``."""
+    ``join_s``: for the agent to join the room, publish its track and answer ``probe_ready``.
+    ``leave_s``: after the user left, for the agent to leave the room before the probe leaves and
+    the room is deleted (:meth:`~autortc.bots.probe_bot.ProbeBot.wait_agent_left`); an agent still
+    there after it is left to the room's deletion, as before."""
 
     join_s: float = 30.0
     lead_in_s: float = 0.3
@@ -54,6 +57,7 @@ class TurnTimeouts:
     max_turn_s: float = 60.0
     trace_s: float = 3.0
     reply_tail_ms: float = 300.0
+    leave_s: float = 5.0
 
 
 def _load_segment_pcm(path: Path, sr: int) -> np.ndarray:

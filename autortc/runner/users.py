@@ -99,6 +99,16 @@ async def probe_ready(probe: ProbeBot, timeout_s: float) -> None:
         raise
 
 
+async def leave_after_agent(probe: ProbeBot, timeout_s: float) -> None:
+    """Once the user has left: wait up to ``timeout_s`` s for the agent to leave on its own."""
+    t0 = time.monotonic()
+    if await probe.wait_agent_left(timeout_s=timeout_s):
+        log.debug("room=%s agent left %.0f ms after the user", probe.room_name, (time.monotonic() - t0) * 1000)
+    else:
+        log.info("room=%s the agent was still in the room %.1f s after its user left; the room is deleted "
+                 "under it", probe.room_name, timeout_s)
+
+
 class UserSide(abc.ABC):
     """One user and its probe in one room; ``async with`` = ``join()`` … ``aclose()``."""
 
@@ -180,9 +190,21 @@ class BotUser(UserSide):
         return art
 
     async def _aclose_impl(self) -> None:
-        results = await asyncio.gather(self.user.aclose(), self.probe.aclose(), return_exceptions=True)
+        # The user leaves first, as a caller hangs up; the probe stays until the agent has left on
+        # its own, so the room is not deleted under it (ProbeBot.wait_agent_left says why).
+        results: list[BaseException | None] = []
+        try:
+            await self.user.aclose()
+            results.append(None)
+        except Exception as exc:
+            results.append(exc)
+        await leave_after_agent(self.probe, self.timeouts.leave_s)
+        try:
+            await self.probe.aclose()
+        except Exception as exc:
+            results.append(exc)
         for r in results:  # both closed; the first failure is raised
-            if isinstance(r, BaseException):
+            if r is not None:
                 raise r
 
 
@@ -312,4 +334,6 @@ class BrowserUser(UserSide):
         if self._browser is not None and not self._browser.done():
             self._browser.cancel()
             await asyncio.gather(self._browser, return_exceptions=True)
+        if self._browser is not None:  # the page has left: as the bots' user (BotUser._aclose_impl)
+            await leave_after_agent(self.probe, self.timeouts.leave_s)
         await self.probe.aclose()

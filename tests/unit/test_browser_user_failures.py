@@ -36,7 +36,7 @@ class _Probe:
     """The probe's surface BrowserUser uses; ``reply``: a reply_start arrives for the trace."""
 
     def __init__(self, *, reply: bool, agent_here: bool = True) -> None:
-        self.reply, self.agent_identity = reply, "agent-1"
+        self.reply, self.agent_identity, self.room_name = reply, "agent-1", "r"
         self.room = _Room(["agent-1"] if agent_here else [])
         self.closed = False
 
@@ -48,6 +48,9 @@ class _Probe:
 
     async def ready(self, timeout_s: float) -> None:
         await asyncio.Event().wait()  # the page fails first; BrowserUser cancels this
+
+    async def wait_agent_left(self, *, timeout_s: float) -> bool:
+        return True
 
     async def aclose(self) -> None:
         self.closed = True
