@@ -82,6 +82,7 @@ class ProbeBot:
         self.room.on("track_subscribed", self._on_track)
         self.room.on("data_received", self._on_data)
         self.room.on("participant_disconnected", self._on_participant_left)
+        self.room.on("track_unpublished", self._on_track_unpublished)
         self.room.register_byte_stream_handler(PRE_RTC_TOPIC, self._on_pre_rtc)
         token = self.target.token(room=self.room_name, identity=self.identity, kind="agent")
         # kind=agent: observers are not "the user" for agents that link to the first standard participant
@@ -125,11 +126,20 @@ class ProbeBot:
         if participant.identity == self._agent_seen:
             self._agent_left.set()
 
-    async def wait_agent_left(self, *, timeout_s: float) -> bool:
-        """Wait until the agent whose audio this probe records has left the room on its own.
+    def _on_track_unpublished(self, pub: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant) -> None:
+        if participant.identity == self._agent_seen and not self._published_by(participant):
+            self._agent_left.set()  # its media released: the rest of its leaving holds nothing native
 
-        True when it left (or none was seen, or it is already gone), False after ``timeout_s``
-        seconds with it still in the room. Called once the user has left, before the room is
+    @staticmethod
+    def _published_by(participant: rtc.RemoteParticipant) -> bool:
+        return any(p.kind == rtc.TrackKind.KIND_AUDIO for p in participant.track_publications.values())
+
+    async def wait_agent_left(self, *, timeout_s: float) -> bool:
+        """Wait until the agent whose audio this probe records has released its audio track
+        (unpublished it) or left the room, on its own.
+
+        True when it did (or none was seen, or it is already gone), False after ``timeout_s``
+        seconds with it still publishing. Called once the user has left, before the room is
         deleted: a room the server ends under the agent strands the agent's published track in
         the LiveKit SDK (one native ``AudioSourceCapture`` thread per room, ~0.25 % of a core each
         for the life of the agent's process: livekit/rust-sdks#1443), so a long run would slow the
@@ -138,7 +148,8 @@ class ProbeBot:
         ident = self._agent_seen
         if ident is None or self._agent_left.is_set():
             return True
-        if ident not in {p.identity for p in self.room.remote_participants.values()}:
+        agent = next((p for p in self.room.remote_participants.values() if p.identity == ident), None)
+        if agent is None or not self._published_by(agent):
             return True
         try:
             await asyncio.wait_for(self._agent_left.wait(), timeout_s)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from livekit import rtc
 
 from autortc.bots.probe_bot import ProbeBot
 from autortc.bots.target import Target
@@ -18,9 +19,15 @@ pytestmark = pytest.mark.unit
 TARGET = Target(livekit_url="ws://127.0.0.1:1", api_key="k", api_secret="s")
 
 
+class _Publication:
+    def __init__(self, sid: str) -> None:
+        self.sid, self.kind = sid, rtc.TrackKind.KIND_AUDIO
+
+
 class _Participant:
     def __init__(self, identity: str) -> None:
         self.identity = identity
+        self.track_publications = {"TR_1": _Publication("TR_1")}
 
 
 class _Room:
@@ -40,6 +47,19 @@ async def test_wait_agent_left_returns_when_the_recorded_agent_leaves():
     assert not waiter.done()
     probe._on_participant_left(_Participant("agent-1"))
     assert await asyncio.wait_for(waiter, 1.0) is True
+
+
+async def test_wait_agent_left_returns_when_the_agent_unpublishes_its_audio():
+    probe = ProbeBot(TARGET, room="r")
+    probe.room = _Room(["agent-1"])  # type: ignore[assignment]
+    probe._agent_seen = "agent-1"
+    agent = probe.room.remote_participants["agent-1"]
+    waiter = asyncio.ensure_future(probe.wait_agent_left(timeout_s=5.0))
+    await asyncio.sleep(0)
+    pub = agent.track_publications.pop("TR_1")  # the SDK drops the publication, then emits
+    probe._on_track_unpublished(pub, agent)
+    assert await asyncio.wait_for(waiter, 1.0) is True
+    assert await probe.wait_agent_left(timeout_s=0.05) is True  # released: no second wait
 
 
 async def test_wait_agent_left_does_not_wait_for_an_agent_not_in_the_room():
