@@ -74,7 +74,7 @@ class ProbeBot:
         self._stats_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._agent_seen: str | None = None  # identity of the agent whose audio is recorded
-        self._agent_left = asyncio.Event()
+        self._agent_released = asyncio.Event()
 
     # -- connection and barriers ----------------------------------------------------------
 
@@ -124,11 +124,11 @@ class ProbeBot:
 
     def _on_participant_left(self, participant: rtc.RemoteParticipant) -> None:
         if participant.identity == self._agent_seen:
-            self._agent_left.set()
+            self._agent_released.set()
 
     def _on_track_unpublished(self, pub: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant) -> None:
         if participant.identity == self._agent_seen and not self._published_by(participant):
-            self._agent_left.set()  # its media released: the rest of its leaving holds nothing native
+            self._agent_released.set()  # its media released: the rest of its leaving holds nothing native
 
     @staticmethod
     def _published_by(participant: rtc.RemoteParticipant) -> bool:
@@ -146,13 +146,13 @@ class ProbeBot:
         agent under test with every case it served.
         """
         ident = self._agent_seen
-        if ident is None or self._agent_left.is_set():
+        if ident is None or self._agent_released.is_set():
             return True
         agent = next((p for p in self.room.remote_participants.values() if p.identity == ident), None)
         if agent is None or not self._published_by(agent):
             return True
         try:
-            await asyncio.wait_for(self._agent_left.wait(), timeout_s)
+            await asyncio.wait_for(self._agent_released.wait(), timeout_s)
         except asyncio.TimeoutError:
             return False
         return True

@@ -45,9 +45,9 @@ class TurnError(HarnessSetupError):
 class TurnTimeouts:
     """Seconds. ``quiet_s``: the agent counts as done after this long with no reply playing.
     ``join_s``: for the agent to join the room, publish its track and answer ``probe_ready``.
-    ``leave_s``: after the user left, for the agent to leave the room before the probe leaves and
-    the room is deleted (:meth:`~autortc.bots.probe_bot.ProbeBot.wait_agent_left`); an agent still
-    there after it is left to the room's deletion, as before."""
+    ``leave_s``: after the user left, for the agent to unpublish its audio or leave the room before
+    the probe leaves and the room is deleted (:meth:`~autortc.bots.probe_bot.ProbeBot.wait_agent_left`);
+    an agent still publishing after it is left to the room's deletion, as before."""
 
     join_s: float = 30.0
     lead_in_s: float = 0.3

@@ -100,10 +100,10 @@ async def probe_ready(probe: ProbeBot, timeout_s: float) -> None:
 
 
 async def leave_after_agent(probe: ProbeBot, timeout_s: float) -> None:
-    """Once the user has left: wait up to ``timeout_s`` s for the agent to leave on its own."""
+    """Once the user has left: wait up to ``timeout_s`` s for the agent to unpublish its audio or leave."""
     t0 = time.monotonic()
     if await probe.wait_agent_left(timeout_s=timeout_s):
-        log.debug("room=%s agent left %.0f ms after the user", probe.room_name, (time.monotonic() - t0) * 1000)
+        log.debug("room=%s agent released its audio %.0f ms after the user left", probe.room_name, (time.monotonic() - t0) * 1000)
     else:
         log.info("room=%s the agent was still in the room %.1f s after its user left; the room is deleted "
                  "under it", probe.room_name, timeout_s)
@@ -190,22 +190,20 @@ class BotUser(UserSide):
         return art
 
     async def _aclose_impl(self) -> None:
-        # The user leaves first, as a caller hangs up; the probe stays until the agent has left on
-        # its own, so the room is not deleted under it (ProbeBot.wait_agent_left says why).
-        results: list[BaseException | None] = []
+        # The user leaves first, as a caller hangs up; the probe stays until the agent has released
+        # its audio, so the room is not deleted under it (ProbeBot.wait_agent_left says why).
+        errors: list[Exception] = []
         try:
             await self.user.aclose()
-            results.append(None)
         except Exception as exc:
-            results.append(exc)
+            errors.append(exc)
         await leave_after_agent(self.probe, self.timeouts.leave_s)
         try:
             await self.probe.aclose()
         except Exception as exc:
-            results.append(exc)
-        for r in results:  # both closed; the first failure is raised
-            if r is not None:
-                raise r
+            errors.append(exc)
+        if errors:  # both closed; the first failure is raised
+            raise errors[0]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -61,4 +61,3 @@ def test_rooms_served_leave_no_capture_thread_in_the_agent(stack, tmp_path):
     print(f"agent {THREAD} threads: {before} before, {after} after {len(cases)} rooms; "
           f"agent process threads now {sum(psutil.Process(p).num_threads() for p in _agent_pids())}")
     assert after <= before, f"{after - before} of {len(cases)} rooms left a capture thread running in the agent"
-

@@ -218,7 +218,6 @@ async def test_tcp_forwarder_pipes_both_ways_and_closes():
     assert fwd.connections_total == 1
 
 
-
 async def test_tcp_forwarder_closing_with_a_connection_open_logs_no_error():
     """aclose() while a connection is piping (the signalling WebSocket at the end of a run)."""
     upstream_has_it = asyncio.Event()
