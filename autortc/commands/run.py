@@ -158,7 +158,11 @@ def register(app: typer.Typer) -> None:
     def run(
         suite: str = typer.Option("fast", help="suite name in the cases file (fast, nightly, ...)"),
         cases: Path = typer.Option(DEFAULT_CASES, help="cases JSON (WAV paths relative to it)"),
-        jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="cases in parallel rooms"),
+        jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="cases in parallel rooms (set up, torn down and "
+                                 "analysed while another room's turn is live)"),
+        concurrent_turns: int = typer.Option(1, "--concurrent-turns", min=1, help="at most this many rooms with a turn "
+                                             "live at once (user speaking to agent done); 1: each turn has the agent "
+                                             "to itself; = --jobs: every room talks at once, a load test"),
         max_attempts: int = typer.Option(3, min=1, help="attempts per case on harness problems"),
         turns: int = typer.Option(None, help="conversation suites: number of turns"),
         gates: Path = typer.Option(None, help="TOML overriding gate thresholds for this run"),
@@ -220,7 +224,7 @@ def register(app: typer.Typer) -> None:
 
         try:
             opts = RunOptions(target=tgt, cases_path=cases, suite=suite, out_root=out, run_id=run_id, jobs=jobs,
-                              max_attempts=max_attempts, turns=turns, gates_path=gates, only=tuple(only),
+                              concurrent_turns=concurrent_turns, max_attempts=max_attempts, turns=turns, gates_path=gates, only=tuple(only),
                               perceptual=perceptual, via=via, progress=progress, token_url=token_url,  # type: ignore[arg-type]
                               transcriber=transcriber or None, verbosity=verbosity)
             one = (lambda o: _run_with_profile(o, ports, profile, profiles_file, measure_s, measure_pps)) if profile else None

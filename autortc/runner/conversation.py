@@ -6,6 +6,7 @@ agent has answered and gone quiet, and write the turn's artifacts under its trac
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -29,10 +30,12 @@ from autortc.artifacts import (
 )
 from autortc.bots.barrier import HarnessSetupError
 from autortc.bots.probe_bot import AUDIBLE_RMS, PROBE_SR, ProbeBot, TraceEvents
+from autortc.bots.mic import PlacedSegment
 from autortc.bots.user_bot import UserBot
 from autortc.protocol.messages import OPTIONAL, REQUIRED
 from autortc.cases import Case
 from autortc.metrics.latency import first_onset, reply_start
+from autortc.runner.live_slots import LiveSlots
 
 log = logging.getLogger("autortc.runner")
 
@@ -94,13 +97,27 @@ async def run_turn(
     run_id: str,
     out_dir: Path,
     timeouts: TurnTimeouts = TurnTimeouts(),
+    slots: LiveSlots | None = None,
 ) -> TurnArtifacts:
     """Drive one turn and write ``user.wav``, ``pre_rtc.wav``, ``post_rtc_full.wav``,
     ``post_rtc_reply.wav`` and ``trace.json`` into ``out_dir``. Returns the turn's contract.
 
+    ``slots``: the run's :class:`~autortc.runner.live_slots.LiveSlots`; the turn holds one from
+    ``turn_start`` until the agent is done (:func:`settle`), so no more turns than it allows are
+    live at once in the run (``None``: no limit). The mic sends silence while the turn waits.
+
     Raises ``TurnError`` when an anchor (the agent's speech) never came, so the
     anchored segment could not be placed.
     """
+    async with (slots.slot(trace_id) if slots is not None else contextlib.nullcontext()):
+        tr, full_start, mic_start, placed = await _live_turn(user, probe, case, trace_id, turn_index, timeouts)
+    return _write_artifacts(user, probe, case, tr, placed, trace_id, turn_index, run_id, out_dir,
+                            full_start=full_start, mic_start=mic_start, timeouts=timeouts)
+
+
+async def _live_turn(user: UserBot, probe: ProbeBot, case: Case, trace_id: str, turn_index: int,
+                     timeouts: TurnTimeouts) -> tuple[TraceEvents, int, int, list[PlacedSegment]]:
+    """The live part of :func:`run_turn`: start the trace, place the segments, wait until the agent is done."""
     sr = user.mic.sr
     tr = probe.begin_trace(trace_id)
     full_start = probe.samples
@@ -129,8 +146,7 @@ async def run_turn(
     await user.wait_published(user.mic.last_segment_end(), timeout_s=timeouts.max_turn_s)
 
     await settle(probe, tr, case, timeouts)
-    return _write_artifacts(user, probe, case, tr, placed, trace_id, turn_index, run_id, out_dir,
-                            full_start=full_start, mic_start=mic_start, timeouts=timeouts)
+    return tr, full_start, mic_start, placed
 
 
 async def settle(probe: ProbeBot, tr: TraceEvents, case: Case, timeouts: TurnTimeouts) -> None:

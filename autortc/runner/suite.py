@@ -36,6 +36,7 @@ from autortc.metrics.receivers import agreement, pairs_from_turns
 from autortc.results import CaseResult, TurnResult, write_json
 from autortc.runner import analysis
 from autortc.runner.conversation import TurnTimeouts
+from autortc.runner.live_slots import LiveSlots
 from autortc.runner.paths import check_id, child, new_run_id, new_trace_id
 from autortc.runner.users import AgentFailure, BotUser, BrowserPath, BrowserUser, UserSide
 
@@ -74,6 +75,9 @@ class RunOptions:
     out_root: Path = Path("output/runs")
     run_id: str | None = None
     jobs: int = 1
+    # at most this many of the ``jobs`` rooms have a turn live at once (autortc.runner.live_slots);
+    # None: as many as ``jobs`` (every room talks at once: a load test)
+    concurrent_turns: int | None = 1
     max_attempts: int = 3
     turns: int | None = None  # conversation suites: override the suite's turn count
     gates_path: Path | None = None
@@ -136,6 +140,11 @@ class SuiteRunner:
         self._pool = None
         self._rep = None
         self._summary_lock = asyncio.Lock()
+        live = opts.jobs if opts.concurrent_turns is None else opts.concurrent_turns
+        if live < 1:
+            raise ValueError(f"concurrent_turns: expected >= 1 or None, got {opts.concurrent_turns!r}")
+        # more slots than rooms would change nothing: the limit is min(jobs, concurrent_turns)
+        self.slots = LiveSlots(min(live, max(1, opts.jobs)))
 
     # -- entry ------------------------------------------------------------------------------
 
@@ -160,8 +169,8 @@ class SuiteRunner:
             detach_run_log(handler)
 
     async def _run(self) -> RunOutcome:
-        log.info("run=%s suite=%s via=%s jobs=%d target=%r", self.run_id, self.opts.suite, self.opts.via,
-                 self.opts.jobs, self.opts.target)
+        log.info("run=%s suite=%s via=%s jobs=%d concurrent_turns=%d target=%r", self.run_id, self.opts.suite,
+                 self.opts.via, self.opts.jobs, self.slots.n, self.opts.target)
         self._pool = analysis.new_pool(self.opts.transcriber)
         cut: list[str] = []
         try:
@@ -201,7 +210,8 @@ class SuiteRunner:
 
     async def _run_per_case(self, items: list[RunItem]) -> list[str]:
         sem = asyncio.Semaphore(max(1, self.opts.jobs))
-        progress = self._reporter(len(items), f"{self.opts.label or self.opts.suite} ({self.opts.jobs} job(s))")
+        progress = self._reporter(len(items), f"{self.opts.label or self.opts.suite} ({self.opts.jobs} job(s)"
+                                  + (f", {self.slots.n} live" if self.slots.n < self.opts.jobs else "") + ")")
 
         async def one(item: RunItem) -> None:
             case = self.case_file.case(item.case_id)
@@ -240,8 +250,8 @@ class SuiteRunner:
         o = self.opts
         if o.via == "browser":
             return BrowserUser(o.target, room=room, run_id=self.run_id, token_url=o.token_url or "",
-                               timeouts=o.timeouts, path=o.browser_path)
-        return BotUser(o.target, room=room, run_id=self.run_id, timeouts=o.timeouts)
+                               timeouts=o.timeouts, path=o.browser_path, slots=self.slots)
+        return BotUser(o.target, room=room, run_id=self.run_id, timeouts=o.timeouts, slots=self.slots)
 
     async def _attempt_turns(self, label: str, play, max_attempts: int | None = None) -> tuple[Any, list[str], str | None]:
         """Run ``play(attempt)`` until it returns, retrying only :data:`RETRYABLE`.
@@ -451,6 +461,9 @@ class SuiteRunner:
             summary.extra.update({
                 "via": self.opts.via,
                 "jobs": self.opts.jobs,
+                "concurrent_turns": self.slots.n,
+                # seconds the turns waited for a live slot (the price of measuring each turn alone)
+                "live_slot_wait_s": round(sum(self.slots.waits_s), 1),
                 "retry_reasons": {k: v for k, v in self.retry_reasons.items() if v},
                 "retries": sum(len(v) for v in self.retry_reasons.values()),
                 "retry_rate": round(sum(len(v) for v in self.retry_reasons.values()) / max(1, attempts), 4),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from autortc.bots.target import Target
 from autortc.bots.user_bot import UserBot
 from autortc.cases import Case
 from autortc.runner.conversation import TurnTimeouts, case_block, probe_artifacts, run_turn, settle
+from autortc.runner.live_slots import LiveSlots
 
 log = logging.getLogger("autortc.runner")
 
@@ -162,8 +164,10 @@ class BotUser(UserSide):
 
     via = "bots"
 
-    def __init__(self, target: Target, *, room: str, run_id: str, timeouts: TurnTimeouts = TurnTimeouts()) -> None:
+    def __init__(self, target: Target, *, room: str, run_id: str, timeouts: TurnTimeouts = TurnTimeouts(),
+                 slots: LiveSlots | None = None) -> None:
         self.target, self.room, self.run_id, self.timeouts = target, room, run_id, timeouts
+        self.slots = slots  # the run's live-turn limit (run_turn holds a slot while the turn is live)
         # the user joins first: agents link to the first standard participant
         self.user = UserBot(target, room=room)
         self.probe = ProbeBot(target, room=room)
@@ -179,7 +183,7 @@ class BotUser(UserSide):
 
         try:
             art = await run_turn(user=self.user, probe=self.probe, case=case, trace_id=trace_id, turn_index=turn_index,
-                                 run_id=self.run_id, out_dir=out_dir, timeouts=self.timeouts)
+                                 run_id=self.run_id, out_dir=out_dir, timeouts=self.timeouts, slots=self.slots)
         except TurnError as exc:
             if "anchor" in str(exc):  # the agent's speech the segment waits for never came
                 if not agent_present(self.probe):
@@ -248,12 +252,16 @@ class BrowserUser(UserSide):
     via = "browser"
 
     def __init__(self, target: Target, *, room: str, run_id: str, token_url: str,
-                 timeouts: TurnTimeouts = TurnTimeouts(), path: BrowserPath | None = None) -> None:
+                 timeouts: TurnTimeouts = TurnTimeouts(), path: BrowserPath | None = None,
+                 slots: LiveSlots | None = None) -> None:
         if not token_url:
             raise ValueError("--via browser needs the token server URL (the bundled stack serves it; "
                              "--target env: set AUTORTC_TOKEN_URL)")
         self.target, self.room, self.run_id, self.timeouts = target, room, run_id, timeouts
         self.token_url, self.path = token_url, path or BrowserPath()
+        # the run's live-turn limit: the page runs the whole script (its Chromium start included)
+        # in one call, so the browser's turn holds its slot for all of play_turn
+        self.slots = slots
         self.probe = ProbeBot(target, room=room)
         self._browser: asyncio.Task[Any] | None = None
 
@@ -264,6 +272,10 @@ class BrowserUser(UserSide):
         await self.probe.connect()
 
     async def play_turn(self, case: Case, *, trace_id: str, turn_index: int, out_dir: Path) -> TurnArtifacts:
+        async with (self.slots.slot(trace_id) if self.slots is not None else contextlib.nullcontext()):
+            return await self._play_turn(case, trace_id=trace_id, turn_index=turn_index, out_dir=out_dir)
+
+    async def _play_turn(self, case: Case, *, trace_id: str, turn_index: int, out_dir: Path) -> TurnArtifacts:
         from autobrowser.harness import (BrowserFailure, BrowserTurnError, BrowserTurnOptions, arun_browser_case,
                                          script_from_case)
 

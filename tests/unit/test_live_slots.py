@@ -1,0 +1,165 @@
+"""--jobs opens rooms in parallel; --concurrent-turns bounds how many of them have a turn live.
+
+A turn is live from its ``turn_start`` until the agent is done (``settle``); its files are written
+after it gave its slot back. These tests drive ``run_turn`` with the live part and the writing
+replaced by recorders (the real ones need a room), and the runner's wiring of the limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import pytest
+
+from autortc.bots.target import Target
+from autortc.runner import conversation
+from autortc.runner import suite as suite_mod
+from autortc.runner.live_slots import LiveSlots
+from autortc.runner.suite import RunOptions, SuiteRunner
+from autortc.runner.users import BotUser
+
+pytestmark = pytest.mark.unit
+
+CASES = Path(__file__).resolve().parents[2] / "cases" / "all_cases.json"
+TARGET = Target(livekit_url="ws://127.0.0.1:1", api_key="k", api_secret="s")
+
+
+class _CountingSlots(LiveSlots):
+    """LiveSlots that count the turns holding a slot (``held``)."""
+
+    held = 0
+
+    @contextlib.asynccontextmanager
+    async def slot(self, trace_id: str):
+        async with super().slot(trace_id):
+            self.held += 1
+            try:
+                yield
+            finally:
+                self.held -= 1
+
+
+class _Recorder:
+    """Stands in for the live part and the writing of ``run_turn``; logs (event, trace_id) in order."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.events: list[tuple[str, str]] = []
+        self.live = 0
+        self.max_live = 0
+        self.release: dict[str, asyncio.Event] = {}
+        self.slots: LiveSlots | None = None
+        self.held_while_writing: list[bool] = []
+
+        async def live_turn(user, probe, case, trace_id, turn_index, timeouts):
+            self.events.append(("live", trace_id))
+            self.live += 1
+            self.max_live = max(self.max_live, self.live)
+            await self.release.setdefault(trace_id, asyncio.Event()).wait()  # the turn ends when the test says
+            self.live -= 1
+            self.events.append(("done", trace_id))
+            return None, 0, 0, []
+
+        def write(*args, **kwargs):
+            self.events.append(("write", args[5]))  # trace_id, positional as run_turn passes it
+            if self.slots is not None:
+                self.held_while_writing.append(getattr(self.slots, "held", 0) > 0)
+            return args[5]
+
+        monkeypatch.setattr(conversation, "_live_turn", live_turn)
+        monkeypatch.setattr(conversation, "_write_artifacts", write)
+
+    def turn(self, trace_id: str, slots: LiveSlots | None) -> asyncio.Task:
+        self.slots = slots
+        return asyncio.ensure_future(conversation.run_turn(
+            user=None, probe=None, case=None, trace_id=trace_id, turn_index=0, run_id="r",  # type: ignore[arg-type]
+            out_dir=Path("unused"), slots=slots))
+
+
+async def _until(cond, timeout_s: float = 2.0) -> None:
+    """Yield to the loop until ``cond()`` holds (a barrier on the recorder's state, not a sleep)."""
+    async def poll():
+        while not cond():
+            await asyncio.sleep(0)
+    await asyncio.wait_for(poll(), timeout_s)
+
+
+async def test_one_slot_keeps_turns_of_two_rooms_from_being_live_together(monkeypatch):
+    rec = _Recorder(monkeypatch)
+    slots = _CountingSlots(1)
+    a, b = rec.turn("A", slots), rec.turn("B", slots)
+    await _until(lambda: ("live", "A") in rec.events)
+    for _ in range(20):  # B stays out while A is live, however often the loop turns
+        await asyncio.sleep(0)
+    assert ("live", "B") not in rec.events
+    rec.release["A"].set()
+    await _until(lambda: ("live", "B") in rec.events)
+    rec.release["B"].set()
+    assert await asyncio.gather(a, b) == ["A", "B"]
+    assert rec.max_live == 1
+    # A gave its slot back before writing its files: B went live no later than A's write
+    assert rec.events.index(("done", "A")) < rec.events.index(("live", "B"))
+    assert rec.events.index(("write", "A")) < rec.events.index(("done", "B"))
+    assert rec.held_while_writing == [False, False]  # no turn writes its files holding the slot
+    assert len(slots.waits_s) == 2 and slots.waits_s[1] > 0  # B waited for A; the wait is recorded
+
+
+async def test_as_many_slots_as_rooms_lets_every_turn_be_live(monkeypatch):
+    rec = _Recorder(monkeypatch)
+    slots = LiveSlots(2)
+    a, b = rec.turn("A", slots), rec.turn("B", slots)
+    await _until(lambda: rec.live == 2)
+    rec.release["A"].set()
+    rec.release["B"].set()
+    await asyncio.gather(a, b)
+    assert rec.max_live == 2
+
+
+async def test_without_slots_run_turn_does_not_wait(monkeypatch):
+    rec = _Recorder(monkeypatch)
+    a, b = rec.turn("A", None), rec.turn("B", None)
+    await _until(lambda: rec.live == 2)
+    rec.release["A"].set()
+    rec.release["B"].set()
+    await asyncio.gather(a, b)
+
+
+async def test_a_turn_that_fails_gives_its_slot_back(monkeypatch):
+    slots = LiveSlots(1)
+
+    async def broken(*args, **kwargs):
+        raise conversation.TurnError("anchor 'agent_speech_start' never came")
+
+    monkeypatch.setattr(conversation, "_live_turn", broken)
+    with pytest.raises(conversation.TurnError):
+        await conversation.run_turn(user=None, probe=None, case=None, trace_id="A", turn_index=0,  # type: ignore[arg-type]
+                                    run_id="r", out_dir=Path("unused"), slots=slots)
+    async with slots.slot("B"):  # free at once, not held by the failed turn
+        pass
+    assert slots.waits_s[-1] < 0.01
+
+
+def test_zero_slots_is_refused():
+    with pytest.raises(ValueError, match="concurrent turns: expected >= 1, got 0"):
+        LiveSlots(0)
+
+
+@pytest.mark.parametrize("jobs,concurrent,expected", [(2, 1, 1), (3, None, 3), (2, 5, 2), (1, 1, 1)])
+async def test_the_runner_gives_every_room_one_shared_limit(tmp_path, monkeypatch, jobs, concurrent, expected):
+    @contextlib.asynccontextmanager
+    async def no_room(target, name, *, metadata=None):
+        yield None
+
+    monkeypatch.setattr(suite_mod, "CaseRoom", no_room)
+    runner = SuiteRunner(RunOptions(target=TARGET, cases_path=CASES, suite="fast", out_root=tmp_path, run_id="slots",
+                                    jobs=jobs, concurrent_turns=concurrent, progress=False))
+    assert runner.slots.n == expected
+    u1, u2 = runner._user_side("room-1"), runner._user_side("room-2")  # bots (their probe needs a running loop)
+    assert isinstance(u1, BotUser) and u1.slots is runner.slots and u2.slots is runner.slots
+
+
+def test_the_runner_refuses_zero_concurrent_turns(tmp_path):
+    with pytest.raises(ValueError, match="concurrent_turns: expected >= 1 or None, got 0"):
+        SuiteRunner(RunOptions(target=TARGET, cases_path=CASES, suite="fast", out_root=tmp_path, run_id="slots",
+                               jobs=2, concurrent_turns=0, progress=False))
