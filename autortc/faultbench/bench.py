@@ -26,6 +26,7 @@ from autortc.artifacts import TRACE_FILE, TraceFileError, read_trace
 from autortc.faultbench.plan import BenchPlan
 from autortc.faultbench.score import BenchScore, TurnOutcome, Verdict
 from autortc.metrics.instrument import heard_reply, timing_summary
+from autortc.metrics.turn import SPECTRUM_MIN_S
 from autortc.metrics.receivers import ReceiverAgreement, agreement, pairs_from_turns
 from autortc.runner.suite import RunItem
 
@@ -72,6 +73,12 @@ docs/faultbench.md), so its audio sounds before the EoT.  The agent's hook says 
 after the user's VAD onset; VAD and TTS latency made it publish 4-143 ms before the EoT or 39 ms
 after on fb-bots-1702, heard 10-90 ms after the EoT in 4 of 5 turns: no talk-over happened."""
 
+SPECTRUM_KINDS = ("rate_22k_as_24k", "lowpass")
+"""Truth kinds judged on the reply's long-term spectrum (the ``speed`` and ``hf_loss`` gates). Such a
+fault in a reply cut after less than :data:`autortc.metrics.turn.SPECTRUM_MIN_S` was never heard as
+one: the metrics judge no band or rate on so little (fb-bots-s20 b008: the slow speaker answered into
+its pause, the resampled reply 0 cut after 102 ms, speed and hf_loss not measured, scored a miss)."""
+
 
 def heard_truth(truth: tuple[dict[str, Any], ...], agent: Any, *, t_user_eot: float | None = None,
                 first_audio_t: float | None = None) -> tuple[dict[str, Any], ...]:
@@ -83,6 +90,8 @@ def heard_truth(truth: tuple[dict[str, Any], ...], agent: Any, *, t_user_eot: fl
       nor did one placed after the point where an interrupted reply was cut;
     * a premature reply published less than ``PREMATURE_MIN_LEAD_MS`` before the user's EoT did
       not talk over the user;
+    * a band or rate fault (:data:`SPECTRUM_KINDS`) in a reply cut after less than
+      ``SPECTRUM_MIN_S`` of audio was too short to be heard as one;
     * a delay planted into a reply that is not the one heard after the user's EoT (``first_audio_t``,
       ``instrument.heard_reply``) is not in the measured latency: the agent answered into a pause,
       that reply was cut, the reply heard is a later, undelayed one (fb-browser-1903 b003, b040, b098).
@@ -100,6 +109,12 @@ def heard_truth(truth: tuple[dict[str, Any], ...], agent: Any, *, t_user_eot: fl
         if t.get("planted") and t.get("reply_index") in unheard:
             t = {**t, "planted": False,
                  "reason": f"never heard: reply {t['reply_index']} was cancelled before its first frame"}
+        elif (t.get("planted") and r is not None and t.get("kind") in SPECTRUM_KINDS
+              and r.pre_rtc_samples / r.pre_rtc_sr < SPECTRUM_MIN_S):
+            t = {**t, "planted": False,
+                 "reason": f"never heard as one: reply {t['reply_index']} was cut after "
+                           f"{1000 * r.pre_rtc_samples / r.pre_rtc_sr:.0f} ms, under the {SPECTRUM_MIN_S:.1f} s a band "
+                           "or rate change is judged on (metrics.turn.SPECTRUM_MIN_S)"}
         elif (t.get("planted") and r is not None and t.get("start_sample") is not None and t.get("sample_rate")
               and t["start_sample"] / t["sample_rate"] >= r.pre_rtc_samples / r.pre_rtc_sr):
             # b116: reply 0 was cut after 150 ms; its lost frame was due at 660 ms

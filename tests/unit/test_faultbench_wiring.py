@@ -94,6 +94,28 @@ def test_a_fault_in_a_reply_never_published_is_not_planted():
     assert bench.heard_truth(lf, whole) == lf
 
 
+def test_a_rate_or_band_fault_in_a_reply_cut_too_short_to_judge_is_not_planted():
+    """fb-bots-s20 b008: rate_22k_as_24k on reply 0, which the agent had started in the slow speaker's
+    pause and cut after 102 ms; speed and hf_loss judge no spectrum under SPECTRUM_MIN_S (1 s), the
+    truth said planted and the turn scored as a miss."""
+    from autortc.artifacts import AgentBlock, AgentReply
+
+    rate = ({"kind": "rate_22k_as_24k", "planted": True, "reply_index": 0, "sample_rate": 24000, "start_sample": 0},)
+    band = ({"kind": "lowpass", "planted": True, "reply_index": 0, "sample_rate": 24000, "start_sample": 0},)
+    gap = ({"kind": "gap", "planted": True, "reply_index": 0, "sample_rate": 24000, "start_sample": 1200},)
+
+    def cut_after(samples: int) -> AgentBlock:
+        return AgentBlock(replies=[AgentReply(reply_index=0, t_first_frame_published=11.0, pre_rtc_samples=samples,
+                                              pre_rtc_sr=24000, interrupted=True)])
+
+    short, long_enough = cut_after(2447), cut_after(24000)  # 102 ms; 1.0 s
+    for truth in (rate, band):
+        t = bench.heard_truth(truth, short)[0]
+        assert t["planted"] is False and "cut after 102 ms" in t["reason"]
+        assert bench.heard_truth(truth, long_enough) == truth
+    assert bench.heard_truth(gap, short) == gap  # a hole at 50 ms was heard: the rule is for spectrum faults only
+
+
 def test_a_premature_reply_published_after_the_eot_is_not_planted():
     """fb-bots-1702: the premature hook's reply was published 39 ms after to 143 ms before the user's
     EoT (VAD and TTS latency), heard after the EoT in 4 of 5 turns; the truth said planted."""
