@@ -85,6 +85,8 @@ def register(app: typer.Typer) -> None:
         cases: Path = typer.Option(DEFAULT_CASES, help="cases JSON"),
         suite: str = typer.Option("fast", help="suite whose gate table applies (the cases come from the whole file)"),
         jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="rooms in parallel"),
+        concurrent_turns: int = typer.Option(1, "--concurrent-turns", min=1,
+                                             help="at most this many rooms with a turn live at once, as `autortc run`"),
         gates: Path = typer.Option(None, help="TOML overriding gate thresholds"),
         out: Path = typer.Option(Path("output/runs"), help="runs folder"),
         run_id: str = typer.Option(None, help="run id (default: UTC time + random)"),
@@ -117,7 +119,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"target: {exc}", err=True)
             raise typer.Exit(2) from exc
         opts = RunOptions(target=tgt, cases_path=cases, suite=suite, out_root=out, run_id=run_id, jobs=jobs,
-                          gates_path=gates, via=via, progress=progress, token_url=token_url,  # type: ignore[arg-type]
+                          concurrent_turns=concurrent_turns, gates_path=gates, via=via, progress=progress, token_url=token_url,  # type: ignore[arg-type]
                           transcriber=transcriber or None)
         command = "autortc faultbench " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "autortc faultbench"
         if "--seed" not in command:
