@@ -43,6 +43,14 @@ class VoicedDurationVAD(vad.VAD):
         self._subscribers.append(callback)
         return lambda: self._subscribers.remove(callback) if callback in self._subscribers else None
 
+    def drop_subscribers(self) -> int:
+        """Remove every subscription; returns how many there were. For a pooled VAD between two
+        sessions: a subscription left by a stream that was never closed would receive (and queue)
+        every event of every later session on this VAD."""
+        n = len(self._subscribers)
+        self._subscribers.clear()
+        return n
+
     def _publish(self, ev: vad.VADEvent) -> None:
         for cb in list(self._subscribers):
             try:

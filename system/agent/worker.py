@@ -251,7 +251,22 @@ async def entrypoint(ctx: JobContext) -> None:
 
     models: Models = ctx.proc.userdata["models"]
 
+    holder: dict[str, Any] = {}  # the session, and the STT and TTS it was given (closed in give_back)
+
     async def give_back() -> None:
+        # AgentSession does not close the STT and TTS it was given: each holds executor threads
+        # (whisper, piper-first, piper-ahead) until the garbage collector finds it
+        for name in ("stt", "tts"):
+            owned = holder.get(name)
+            if owned is not None:
+                try:
+                    await owned.aclose()
+                except Exception:
+                    log.exception("room %s: closing the session's %s", ctx.room.name, name)
+        left = models.vad.drop_subscribers()
+        if left:  # a stream that was never closed: it would queue every event of the next sessions
+            log.warning("room %s: %d VAD subscription(s) left by this session's STT; dropped before the "
+                        "models go back to the pool", ctx.room.name, left)
         _release(models)
 
     ctx.add_shutdown_callback(give_back)
@@ -259,7 +274,6 @@ async def entrypoint(ctx: JobContext) -> None:
     turn_detection: Any = "vad"
     if CONFIG.turn_detector == "v1-mini":
         turn_detection = inference.TurnDetector(version="v1-mini")
-    holder: dict[str, AgentSession] = {}
     # fault bench (docs/faultbench.md): the planted fault of this room, if its metadata names one
     faults = FaultWiring.from_job(ctx, reply_text_for=lambda case_id: models.rules.reply_for(case_id.replace("_", " "))[1])
 
@@ -290,7 +304,7 @@ async def entrypoint(ctx: JobContext) -> None:
 
     session = AgentSession(
         vad=vad,
-        stt=WhisperStreamingSTT(transcriber=models.whisper, vad=vad, agent_speaking=agent_speaking,
+        stt=holder.setdefault("stt", WhisperStreamingSTT(transcriber=models.whisper, vad=vad, agent_speaking=agent_speaking,
                                 drop_overlap_shorter_s=CONFIG.interruption_min_duration_s,
                                 model=f"whisper-tiny.en/{CONFIG.stt}", shared_vad=True, on_event=stage,
                                 preflight_silence_s=CONFIG.stt_preflight_silence_s if CONFIG.stt_preflight_silence_s > 0 else None,
@@ -300,9 +314,9 @@ async def entrypoint(ctx: JobContext) -> None:
                                 stop_words=frozenset(CONFIG.stop_words.lower().split()) if CONFIG.stop_check_voiced_s > 0 else frozenset(),
                                 stop_check_voiced_s=CONFIG.stop_check_voiced_s, stop_recheck_s=CONFIG.stop_recheck_s,
                                 on_stop_word=stop_word, reopen_s=CONFIG.turn_reopen_s,
-                                on_reopen=reopen, room=ctx.room.name),
+                                on_reopen=reopen, room=ctx.room.name)),
         llm=models.hf_llm if models.hf_llm is not None else ScriptedLLM(rules=models.rules, on_event=stage, chunk=CONFIG.llm_chunk),
-        tts=LocalTTS(engine=models.tts, on_event=stage, ahead_nice=CONFIG.tts_ahead_nice),
+        tts=holder.setdefault("tts", LocalTTS(engine=models.tts, on_event=stage, ahead_nice=CONFIG.tts_ahead_nice)),
         turn_handling=faults.turn_handling({
             "turn_detection": turn_detection,
             "endpointing": {

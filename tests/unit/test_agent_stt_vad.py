@@ -146,6 +146,19 @@ def test_voiced_vad_counts_voiced_windows_only():
     assert [e.type for e in events] == [e.type for e in inner_events] == [e.type for e in seen]
 
 
+def test_a_pooled_vad_drops_the_subscriptions_a_closed_session_left():
+    from system.agent.vad_voiced import VoicedDurationVAD
+
+    probs = [0.9] * 4 + [0.0] * 8
+    v = VoicedDurationVAD(_ScriptedVAD(probs), activation_threshold=0.5)
+    stale: list[vad.VADEvent] = []
+    v.subscribe(stale.append)  # a stream that never unsubscribed (never closed)
+    v.subscribe(stale.append)
+    assert v.drop_subscribers() == 2
+    asyncio.run(_vad_events(v, len(probs)))  # the next session on the same pooled VAD
+    assert stale == [] and v.drop_subscribers() == 0
+
+
 class _FakeTranscriber:
     def __init__(self, text: str = "wait please stop") -> None:
         self.text, self.calls = text, 0
