@@ -7,7 +7,9 @@
 # dropout in 1 (y2, y2b), at --jobs 1 none in 4 runs (t24, x24, x40, y1); --jobs 2 is 41 % faster
 # (136 vs 232 s) and still useful while iterating. --jobs N overrides it. Session 16 (j2a): at --jobs 2 the
 # agent's own stages slow everywhere at once (EoT P95 932 vs 626 ms, an agent-side dropout); the SFU no
-# longer drops dispatches (system/agent/worker.py _job_load).
+# longer drops dispatches (system/agent/worker.py _job_load). Session 20: --jobs 2 with one live turn at a time (the
+# default --concurrent-turns 1) still put the EoT P95 23-27 % higher (the other room's setup, teardown and analysis
+# beside the live turn), every room talking +42 % (runs ab20j*).
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")" && pwd)"
 cd "$ROOT"
