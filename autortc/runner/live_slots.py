@@ -13,6 +13,11 @@ moment it starts (``turn_start``, then the user's first segment) until the agent
 (:func:`autortc.runner.conversation.settle`: replies ended, quiet, trace and pre-RTC copies in),
 and gives it back before its files are written. With ``n`` = ``--jobs`` every room talks at once
 (a load test: the agent serving that many calls).
+
+Measured on 2 cores (docs/agent-latency.md, session 20): one live turn at a time halves the second
+room's damage, it does not remove it (EoT P95 +23-27 %, the user's end of speech reaching the agent
+~45 ms later while the other room joins, tears down and is analysed; every room talking: +42 %), so
+``run_suite.sh`` keeps ``--jobs 1``.
 """
 
 from __future__ import annotations
