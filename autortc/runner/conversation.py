@@ -6,7 +6,6 @@ agent has answered and gone quiet, and write the turn's artifacts under its trac
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from autortc.bots.user_bot import UserBot
 from autortc.protocol.messages import OPTIONAL, REQUIRED
 from autortc.cases import Case
 from autortc.metrics.latency import first_onset, reply_start
-from autortc.runner.live_slots import LiveSlots
+from autortc.runner.live_slots import LiveSlots, hold
 
 log = logging.getLogger("autortc.runner")
 
@@ -109,7 +108,7 @@ async def run_turn(
     Raises ``TurnError`` when an anchor (the agent's speech) never came, so the
     anchored segment could not be placed.
     """
-    async with (slots.slot(trace_id) if slots is not None else contextlib.nullcontext()):
+    async with hold(slots, trace_id):
         tr, full_start, mic_start, placed = await _live_turn(user, probe, case, trace_id, turn_index, timeouts)
     return _write_artifacts(user, probe, case, tr, placed, trace_id, turn_index, run_id, out_dir,
                             full_start=full_start, mic_start=mic_start, timeouts=timeouts)

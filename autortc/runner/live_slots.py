@@ -54,3 +54,8 @@ class LiveSlots:
             if waited >= 0.01:
                 log.info("trace_id=%s waited %.1f s for a live slot (%d turn(s) live at once)", trace_id, waited, self.n)
             yield
+
+
+def hold(slots: LiveSlots | None, trace_id: str) -> contextlib.AbstractAsyncContextManager[None]:
+    """``slots.slot(trace_id)``, or nothing to wait for when the run sets no limit (``slots`` None)."""
+    return slots.slot(trace_id) if slots is not None else contextlib.nullcontext()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from autortc.bots.target import Target
 from autortc.bots.user_bot import UserBot
 from autortc.cases import Case
 from autortc.runner.conversation import TurnTimeouts, case_block, probe_artifacts, run_turn, settle
-from autortc.runner.live_slots import LiveSlots
+from autortc.runner.live_slots import LiveSlots, hold
 
 log = logging.getLogger("autortc.runner")
 
@@ -272,7 +271,7 @@ class BrowserUser(UserSide):
         await self.probe.connect()
 
     async def play_turn(self, case: Case, *, trace_id: str, turn_index: int, out_dir: Path) -> TurnArtifacts:
-        async with (self.slots.slot(trace_id) if self.slots is not None else contextlib.nullcontext()):
+        async with hold(self.slots, trace_id):
             return await self._play_turn(case, trace_id=trace_id, turn_index=turn_index, out_dir=out_dir)
 
     async def _play_turn(self, case: Case, *, trace_id: str, turn_index: int, out_dir: Path) -> TurnArtifacts:
