@@ -80,18 +80,24 @@ class ProbeBot:
 
     async def connect(self, *, timeout_s: float = 15.0) -> None:
         self.room.on("track_subscribed", self._on_track)
+        self.room.on("track_published", self._on_published)
         self.room.on("data_received", self._on_data)
         self.room.on("participant_disconnected", self._on_participant_left)
         self.room.on("track_unpublished", self._on_track_unpublished)
         self.room.register_byte_stream_handler(PRE_RTC_TOPIC, self._on_pre_rtc)
         token = self.target.token(room=self.room_name, identity=self.identity, kind="agent")
         # kind=agent: observers are not "the user" for agents that link to the first standard participant
-        await join_room(self.room, self.target.livekit_url, token, rtc.RoomOptions(auto_subscribe=True),
+        # Only the agent's audio is subscribed: every subscribed remote audio track is decoded by the
+        # SDK's audio device every 10 ms whether or not anything reads it (the user's microphone would
+        # be a second Opus stream decoded beside the agent under test, for nothing).
+        await join_room(self.room, self.target.livekit_url, token, rtc.RoomOptions(auto_subscribe=False),
                         barrier="probe_connect", timeout_s=timeout_s)
         for p in self.room.remote_participants.values():
             for pub in p.track_publications.values():
                 if pub.track is not None and pub.kind == rtc.TrackKind.KIND_AUDIO:
                     self._on_track(pub.track, pub, p)
+                else:
+                    self._on_published(pub, p)
 
     async def ready(self, *, timeout_s: float = 30.0) -> None:
         """Subscribe to the agent's audio, see its first frame, send ``probe_ready``, await ``agent_ready``."""
@@ -111,12 +117,19 @@ class ProbeBot:
                     raise await_barrier_error("agent_ready", timeout_s) from None
         log.info("room=%s probe ready, agent_ready after %.0f ms", self.room_name, (time.monotonic() - t0) * 1000)
 
+    def _is_agent(self, participant: rtc.RemoteParticipant) -> bool:
+        if self.agent_identity:
+            return participant.identity == self.agent_identity
+        return participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+
+    def _on_published(self, pub: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant) -> None:
+        if pub.kind == rtc.TrackKind.KIND_AUDIO and not self._track_fut.done() and self._is_agent(participant):
+            pub.set_subscribed(True)
+
     def _on_track(self, track: rtc.Track, pub: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant) -> None:
         if track.kind != rtc.TrackKind.KIND_AUDIO or self._track_fut.done():
             return
-        if self.agent_identity and participant.identity != self.agent_identity:
-            return
-        if not self.agent_identity and participant.kind != rtc.ParticipantKind.PARTICIPANT_KIND_AGENT:
+        if not self._is_agent(participant):
             return
         log.info("room=%s subscribed to agent %s track %s", self.room_name, participant.identity, track.sid)
         self._agent_seen = participant.identity

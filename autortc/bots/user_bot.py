@@ -41,7 +41,10 @@ class UserBot:
     async def connect(self, *, timeout_s: float = 15.0) -> None:
         self.room.on("data_received", self._on_data)
         token = self.target.token(room=self.room_name, identity=self.identity)
-        await join_room(self.room, self.target.livekit_url, token, barrier="user_connect", timeout_s=timeout_s)
+        # The user bot only speaks: what the user hears is the probe's recording. Subscribing would
+        # make the SDK decode the agent's audio a second time in this process, beside the agent under test.
+        await join_room(self.room, self.target.livekit_url, token, rtc.RoomOptions(auto_subscribe=False),
+                        barrier="user_connect", timeout_s=timeout_s)
         track = rtc.LocalAudioTrack.create_audio_track("microphone", self._source)
         await self.room.local_participant.publish_track(
             track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
