@@ -100,26 +100,27 @@ def heard_truth(truth: tuple[dict[str, Any], ...], agent: Any, *, t_user_eot: fl
     """
     unheard = {r.reply_index for r in agent.replies
                if r.t_first_frame_published is None and not (r.pre_rtc_samples or 0)}
-    cut = {r.reply_index: r for r in agent.replies if r.interrupted and r.pre_rtc_samples and r.pre_rtc_sr}
+    # interrupted replies -> seconds of them played before the cut (their pre-RTC copy's length)
+    cut_s = {r.reply_index: r.pre_rtc_samples / r.pre_rtc_sr for r in agent.replies
+             if r.interrupted and r.pre_rtc_samples and r.pre_rtc_sr}
     pub = agent.stages.get("first_frame_published")
     heard = heard_reply(agent.replies, first_audio_t)
     out = []
     for t in truth:
-        r = cut.get(t.get("reply_index"))
+        played_s = cut_s.get(t.get("reply_index"))
         if t.get("planted") and t.get("reply_index") in unheard:
             t = {**t, "planted": False,
                  "reason": f"never heard: reply {t['reply_index']} was cancelled before its first frame"}
-        elif (t.get("planted") and r is not None and t.get("kind") in SPECTRUM_KINDS
-              and r.pre_rtc_samples / r.pre_rtc_sr < SPECTRUM_MIN_S):
+        elif t.get("planted") and played_s is not None and t.get("kind") in SPECTRUM_KINDS and played_s < SPECTRUM_MIN_S:
             t = {**t, "planted": False,
                  "reason": f"never heard as one: reply {t['reply_index']} was cut after "
-                           f"{1000 * r.pre_rtc_samples / r.pre_rtc_sr:.0f} ms, under the {SPECTRUM_MIN_S:.1f} s a band "
+                           f"{1000 * played_s:.0f} ms, under the {SPECTRUM_MIN_S:.1f} s a band "
                            "or rate change is judged on (metrics.turn.SPECTRUM_MIN_S)"}
-        elif (t.get("planted") and r is not None and t.get("start_sample") is not None and t.get("sample_rate")
-              and t["start_sample"] / t["sample_rate"] >= r.pre_rtc_samples / r.pre_rtc_sr):
+        elif (t.get("planted") and played_s is not None and t.get("start_sample") is not None and t.get("sample_rate")
+              and t["start_sample"] / t["sample_rate"] >= played_s):
             # b116: reply 0 was cut after 150 ms; its lost frame was due at 660 ms
             t = {**t, "planted": False,
-                 "reason": f"never heard: reply {t['reply_index']} was cut at {1000 * r.pre_rtc_samples / r.pre_rtc_sr:.0f} ms, "
+                 "reason": f"never heard: reply {t['reply_index']} was cut at {1000 * played_s:.0f} ms, "
                            f"before the fault's place ({1000 * t['start_sample'] / t['sample_rate']:.0f} ms)"}
         elif (t.get("planted") and t.get("kind") == "delay" and heard is not None and t.get("reply_index") is not None
               and int(t["reply_index"]) != heard.reply_index):
