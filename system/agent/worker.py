@@ -302,21 +302,24 @@ async def entrypoint(ctx: JobContext) -> None:
         # the user goes on before the reply to `text` was heard: that reply answers half a turn
         interrupt(f"the user went on before the reply to {text!r}", only_speaking=False)
 
+    # the session's STT and TTS, kept for give_back to close (AgentSession does not close them)
+    holder["stt"] = WhisperStreamingSTT(transcriber=models.whisper, vad=vad, agent_speaking=agent_speaking,
+                                        drop_overlap_shorter_s=CONFIG.interruption_min_duration_s,
+                                        model=f"whisper-tiny.en/{CONFIG.stt}", shared_vad=True, on_event=stage,
+                                        preflight_silence_s=CONFIG.stt_preflight_silence_s if CONFIG.stt_preflight_silence_s > 0 else None,
+                                        preflight_by_level=CONFIG.stt_preflight_by_level,
+                                        hold_reason=hold_reason if CONFIG.turn_hold_s > 0 else None,
+                                        hold_s=lambda r: CONFIG.turn_short_hold_s if hold_is_short(r) else CONFIG.turn_hold_s,
+                                        stop_words=frozenset(CONFIG.stop_words.lower().split()) if CONFIG.stop_check_voiced_s > 0 else frozenset(),
+                                        stop_check_voiced_s=CONFIG.stop_check_voiced_s, stop_recheck_s=CONFIG.stop_recheck_s,
+                                        on_stop_word=stop_word, reopen_s=CONFIG.turn_reopen_s,
+                                        on_reopen=reopen, room=ctx.room.name)
+    holder["tts"] = LocalTTS(engine=models.tts, on_event=stage, ahead_nice=CONFIG.tts_ahead_nice)
     session = AgentSession(
         vad=vad,
-        stt=holder.setdefault("stt", WhisperStreamingSTT(transcriber=models.whisper, vad=vad, agent_speaking=agent_speaking,
-                                drop_overlap_shorter_s=CONFIG.interruption_min_duration_s,
-                                model=f"whisper-tiny.en/{CONFIG.stt}", shared_vad=True, on_event=stage,
-                                preflight_silence_s=CONFIG.stt_preflight_silence_s if CONFIG.stt_preflight_silence_s > 0 else None,
-                                preflight_by_level=CONFIG.stt_preflight_by_level,
-                                hold_reason=hold_reason if CONFIG.turn_hold_s > 0 else None,
-                                hold_s=lambda r: CONFIG.turn_short_hold_s if hold_is_short(r) else CONFIG.turn_hold_s,
-                                stop_words=frozenset(CONFIG.stop_words.lower().split()) if CONFIG.stop_check_voiced_s > 0 else frozenset(),
-                                stop_check_voiced_s=CONFIG.stop_check_voiced_s, stop_recheck_s=CONFIG.stop_recheck_s,
-                                on_stop_word=stop_word, reopen_s=CONFIG.turn_reopen_s,
-                                on_reopen=reopen, room=ctx.room.name)),
+        stt=holder["stt"],
         llm=models.hf_llm if models.hf_llm is not None else ScriptedLLM(rules=models.rules, on_event=stage, chunk=CONFIG.llm_chunk),
-        tts=holder.setdefault("tts", LocalTTS(engine=models.tts, on_event=stage, ahead_nice=CONFIG.tts_ahead_nice)),
+        tts=holder["tts"],
         turn_handling=faults.turn_handling({
             "turn_detection": turn_detection,
             "endpointing": {
