@@ -91,7 +91,8 @@ class Interval:
 class LatencyMetrics:
     eot_to_first_audio_ms: float | None = None
     first_audio_t: float | None = None  # host monotonic s of the first audible sample at the probe
-    tts_first_to_publish_ms: float | None = None
+    tts_first_to_publish_ms: float | None = None  # from the reply's release: max(first chunk, end of turn)
+    tts_first_held_ms: float | None = None  # a preemptive first chunk's wait for the end of turn
     llm_ttft_ms: float | None = None
     inter_arrival_p95_ms: float | None = None
     inter_arrival_max_ms: float | None = None

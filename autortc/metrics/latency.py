@@ -5,7 +5,8 @@
   1 ms in ``post_rtc_full.wav`` and its time is the arrival time of the frame that
   holds it plus the sample offset inside the frame (``probe.frames``), not the
   20 ms frame time.
-* ``tts_first_to_publish_ms``: ``agent.stages.first_frame_published - tts_first_chunk``.
+* ``tts_first_to_publish_ms``: ``agent.stages.first_frame_published`` minus the reply's release:
+  the later of ``tts_first_chunk`` and ``end_of_turn`` (:func:`tts_first_to_publish_ms`).
 * ``llm_ttft_ms``: ``llm_first_token - llm_request`` from the stages (one clock), else
   the agent's LiveKit metric ``llm_ttft_ms``.
 * ``inter_arrival_p95_ms``: P95 of the differences of the frame arrival times.
@@ -23,7 +24,8 @@ import numpy as np
 from autortc.audio.energy import SignalEnergy, frame_rms, short_rms, silence_threshold
 
 __all__ = ["first_onset", "reply_start", "sample_arrival_time", "time_to_sample", "inter_arrival_ms", "p95",
-           "stage_delta_ms", "llm_ttft_ms", "agent_reported_delay_ms"]
+           "stage_delta_ms", "tts_first_to_publish_ms", "tts_first_held_ms", "llm_ttft_ms",
+           "agent_reported_delay_ms"]
 
 
 def p95(values: Sequence[float] | np.ndarray) -> float | None:
@@ -185,6 +187,43 @@ def stage_delta_ms(stages: Mapping[str, Any] | None, a: str, b: str) -> float | 
     if not stages or stages.get(a) is None or stages.get(b) is None:
         return None
     return (float(stages[b]) - float(stages[a])) * 1000.0
+
+
+def _release(stages: Mapping[str, Any] | None) -> tuple[float, float] | None:
+    """(release s, first chunk s) of the reply whose first frame was published, or None."""
+    if not stages or stages.get("tts_first_chunk") is None or stages.get("first_frame_published") is None:
+        return None
+    chunk, pub = float(stages["tts_first_chunk"]), float(stages["first_frame_published"])
+    eot = stages.get("end_of_turn")
+    # an end of turn after the first frame is not this reply's release (a greeting, a reply sounding
+    # before the decision): the seed's definition then
+    if eot is None or float(eot) > pub:
+        return chunk, chunk
+    return max(chunk, float(eot)), chunk
+
+
+def tts_first_to_publish_ms(stages: Mapping[str, Any] | None) -> float | None:
+    """TTS -> publish (ms): ``first_frame_published`` minus the reply's release, the later of
+    ``tts_first_chunk`` and ``end_of_turn`` (agent stages, one sender clock). None when a stage is missing.
+
+    What the gate is for (seed devlog D8/D9) is buffering between the TTS and the audio source. With
+    preemptive generation (LiveKit Agents' ``preemptive_generation``, TTS included) the first chunk
+    can exist before the agent has decided the user's turn is over; it is held for that decision by
+    design, and that wait belongs to the end of turn, which EoT -> first audio already counts.
+    Timing it from the chunk failed the gate on clean, fast replies (session 22, run d1: chunks ready
+    37-129 ms before the end of turn, published 6-42 ms after it: P95 143 ms). Without ``end_of_turn``,
+    or with one after the first frame, the release is the first chunk (the seed's definition).
+    The hold is :func:`tts_first_held_ms`.
+    """
+    r = _release(stages)
+    return None if r is None else (float(stages["first_frame_published"]) - r[0]) * 1000.0  # type: ignore[index]
+
+
+def tts_first_held_ms(stages: Mapping[str, Any] | None) -> float | None:
+    """How long a first TTS chunk waited for the end-of-turn decision (ms, >= 0; 0 when the chunk
+    came after it); None when a stage is missing. See :func:`tts_first_to_publish_ms`."""
+    r = _release(stages)
+    return None if r is None else (r[0] - r[1]) * 1000.0
 
 
 def llm_ttft_ms(agent: Mapping[str, Any] | None) -> float | None:

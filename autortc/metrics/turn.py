@@ -260,13 +260,15 @@ def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: T
     # latency
     Lt = res.latency
     stages = agent.stages if agent is not None else {}
-    Lt.tts_first_to_publish_ms = latency.stage_delta_ms(stages, "tts_first_chunk", "first_frame_published")
+    Lt.tts_first_to_publish_ms = latency.tts_first_to_publish_ms(stages)
+    Lt.tts_first_held_ms = latency.tts_first_held_ms(stages)
     if agent is not None and agent.replies and agent.replies[0].t_first_frame_published is None \
             and any(r.t_first_frame_published is not None for r in agent.replies[1:]):
         # the stages keep each name's first time: tts_first_chunk of a reply cancelled before its
         # first frame, first_frame_published of the next -- two replies, no TTS->publish time
         # (fb-bots-1702 b009, clean: 740 ms "tts_first -> publish")
         Lt.tts_first_to_publish_ms = None
+        Lt.tts_first_held_ms = None
     Lt.llm_ttft_ms = latency.llm_ttft_ms(agent_d)
     Lt.agent_reported_ms = latency.agent_reported_delay_ms(agent_d)
     browser = art.browser if art is not None else None

@@ -160,3 +160,22 @@ def test_tts_to_publish_is_not_taken_across_two_replies(tmp_path):
     t = load_turn(d)
     assert compute(t.artifacts, t.audio).latency.tts_first_to_publish_ms == pytest.approx(
         1000 * (pub - tr["agent"]["stages"]["tts_first_chunk"]))
+
+
+@pytest.mark.parametrize("after_release_ms, status", [(20.0, "PASS"), (160.0, "WARN")])
+def test_a_preemptive_first_chunk_held_for_the_end_of_turn_is_not_publish_time(tmp_path, after_release_ms, status):
+    """A first chunk made 120 ms before the agent's end-of-turn decision, the first frame published
+    ``after_release_ms`` after it: the gate (P95 <= 120 ms, the seed's) sees the time after the release
+    (one turn beyond a P95 threshold is its WARN, "pushes the P95")."""
+    pre = make_speech(SR, seed=3, sentences=1).samples
+    d = tmp_path / "t"
+    write_turn_folder(d, pre=pre, sr=SR, delay_ms=400.0, stages_ms={"tts_first_chunk": 0.0, "end_of_turn": 120.0})
+    tr = json.loads((d / "trace.json").read_text())
+    st = tr["agent"]["stages"]
+    st["first_frame_published"] = st["end_of_turn"] + after_release_ms / 1000
+    (d / "trace.json").write_text(json.dumps(tr))
+    t = load_turn(d)
+    res = judge_turn(compute(t.artifacts, t.audio, errors=t.errors), load_gates())
+    assert res.latency.tts_first_to_publish_ms == pytest.approx(after_release_ms, abs=0.01)
+    assert res.latency.tts_first_held_ms == pytest.approx(120.0, abs=0.01)
+    assert {v.gate: v.status for v in res.verdicts}["tts_first_to_publish"] == status

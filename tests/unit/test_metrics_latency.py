@@ -87,3 +87,24 @@ def test_reply_segment_starts_at_a_click_just_before_the_start_event():
     y = x.copy()
     y[event - int((START_EVENT_SLACK_MS + 30) * sr / 1000):event - 480] = 0.2
     assert reply_start(y, sr, event, event + 100) >= event
+
+
+def test_tts_to_publish_is_timed_from_the_release_not_from_a_preemptive_chunk():
+    """Planted stage times (s, one sender clock). A chunk synthesised before the end-of-turn decision
+    waits for it by design (preemptive TTS); what the gate is for is the time after the release."""
+    from autortc.metrics.latency import tts_first_held_ms, tts_first_to_publish_ms
+
+    held = {"tts_first_chunk": 10.000, "end_of_turn": 10.090, "first_frame_published": 10.105}
+    assert tts_first_to_publish_ms(held) == pytest.approx(15.0)
+    assert tts_first_held_ms(held) == pytest.approx(90.0)
+    # buffering after the release still counts in full
+    slow = {"tts_first_chunk": 10.000, "end_of_turn": 10.090, "first_frame_published": 10.290}
+    assert tts_first_to_publish_ms(slow) == pytest.approx(200.0)
+    # chunk after the decision: the seed's definition, nothing held
+    late = {"end_of_turn": 10.000, "tts_first_chunk": 10.120, "first_frame_published": 10.150}
+    assert tts_first_to_publish_ms(late) == pytest.approx(30.0) and tts_first_held_ms(late) == 0.0
+    # no end of turn reported, or one after the first frame (not this reply's release): from the chunk
+    assert tts_first_to_publish_ms({"tts_first_chunk": 1.0, "first_frame_published": 1.2}) == pytest.approx(200.0)
+    after = {"tts_first_chunk": 1.0, "first_frame_published": 1.2, "end_of_turn": 1.5}
+    assert tts_first_to_publish_ms(after) == pytest.approx(200.0) and tts_first_held_ms(after) == 0.0
+    assert tts_first_to_publish_ms({"end_of_turn": 1.0, "first_frame_published": 1.2}) is None
