@@ -73,6 +73,20 @@ class AgentConfig:
     # Run b0: the slow speaker's "How do I make a cup?" | "of tea?" answered "Sorry, I did not catch
     # that" to "of t."; 2.0 s as turn_hold_s. 0 = off
     turn_reopen_s: float = 2.0
+    # a speaker who pauses inside a turn: when at least two pauses inside the utterance (10 ms windows
+    # 25 dB under its speech level) last >= turn_pausing_min_pause_s, its final is held until the
+    # silence after it is turn_pausing_factor x its longest pause (capped at turn_pausing_max_hold_s).
+    # Source (case WAVs, system/agent/stt_whisper.py LevelTrack): fluent turns pause <= 180 ms inside
+    # (commas: long_question 180, numbers 160) and at most once over 150 ms; the slow speaker
+    # 310 / 300 / 230 / 230 ms (live, after Opus: longest 380 ms). Session 22 (run d1, a faster hour:
+    # reply heard 42 ms after the end of turn): "How do I make a cup?" was answered in the ~310 ms
+    # pause before "of tea", too soon for reopen_s to catch it. Run d6 (8 x rate_slow_speaker, factor
+    # 1.5): held "How do I make a cup?" 3 times, all then decoded with "of tea" (no talk-over); the
+    # cost, the whole turn held once: EoT -> first audio 710 ms. 1.25 x 380 ms = 475 ms still
+    # outlasts the 310 ms pause. 0 = off
+    turn_pausing_min_pause_s: float = 0.2
+    turn_pausing_factor: float = 1.25
+    turn_pausing_max_hold_s: float = 0.6
     # barge-in word check: speech over the agent's reply is decoded at this much voiced speech and
     # a stop word in it interrupts at once (0 = off; the duration rule above still applies)
     stop_check_voiced_s: float = 0.2

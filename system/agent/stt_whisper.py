@@ -114,7 +114,8 @@ class WhisperStreamingSTT(stt.STT):
                  stop_words: frozenset[str] = frozenset(), stop_check_voiced_s: float = 0.2,
                  stop_recheck_s: float = 0.1, on_stop_word: Callable[[str], None] | None = None,
                  reopen_s: float = 0.0, preflight_by_level: bool = False,
-                 on_reopen: Callable[[str], None] | None = None, room: str = "") -> None:
+                 on_reopen: Callable[[str], None] | None = None, room: str = "",
+                 pausing_hold: Callable[[list[float]], float | None] | None = None) -> None:
         """``shared_vad``: ``vad`` is a :class:`system.agent.vad_voiced.VoicedDurationVAD` that the
         session also uses; segment with its events instead of running a second VAD stream.
 
@@ -147,6 +148,12 @@ class WhisperStreamingSTT(stt.STT):
         tea" had not reached either when the reply to "How do I make a cup?" started sounding (run
         s10b: 51 ms of it over the user, a talk-over).
 
+        ``pausing_hold(pauses_s)`` (e.g. :func:`pausing_hold_s` with the worker's settings): given the
+        utterance's pauses inside (:meth:`LevelTrack.internal_pauses_s`), the silence (s from its end of
+        speech) to wait before its final is sent when the text gave no reason to hold, or None. A fast
+        agent otherwise answers a slow speaker in a pause the text cannot tell from an end ("How do I make
+        a cup?" | "of tea?", session 22); the hold works as a text hold (speech in it is decoded with it).
+
         ``room``: the room's name, carried by this STT's log records (``room`` field): with
         ``--jobs`` > 1 the shared worker's lines of several rooms interleave.
 
@@ -171,6 +178,7 @@ class WhisperStreamingSTT(stt.STT):
         self._preflight_silence_s = preflight_silence_s
         self._hold_reason = hold_reason
         self._hold_s = hold_s
+        self._pausing_hold = pausing_hold
         self._stop_words = stop_words
         self._stop_check_voiced_s = stop_check_voiced_s
         self._stop_recheck_s = stop_recheck_s
@@ -303,6 +311,19 @@ class LevelTrack:
             n += 1
         return n * self.win_s
 
+    def internal_pauses_s(self, *, below_speech_db: float = 25.0) -> list[float]:
+        """Lengths (s) of the runs of windows more than ``below_speech_db`` dB under the speech level
+        between the utterance's first and last window at or above it (its pauses inside, not its
+        trailing silence); empty without two such windows."""
+        if not self.db:
+            return []
+        db = np.asarray(self.db)
+        loud = np.flatnonzero(db >= self.speech_db() - below_speech_db)
+        if loud.size < 2:
+            return []
+        gaps = np.diff(loud) - 1  # quiet windows between consecutive loud ones
+        return [float(g) * self.win_s for g in gaps if g > 0]
+
     def sound_after(self, window: int, *, below_speech_db: float = 25.0, above_tail_db: float = 10.0) -> bool:
         """:func:`sounds_after_cut`'s rule on the windows from ``window`` on (a cut made at that window):
         the tail's loudest window is within ``below_speech_db`` of the 90th percentile before the cut
@@ -321,6 +342,17 @@ class LevelTrack:
         background = min(float(np.median(tail)), float(np.median(before[-_CUT_PAUSE_WINDOWS:])))
         return (loudest > float(np.percentile(before, 90)) - below_speech_db
                 and loudest > background + above_tail_db)
+
+
+def pausing_hold_s(pauses_s: list[float], *, min_pause_s: float, factor: float, max_hold_s: float) -> float | None:
+    """Silence to wait for after a pausing speaker's utterance (s, measured from its end of speech),
+    or None for a fluent one: at least two of ``pauses_s`` (its pauses inside, :meth:`LevelTrack.internal_pauses_s`)
+    last ``min_pause_s`` or more. The wait is ``factor`` x the longest pause, at most ``max_hold_s``:
+    a speaker who paused that long inside the turn may pause that long again before its end.
+    ``min_pause_s`` <= 0 turns the rule off. Source of the defaults: ``AgentConfig.turn_pausing_*``."""
+    if min_pause_s <= 0 or sum(p >= min_pause_s for p in pauses_s) < 2:
+        return None
+    return min(factor * max(pauses_s), max_hold_s)
 
 
 def frames_mono(frames: list[rtc.AudioFrame]) -> tuple[np.ndarray, rtc.AudioFrame]:
@@ -556,6 +588,8 @@ class _WhisperStream(stt.RecognizeStream):
                     speaking.clear()
                     owner._on_event("stt_vad_end", time.monotonic(), {})
                     speech_end = time.time() - ev.silence_duration - ev.inference_duration
+                    # the end by the level (as its pauses inside are measured), for a pausing speaker's hold
+                    level_end = time.time() - level["t"].quiet_tail_s() if level["t"] is not None else speech_end
                     self._event_ch.send_nowait(stt.SpeechEvent(type=stt.SpeechEventType.END_OF_SPEECH, speech_end_time=speech_end))
                     check = stop_check["task"]
                     if overlap["agent"] and overlap["voiced"] < owner._drop_overlap_shorter_s and check is not None:
@@ -584,6 +618,17 @@ class _WhisperStream(stt.RecognizeStream):
                             text = await owner._transcribe(frames)
                     reason = (owner._hold_reason(text, resumed=held["audio"] is not None)
                               if owner._hold_reason is not None and not overlap["agent"] else None)
+                    pause_hold, hold_from = None, speech_end
+                    if (reason is None and text and owner._pausing_hold is not None and not overlap["agent"]
+                            and level["t"] is not None):
+                        pauses = level["t"].internal_pauses_s()
+                        pause_hold = owner._pausing_hold(pauses)
+                        if pause_hold is not None:
+                            # silence counted as the pauses were measured (the level), not from silero's
+                            # end, which calls the last phoneme's tail speech for another 34-132 ms
+                            hold_from = level_end
+                            reason = (f"a speaker who pauses inside the turn: longest pause {max(pauses) * 1000:.0f} ms, "
+                                      f"{pause_hold:.2f} s of silence awaited")
                     if reason is None:
                         held["audio"], held["sent"] = None, False
                         send_final(text, speech_end)
@@ -594,11 +639,12 @@ class _WhisperStream(stt.RecognizeStream):
                     log.info("final held (%s): %r", reason, text)
                     held.update(audio=rtc.combine_audio_frames(frames) if len(frames) != 1 else frames[0],
                                 end_s=ev.timestamp, text=text, speech_end=speech_end, sent=False)
-                    hold_s = owner._hold_s(reason) if callable(owner._hold_s) else owner._hold_s
-                    if speech_end + hold_s <= time.time():
+                    hold_s = (pause_hold if pause_hold is not None
+                              else owner._hold_s(reason) if callable(owner._hold_s) else owner._hold_s)
+                    if hold_from + hold_s <= time.time():
                         release_held(f"the hold of {hold_s:.1f} s is already over")
                     else:
-                        held["timer"] = asyncio.create_task(hold_timer(speech_end + hold_s, hold_s), name="whisper.hold")
+                        held["timer"] = asyncio.create_task(hold_timer(hold_from + hold_s, hold_s), name="whisper.hold")
             release_held("end of input")
 
         tasks = [asyncio.create_task(forward(), name="whisper.forward"),

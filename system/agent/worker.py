@@ -7,6 +7,7 @@ interruption handling, local VAD mode), every turn traced by the AutoRTC protoco
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
 import os
@@ -28,7 +29,7 @@ from system.agent.config import AgentConfig
 from system.agent.fault_output import FaultWiring
 from system.agent.scripted_llm import ScriptedLLM, load_rules
 from system.agent.start_cushion import StartCushion
-from system.agent.stt_whisper import WhisperOptions, WhisperStreamingSTT, WhisperTranscriber
+from system.agent.stt_whisper import WhisperOptions, WhisperStreamingSTT, WhisperTranscriber, pausing_hold_s
 from system.agent.tts_adapter import LocalTTS
 from system.agent.turn_text import hold_is_short, hold_reason
 from system.agent.vad_voiced import VoicedDurationVAD
@@ -313,7 +314,11 @@ async def entrypoint(ctx: JobContext) -> None:
                                         stop_words=frozenset(CONFIG.stop_words.lower().split()) if CONFIG.stop_check_voiced_s > 0 else frozenset(),
                                         stop_check_voiced_s=CONFIG.stop_check_voiced_s, stop_recheck_s=CONFIG.stop_recheck_s,
                                         on_stop_word=stop_word, reopen_s=CONFIG.turn_reopen_s,
-                                        on_reopen=reopen, room=ctx.room.name)
+                                        on_reopen=reopen, room=ctx.room.name,
+                                        pausing_hold=functools.partial(
+                                            pausing_hold_s, min_pause_s=CONFIG.turn_pausing_min_pause_s,
+                                            factor=CONFIG.turn_pausing_factor,
+                                            max_hold_s=CONFIG.turn_pausing_max_hold_s))
     holder["tts"] = LocalTTS(engine=models.tts, on_event=stage, ahead_nice=CONFIG.tts_ahead_nice)
     session = AgentSession(
         vad=vad,

@@ -549,3 +549,85 @@ def test_a_burst_after_the_cut_in_the_vads_silence_restarts_the_preflight_before
     # VAD's end (end + 11 windows = end + 0.35 s): no decode of the whole utterance at the end
     assert len(sizes) == 2, [n / 16000 - end for n in sizes]
     assert sizes[0] < at <= at + 320 <= sizes[1] <= int((end + 0.30) * 16000)
+
+
+# --- a speaker who pauses inside the turn (session 22: "How do I make a cup?" | "of tea?") ---
+
+def _tone_frame(on: bool, n: int = 512, sr: int = 16000, i: int = 0) -> rtc.AudioFrame:
+    t = (np.arange(n) + i * n) / sr
+    pcm = (0.3 * 32767 * np.sin(2 * np.pi * 220 * t)).astype(np.int16) if on else np.zeros(n, np.int16)
+    return rtc.AudioFrame(pcm.tobytes(), sr, 1, n)
+
+
+def test_internal_pauses_are_the_quiet_runs_between_speech_not_the_trailing_silence():
+    from system.agent.stt_whisper import LevelTrack
+
+    sr = 16000
+    on = lambda ms: (0.3 * 32767 * np.sin(2 * np.pi * 220 * np.arange(int(sr * ms / 1000)) / sr)).astype(np.int16)
+    off = lambda ms: np.zeros(int(sr * ms / 1000), np.int16)
+    lt = LevelTrack(sr)
+    for part in (off(100), on(300), off(250), on(200), off(120), on(400), off(500)):
+        lt.push(part)
+    assert lt.internal_pauses_s() == pytest.approx([0.25, 0.12], abs=0.011)
+    flat = LevelTrack(sr)
+    flat.push(on(500))
+    flat.push(off(300))
+    assert flat.internal_pauses_s() == []
+
+
+def test_pausing_hold_needs_two_long_pauses_and_waits_a_multiple_of_the_longest():
+    from system.agent.stt_whisper import pausing_hold_s
+
+    rule = dict(min_pause_s=0.2, factor=1.5, max_hold_s=0.6)
+    # the case WAVs' measured pauses (AgentConfig.turn_pausing_*): the slow speaker, fluent commas
+    assert pausing_hold_s([0.31, 0.30, 0.23, 0.23], **rule) == pytest.approx(0.465)  # factor 1.5 here
+    assert pausing_hold_s([0.18, 0.12, 0.06], **rule) is None  # long_question's comma
+    assert pausing_hold_s([0.5, 0.05], **rule) is None  # one pause: a sentence break, not a habit
+    assert pausing_hold_s([0.5, 0.45, 0.3], **rule) == pytest.approx(0.6)  # capped
+    assert pausing_hold_s([0.31, 0.30], min_pause_s=0.0, factor=1.5, max_hold_s=0.6) is None  # off
+
+
+@pytest.mark.parametrize("pausing", [True, False])
+def test_a_pausing_speakers_complete_sounding_utterance_waits_for_the_rest(pausing):
+    """Planted audio: utterance 1 has two 256 ms pauses inside (the scripted VAD keeps calling them
+    speech, as silero did), then 384 ms of silence (its END), utterance 2. Its text ends like a turn
+    ("How do I make a cup?"): with the pausing hold on, the two are one final; off, two."""
+    from system.agent.stt_whisper import WhisperStreamingSTT, pausing_hold_s
+    from system.agent.turn_text import hold_reason
+    from system.agent.vad_voiced import VoicedDurationVAD
+
+    audio = [True] * 8 + [False] * 8 + [True] * 6 + [False] * 8 + [True] * 6  # utterance 1: 36 windows
+    probs = [0.9] * len(audio) + [0.1] * 12 + [0.9] * 15 + [0.1] * 8
+    audio += [False] * 12 + [True] * 15 + [False] * 8
+    frames = [_tone_frame(a, i=i) for i, a in enumerate(audio)]
+    v = VoicedDurationVAD(_ScriptedVAD(probs), activation_threshold=0.5)
+    tr = _ScriptedTranscriber(["How do I make a cup?", "How do I make a cup of tea?"])
+    # a long hold (20 x the pause) so a slow CI cannot release it before utterance 2 starts
+    engine = WhisperStreamingSTT(transcriber=tr, vad=v, shared_vad=True, hold_reason=hold_reason, hold_s=10.0,
+                                 pausing_hold=(lambda p: pausing_hold_s(p, min_pause_s=0.2, factor=20.0, max_hold_s=10.0))
+                                 if pausing else None)
+    out = asyncio.run(_drive(engine, v, len(probs), frames))
+    finals = [e.alternatives[0].text for e in out if e.type == stt.SpeechEventType.FINAL_TRANSCRIPT]
+    if pausing:
+        assert finals == ["How do I make a cup of tea?"]
+        assert tr.sizes[1] > 50 * 512  # the second decode got both utterances
+    else:
+        assert finals == ["How do I make a cup?", "How do I make a cup of tea?"]
+
+
+def test_a_fluent_utterance_is_not_held_by_the_pausing_rule():
+    from system.agent.stt_whisper import WhisperStreamingSTT, pausing_hold_s
+    from system.agent.turn_text import hold_reason
+    from system.agent.vad_voiced import VoicedDurationVAD
+
+    audio = [True] * 20 + [False] * 2 + [True] * 14  # one 64 ms pause inside
+    probs = [0.9] * len(audio) + [0.1] * 12 + [0.9] * 15 + [0.1] * 8
+    audio += [False] * 12 + [True] * 15 + [False] * 8
+    frames = [_tone_frame(a, i=i) for i, a in enumerate(audio)]
+    v = VoicedDurationVAD(_ScriptedVAD(probs), activation_threshold=0.5)
+    tr = _ScriptedTranscriber(["What time does the museum open?", "Thanks."])
+    engine = WhisperStreamingSTT(transcriber=tr, vad=v, shared_vad=True, hold_reason=hold_reason, hold_s=10.0,
+                                 pausing_hold=lambda p: pausing_hold_s(p, min_pause_s=0.2, factor=20.0, max_hold_s=10.0))
+    out = asyncio.run(_drive(engine, v, len(probs), frames))
+    assert [e.alternatives[0].text for e in out if e.type == stt.SpeechEventType.FINAL_TRANSCRIPT] == [
+        "What time does the museum open?", "Thanks."]
