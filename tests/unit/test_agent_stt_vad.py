@@ -587,47 +587,42 @@ def test_pausing_hold_needs_two_long_pauses_and_waits_a_multiple_of_the_longest(
     assert pausing_hold_s([0.31, 0.30], min_pause_s=0.0, factor=1.5, max_hold_s=0.6) is None  # off
 
 
-@pytest.mark.parametrize("pausing", [True, False])
-def test_a_pausing_speakers_complete_sounding_utterance_waits_for_the_rest(pausing):
-    """Planted audio: utterance 1 has two 256 ms pauses inside (the scripted VAD keeps calling them
-    speech, as silero did), then 384 ms of silence (its END), utterance 2. Its text ends like a turn
-    ("How do I make a cup?"): with the pausing hold on, the two are one final; off, two."""
+def _finals_after(utterance1: list[bool], texts: list[str], *, pausing: bool) -> tuple[list[str], list[int]]:
+    """Planted audio: ``utterance1`` (tone / silence per 32 ms window; the scripted VAD calls all of it
+    speech, as silero did the slow speaker's pauses), 384 ms of silence (its END), a second utterance of
+    15 windows. The finals the STT sends, and the audio length of each decode. The pausing hold, when on,
+    waits 20 x the longest pause so a slow CI cannot release it before utterance 2 starts."""
     from system.agent.stt_whisper import WhisperStreamingSTT, pausing_hold_s
     from system.agent.turn_text import hold_reason
     from system.agent.vad_voiced import VoicedDurationVAD
 
-    audio = [True] * 8 + [False] * 8 + [True] * 6 + [False] * 8 + [True] * 6  # utterance 1: 36 windows
-    probs = [0.9] * len(audio) + [0.1] * 12 + [0.9] * 15 + [0.1] * 8
-    audio += [False] * 12 + [True] * 15 + [False] * 8
+    probs = [0.9] * len(utterance1) + [0.1] * 12 + [0.9] * 15 + [0.1] * 8
+    audio = utterance1 + [False] * 12 + [True] * 15 + [False] * 8
     frames = [_tone_frame(a, i=i) for i, a in enumerate(audio)]
     v = VoicedDurationVAD(_ScriptedVAD(probs), activation_threshold=0.5)
-    tr = _ScriptedTranscriber(["How do I make a cup?", "How do I make a cup of tea?"])
-    # a long hold (20 x the pause) so a slow CI cannot release it before utterance 2 starts
+    tr = _ScriptedTranscriber(texts)
     engine = WhisperStreamingSTT(transcriber=tr, vad=v, shared_vad=True, hold_reason=hold_reason, hold_s=10.0,
                                  pausing_hold=(lambda p: pausing_hold_s(p, min_pause_s=0.2, factor=20.0, max_hold_s=10.0))
                                  if pausing else None)
     out = asyncio.run(_drive(engine, v, len(probs), frames))
-    finals = [e.alternatives[0].text for e in out if e.type == stt.SpeechEventType.FINAL_TRANSCRIPT]
+    return [e.alternatives[0].text for e in out if e.type == stt.SpeechEventType.FINAL_TRANSCRIPT], tr.sizes
+
+
+@pytest.mark.parametrize("pausing", [True, False])
+def test_a_pausing_speakers_complete_sounding_utterance_waits_for_the_rest(pausing):
+    """Utterance 1 has two 256 ms pauses inside and its text ends like a turn ("How do I make a cup?"):
+    with the pausing hold on, it and the next are one final; off, two."""
+    pausing_utterance = [True] * 8 + [False] * 8 + [True] * 6 + [False] * 8 + [True] * 6
+    finals, sizes = _finals_after(pausing_utterance, ["How do I make a cup?", "How do I make a cup of tea?"],
+                                  pausing=pausing)
     if pausing:
         assert finals == ["How do I make a cup of tea?"]
-        assert tr.sizes[1] > 50 * 512  # the second decode got both utterances
+        assert sizes[1] > 50 * 512  # the second decode got both utterances
     else:
         assert finals == ["How do I make a cup?", "How do I make a cup of tea?"]
 
 
 def test_a_fluent_utterance_is_not_held_by_the_pausing_rule():
-    from system.agent.stt_whisper import WhisperStreamingSTT, pausing_hold_s
-    from system.agent.turn_text import hold_reason
-    from system.agent.vad_voiced import VoicedDurationVAD
-
-    audio = [True] * 20 + [False] * 2 + [True] * 14  # one 64 ms pause inside
-    probs = [0.9] * len(audio) + [0.1] * 12 + [0.9] * 15 + [0.1] * 8
-    audio += [False] * 12 + [True] * 15 + [False] * 8
-    frames = [_tone_frame(a, i=i) for i, a in enumerate(audio)]
-    v = VoicedDurationVAD(_ScriptedVAD(probs), activation_threshold=0.5)
-    tr = _ScriptedTranscriber(["What time does the museum open?", "Thanks."])
-    engine = WhisperStreamingSTT(transcriber=tr, vad=v, shared_vad=True, hold_reason=hold_reason, hold_s=10.0,
-                                 pausing_hold=lambda p: pausing_hold_s(p, min_pause_s=0.2, factor=20.0, max_hold_s=10.0))
-    out = asyncio.run(_drive(engine, v, len(probs), frames))
-    assert [e.alternatives[0].text for e in out if e.type == stt.SpeechEventType.FINAL_TRANSCRIPT] == [
-        "What time does the museum open?", "Thanks."]
+    fluent = [True] * 20 + [False] * 2 + [True] * 14  # one 64 ms pause inside
+    finals, _ = _finals_after(fluent, ["What time does the museum open?", "Thanks."], pausing=True)
+    assert finals == ["What time does the museum open?", "Thanks."]
