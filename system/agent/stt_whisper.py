@@ -149,8 +149,9 @@ class WhisperStreamingSTT(stt.STT):
         s10b: 51 ms of it over the user, a talk-over).
 
         ``pausing_hold(pauses_s)`` (e.g. :func:`pausing_hold_s` with the worker's settings): given the
-        utterance's pauses inside (:meth:`LevelTrack.internal_pauses_s`), the silence (s from its end of
-        speech) to wait before its final is sent when the text gave no reason to hold, or None. A fast
+        utterance's pauses inside (:meth:`LevelTrack.internal_pauses_s`), the silence to wait before its
+        final is sent when the text gave no reason to hold, or None (s, from the utterance's end by the same
+        level: its last window within 25 dB of its speech level). A fast
         agent otherwise answers a slow speaker in a pause the text cannot tell from an end ("How do I make
         a cup?" | "of tea?", session 22); the hold works as a text hold (speech in it is decoded with it).
 
@@ -345,8 +346,8 @@ class LevelTrack:
 
 
 def pausing_hold_s(pauses_s: list[float], *, min_pause_s: float, factor: float, max_hold_s: float) -> float | None:
-    """Silence to wait for after a pausing speaker's utterance (s, measured from its end of speech),
-    or None for a fluent one: at least two of ``pauses_s`` (its pauses inside, :meth:`LevelTrack.internal_pauses_s`)
+    """Silence to wait for after a pausing speaker's utterance (s, from its end by the level, as its
+    pauses are measured), or None for a fluent one: at least two of ``pauses_s`` (its pauses inside, :meth:`LevelTrack.internal_pauses_s`)
     last ``min_pause_s`` or more. The wait is ``factor`` x the longest pause, at most ``max_hold_s``:
     a speaker who paused that long inside the turn may pause that long again before its end.
     ``min_pause_s`` <= 0 turns the rule off. Source of the defaults: ``AgentConfig.turn_pausing_*``."""
