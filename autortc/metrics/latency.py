@@ -189,8 +189,9 @@ def stage_delta_ms(stages: Mapping[str, Any] | None, a: str, b: str) -> float | 
     return (float(stages[b]) - float(stages[a])) * 1000.0
 
 
-def _release(stages: Mapping[str, Any] | None) -> tuple[float, float] | None:
-    """(release s, first chunk s) of the reply whose first frame was published, or None."""
+def _release(stages: Mapping[str, Any] | None) -> tuple[float, float, float] | None:
+    """(first chunk, release, first frame published), s, of the reply whose first frame was published,
+    or None when a stage is missing."""
     if not stages or stages.get("tts_first_chunk") is None or stages.get("first_frame_published") is None:
         return None
     chunk, pub = float(stages["tts_first_chunk"]), float(stages["first_frame_published"])
@@ -198,8 +199,8 @@ def _release(stages: Mapping[str, Any] | None) -> tuple[float, float] | None:
     # an end of turn after the first frame is not this reply's release (a greeting, a reply sounding
     # before the decision): the seed's definition then
     if eot is None or float(eot) > pub:
-        return chunk, chunk
-    return max(chunk, float(eot)), chunk
+        return chunk, chunk, pub
+    return chunk, max(chunk, float(eot)), pub
 
 
 def tts_first_to_publish_ms(stages: Mapping[str, Any] | None) -> float | None:
@@ -216,14 +217,14 @@ def tts_first_to_publish_ms(stages: Mapping[str, Any] | None) -> float | None:
     The hold is :func:`tts_first_held_ms`.
     """
     r = _release(stages)
-    return None if r is None else (float(stages["first_frame_published"]) - r[0]) * 1000.0  # type: ignore[index]
+    return None if r is None else (r[2] - r[1]) * 1000.0
 
 
 def tts_first_held_ms(stages: Mapping[str, Any] | None) -> float | None:
     """How long a first TTS chunk waited for the end-of-turn decision (ms, >= 0; 0 when the chunk
     came after it); None when a stage is missing. See :func:`tts_first_to_publish_ms`."""
     r = _release(stages)
-    return None if r is None else (r[0] - r[1]) * 1000.0
+    return None if r is None else (r[1] - r[0]) * 1000.0
 
 
 def llm_ttft_ms(agent: Mapping[str, Any] | None) -> float | None:
