@@ -19,6 +19,8 @@ The rules look only at how the text ends, so a complete request is never slowed 
   with ",");
 * a last word that an English request does not end on (conjunction, preposition, article,
   possessive, auxiliary, filler), unless whisper ended the text with "?" or "!";
+* an inverted question stopped before its verb ("How do you", "Where can I?" — with "?" only after a
+  wh-word other than "why");
 * a last verb that needs an object and has none ("How do I make?"), even with "?", unless a
   wh-word may be its object ("What should I make?");
 * the whole utterance is a preamble that announces the request ("I have a question.",
@@ -49,6 +51,15 @@ _NEEDS_OBJECT = frozenset("""
 make get put set take bring give find buy use book cook fix build order cancel reset send show
 """.split())
 _WH_OBJECT = frozenset("what which who whom whatever".split())
+
+# an inverted question stopped before its main verb: a do/modal auxiliary followed by its subject ("How do
+# you", "Where can I", "Could you"). Session 23, run s1j1 (the suite on a 1.43-core cgroup, --jobs 1): the slow
+# speaker's "How do ... I make a cup of tea?" decoded after the first pause as "How do you" (whisper's "I" ->
+# "you"), answered into the pause: talk-over 3131 ms, keywords FAIL. "it" is left out ("do it" ends requests
+# with "do" as the main verb), so is "be" ("How are you?", "What time is it").
+_AUXILIARIES = frozenset("do does did can could would will should shall may might must".split())
+_SUBJECTS = frozenset("i you we they he she".split())
+_WH_FRONT = frozenset("how what where when which who whom".split())  # not "why": "Why should I?" is a whole reply
 
 _PREAMBLES = [re.compile(p) for p in (
     r"(?:(?:so|okay|ok|well|um|uh|hey|hi|hello) )*(?:i have|i've got|i got|i had) (?:a|one|another|a quick|one more|a small) question",
@@ -88,6 +99,9 @@ def hold_reason(text: str, *, resumed: bool = False) -> str | None:
         return "preamble"
     if not t.endswith(("?", "!")) and words[-1] in _OPEN_ENDINGS:
         return f"ends on {words[-1]!r}"
+    if len(words) >= 2 and words[-2] in _AUXILIARIES and words[-1] in _SUBJECTS and (
+            not t.endswith(("?", "!")) or (len(words) >= 3 and words[-3] in _WH_FRONT)):
+        return f"ends on {' '.join(words[-2:])!r} without its verb"
     if words[-1] in _NEEDS_OBJECT and not _WH_OBJECT.intersection(words):
         return f"ends on {words[-1]!r} without its object"
     return None

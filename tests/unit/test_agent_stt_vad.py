@@ -216,6 +216,10 @@ def test_speculative_decode_becomes_the_final():
     ("So,", True),
     ("I w-", True),
     ("Hello,", True),
+    ("How do you", True),  # rate_slow_speaker, split after "do" and misread (session 23, run s1j1: talk-over 3131 ms)
+    ("How do I?", True),
+    ("Where can we", True),
+    ("Could you", True),
     # complete turns of the seed cases: answered at once
     ("What time does the museum open?", False),
     ("What's the weather like today?", False),
@@ -228,6 +232,11 @@ def test_speculative_decode_becomes_the_final():
     ("What is it made of?", False),  # a question mark ends it whatever the last word
     ("What should I make?", False),  # the wh-word is the verb's object
     ("Which documents should I bring?", False),
+    ("How do I do it?", False),  # "do" as the main verb, "it" its object
+    ("Thank you.", False),
+    ("Why should I?", False),
+    ("How are you?", False),
+    ("Can you help me?", False),
     ("", False),
 ])
 def test_hold_reason_on_the_seed_transcripts(text, held):
