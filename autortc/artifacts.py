@@ -30,7 +30,9 @@ TRACE_VERSION = 2
 """v2: typed contract; ``case.expected_silence_ms`` is in ``user.wav`` ms, agent stages re-based."""
 
 TRACE_FILE = "trace.json"
-WAV_NAMES = {"user": "user.wav", "pre": "pre_rtc.wav", "full": "post_rtc_full.wav", "reply": "post_rtc_reply.wav"}
+AGENT_INPUT_WAV = "agent_input.wav"
+WAV_NAMES = {"user": "user.wav", "pre": "pre_rtc.wav", "full": "post_rtc_full.wav", "reply": "post_rtc_reply.wav",
+             "agent_input": AGENT_INPUT_WAV}
 
 Span = tuple[float, float]
 
@@ -139,6 +141,17 @@ class AgentReply(BaseModel):
                     "ran dry (LiveKit Agents' playback_progressed)")
 
 
+class AgentInput(_Strict):
+    """The agent-input copy: what the agent's audio input received in the turn (the user's speech
+    as its VAD and STT got it, after the uplink), from the turn's ``turn_start`` on."""
+
+    wav: str | None = Field(default=None, description="file name in the turn folder (None: announced, not received)")
+    sr: int = Field(gt=0, description="its sample rate, Hz")
+    samples: int = Field(ge=0, description="its length in samples")
+    t_first_sample: float = Field(description="monotonic s (runner clock) the agent received its first sample: "
+                                              "the receipt of its first frame minus that frame's duration")
+
+
 class AgentBlock(_Strict):
     """From the agent's ``trace`` message; its times are re-based to the runner's clock.
 
@@ -154,6 +167,7 @@ class AgentBlock(_Strict):
     pre_rtc_sr: int | None = None
     expected_silence_ms: list[Span] = Field(default_factory=list,
                                             description="pauses the agent meant, ms from the reply's first published sample")
+    agent_input: AgentInput | None = None
     clock_offset_s: float = 0.0
     extra: dict[str, Any] = Field(default_factory=dict,
                                   description="fields of the agent's trace message this version does not interpret, "
@@ -263,13 +277,15 @@ class TurnAudio:
     """A turn's recordings as mono float32 (``None`` = file absent).
 
     ``user``: what the user side published; ``pre``: the agent's own copy of its first reply;
-    ``full``: everything the probe received; ``reply``: the first reply's slice of ``full``.
+    ``full``: everything the probe received; ``reply``: the first reply's slice of ``full``;
+    ``agent_input``: what the agent received from the user side (its own copy of the uplink).
     """
 
     user: Audio | None = None
     pre: Audio | None = None
     full: Audio | None = None
     reply: Audio | None = None
+    agent_input: Audio | None = None
 
 
 @dataclass

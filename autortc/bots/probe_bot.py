@@ -25,7 +25,7 @@ from autortc.artifacts import ReceiverSample
 from autortc.bots.barrier import BarrierTimeout, join_room, raise_task_errors, wait_for
 from autortc.bots.receiver_stats import poll_receiver
 from autortc.bots.target import Target
-from autortc.protocol.messages import PRE_RTC_TOPIC, TOPIC, ProtocolError, decode, encode, make
+from autortc.protocol.messages import AGENT_INPUT_TOPIC, PRE_RTC_TOPIC, TOPIC, ProtocolError, decode, encode, make
 
 log = logging.getLogger("autortc.bots.probe")
 
@@ -51,6 +51,7 @@ class TraceEvents:
     replies: dict[int, ReplyEvents] = field(default_factory=dict)
     trace_msg: dict[str, Any] | None = None
     pre_rtc: dict[int, tuple[np.ndarray, int]] = field(default_factory=dict)  # reply_index -> (int16, sr)
+    agent_input: tuple[np.ndarray, int] | None = None  # the longest agent-input copy received: (int16, sr)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -85,6 +86,7 @@ class ProbeBot:
         self.room.on("participant_disconnected", self._on_participant_left)
         self.room.on("track_unpublished", self._on_track_unpublished)
         self.room.register_byte_stream_handler(PRE_RTC_TOPIC, self._on_pre_rtc)
+        self.room.register_byte_stream_handler(AGENT_INPUT_TOPIC, self._on_agent_input)
         token = self.target.token(room=self.room_name, identity=self.identity, kind="agent")
         # kind=agent: observers are not "the user" for agents that link to the first standard participant
         # Only the agent's audio is subscribed: every subscribed remote audio track is decoded by the
@@ -253,6 +255,26 @@ class ProbeBot:
             log.warning("trace_id=%s pre-RTC stream is not a WAV: %s", tr.trace_id, exc)
             return
         tr.pre_rtc[int(attrs.get("reply_index", "0"))] = (data.reshape(-1) if data.ndim == 1 else data[:, 0], sr)
+        tr.changed.set()
+
+    def _on_agent_input(self, reader: rtc.ByteStreamReader, participant_identity: str) -> None:
+        task = asyncio.create_task(self._read_agent_input(reader), name="probe.agent_input")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _read_agent_input(self, reader: rtc.ByteStreamReader) -> None:
+        chunks = [c async for c in reader]
+        tr = self._trace
+        if tr is None or (reader.info.attributes or {}).get("trace_id") != tr.trace_id:
+            return
+        try:
+            data, sr = sf.read(io.BytesIO(b"".join(chunks)), dtype="int16")
+        except Exception as exc:
+            log.warning("trace_id=%s agent-input stream is not a WAV: %s", tr.trace_id, exc)
+            return
+        pcm = data.reshape(-1) if data.ndim == 1 else data[:, 0]
+        if tr.agent_input is None or pcm.size >= tr.agent_input[0].size:  # the copies are cumulative
+            tr.agent_input = (pcm, sr)
         tr.changed.set()
 
     # -- results --------------------------------------------------------------------------

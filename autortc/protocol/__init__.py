@@ -5,6 +5,7 @@ agents; ``livekit_agents`` is the few-lines helper for agents built on LiveKit A
 """
 
 from autortc.protocol.messages import (
+    AGENT_INPUT_TOPIC,
     PRE_RTC_TOPIC,
     PROTOCOL_VERSION,
     TOPIC,
@@ -15,4 +16,4 @@ from autortc.protocol.messages import (
     make,
 )
 
-__all__ = ["PRE_RTC_TOPIC", "PROTOCOL_VERSION", "TOPIC", "Message", "ProtocolError", "decode", "encode", "make"]
+__all__ = ["AGENT_INPUT_TOPIC", "PRE_RTC_TOPIC", "PROTOCOL_VERSION", "TOPIC", "Message", "ProtocolError", "decode", "encode", "make"]

@@ -11,7 +11,9 @@ each user turn to the ``trace_id`` of the latest ``turn_start``; puts a recorder
 of the session's audio output so it knows the exact PCM published for every reply and
 when its first frame reached the room (``reply_start``) and when it ended
 (``reply_end``); collects the stage times and LiveKit Agents' own metrics into a
-``trace`` message; sends the reply's PCM (the pre-RTC copy) as a WAV byte stream.
+``trace`` message; sends the reply's PCM (the pre-RTC copy) as a WAV byte stream, and what
+the session's audio input received during the turn (the user's speech as the agent's VAD and
+STT got it: the *agent-input* copy) as another.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from livekit.agents import metrics as lk_metrics
 from livekit.agents.voice import AgentSession
 from livekit.agents.voice import io as voice_io
 
-from autortc.protocol.messages import PRE_RTC_TOPIC, TOPIC, ProtocolError, decode, encode, make
+from autortc.protocol.messages import AGENT_INPUT_TOPIC, PRE_RTC_TOPIC, TOPIC, ProtocolError, decode, encode, make
 
 log = logging.getLogger("autortc.protocol.agent")
 
@@ -68,6 +70,15 @@ def _latest(times: list[float], at_most: float) -> float | None:
     return max((t for t in times if t <= at_most), default=None)
 
 
+AGENT_INPUT_SR = 16000
+"""Rate (Hz) of the agent-input copy sent to the probe: the rate speech recognisers decode at,
+and a third of the bytes of the room's 48 kHz."""
+
+MAX_AGENT_INPUT_S = 120.0
+"""A turn's agent-input copy keeps at most this much audio (the first seconds): bounds the
+agent's memory when a turn never ends."""
+
+
 @dataclass
 class _TurnTrace:
     trace_id: str
@@ -77,6 +88,12 @@ class _TurnTrace:
     reply_text: str = ""
     replies: list[dict[str, Any]] = field(default_factory=list)
     attempts: dict[str, list[float]] = field(default_factory=dict)  # every mark of ATTEMPT_STAGES
+    # the agent-input copy: int16 mono frames as the session's audio input yielded them, their
+    # rate, and the monotonic s of the first sample (its frame's receipt minus its duration)
+    input_frames: list[np.ndarray] = field(default_factory=list)
+    input_sr: int = 0
+    input_samples: int = 0
+    input_t_first: float | None = None
 
     def stage(self, name: str, t_mono: float, *, first: bool = True) -> None:
         if name in ATTEMPT_STAGES:
@@ -168,6 +185,20 @@ class _ReplyRecorder(voice_io.AudioOutput):
             self._owner._on_reply_finished(reply)
 
 
+class _InputRecorder(voice_io.AudioInput):
+    """Pass-through audio input that hands every frame the session reads to the protocol first."""
+
+    def __init__(self, owner: AutoRTCAgentProtocol, source: voice_io.AudioInput) -> None:
+        super().__init__(label="AutoRTCInputRecorder", source=source)
+        self._owner = owner
+
+    async def __anext__(self) -> rtc.AudioFrame:
+        assert self.source is not None
+        frame = await self.source.__anext__()
+        self._owner._on_input_frame(frame, time.monotonic())
+        return frame
+
+
 class AutoRTCAgentProtocol:
     """Implements the agent side of the AutoRTC protocol on top of an ``AgentSession``.
 
@@ -204,6 +235,8 @@ class AutoRTCAgentProtocol:
             raise RuntimeError("AutoRTC: the session has no audio output; start the session with a room first")
         self._recorder = _ReplyRecorder(self, out)
         s.output.audio = self._recorder
+        if s.input.audio is not None:
+            s.input.audio = _InputRecorder(self, s.input.audio)
 
     def mark(self, stage: str, t_mono: float | None = None, *, first: bool = True) -> None:
         trace = self._current()
@@ -286,6 +319,50 @@ class AutoRTCAgentProtocol:
         if trace is not None and getattr(item, "role", None) == "assistant":
             trace.reply_text = (trace.reply_text + " " + (item.text_content or "")).strip()
 
+    def _on_input_frame(self, frame: rtc.AudioFrame, t_recv: float) -> None:
+        trace = self._current()
+        if trace is None or not frame.samples_per_channel:
+            return
+        if trace.input_sr > 0 and frame.sample_rate != trace.input_sr:
+            log.warning("trace_id=%s agent input changed rate %d -> %d Hz: its copy ends here",
+                        trace.trace_id, trace.input_sr, frame.sample_rate)
+            trace.input_sr = -1
+        if trace.input_sr < 0 or trace.input_samples >= MAX_AGENT_INPUT_S * frame.sample_rate:
+            return
+        pcm = np.frombuffer(frame.data, dtype=np.int16).reshape(-1, frame.num_channels)
+        if trace.input_t_first is None:
+            trace.input_sr = frame.sample_rate
+            trace.input_t_first = t_recv - frame.samples_per_channel / frame.sample_rate
+        trace.input_frames.append(pcm[:, 0].copy())
+        trace.input_samples += frame.samples_per_channel
+
+    async def _send_agent_input(self, trace: _TurnTrace) -> dict[str, Any] | None:
+        """Send the turn's agent-input copy so far as a WAV at :data:`AGENT_INPUT_SR` (cumulative:
+        the probe keeps the longest); returns the trace message's ``agent_input`` field, or None."""
+        if not trace.input_frames or trace.input_sr <= 0 or trace.input_t_first is None:
+            return None
+        frames, sr, t_first = list(trace.input_frames), trace.input_sr, trace.input_t_first
+
+        def encode_wav() -> tuple[bytes, int]:
+            import soxr
+
+            x = np.concatenate(frames)
+            if sr != AGENT_INPUT_SR:
+                x = soxr.resample(x, sr, AGENT_INPUT_SR)
+            buf = _io.BytesIO()
+            sf.write(buf, x, AGENT_INPUT_SR, format="WAV", subtype="PCM_16")
+            return buf.getvalue(), int(x.shape[0])
+
+        data, n = await asyncio.to_thread(encode_wav)
+        try:
+            await self._room.local_participant.send_bytes(
+                data, topic=AGENT_INPUT_TOPIC, name=f"{trace.trace_id}-input.wav", mime_type="audio/wav",
+                attributes={"trace_id": trace.trace_id, "samples": str(n)}, compress=False)
+        except Exception:
+            log.exception("trace_id=%s: sending the agent-input audio failed", trace.trace_id)
+            return None
+        return {"sr": AGENT_INPUT_SR, "samples": n, "t_first_sample": t_first}
+
     # -- replies --------------------------------------------------------------------------
 
     def _new_reply(self) -> _Reply:
@@ -359,6 +436,7 @@ class AutoRTCAgentProtocol:
             )
         )
         if trace is not None:
+            agent_input = await self._send_agent_input(trace) if self._send_pre_rtc else None
             await self._publish(
                 make(
                     "trace",
@@ -368,6 +446,7 @@ class AutoRTCAgentProtocol:
                     transcript=trace.transcript,
                     reply_text=trace.reply_text,
                     replies=list(trace.replies),
+                    **({"agent_input": agent_input} if agent_input else {}),
                     **(self._trace_fields() if self._trace_fields is not None else {}),
                 )
             )

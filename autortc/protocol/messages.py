@@ -15,6 +15,7 @@ from autortc.protocol.ids import valid_id
 PROTOCOL_VERSION = 1
 TOPIC = "autortc"  # reliable data packets, JSON, one message per packet
 PRE_RTC_TOPIC = "autortc.pre_rtc"  # byte stream: WAV of what the agent published for a reply
+AGENT_INPUT_TOPIC = "autortc.agent_input"  # byte stream: WAV of what the agent received from the user in a turn
 
 # type -> fields that must be present besides v/type/t_mono/t_wall
 REQUIRED: dict[str, tuple[str, ...]] = {
@@ -34,7 +35,7 @@ OPTIONAL: dict[str, tuple[str, ...]] = {
     "turn_start": ("case_id", "turn_index"),
     "reply_start": ("t_first_frame_published",),
     "reply_end": ("playback_position_s", "t_end"),
-    "trace": ("lk_metrics", "transcript", "reply_text", "replies", "expected_silence_ms"),
+    "trace": ("lk_metrics", "transcript", "reply_text", "replies", "expected_silence_ms", "agent_input"),
 }
 
 # stage names of the ``trace`` message (all optional, the sender's CLOCK_MONOTONIC seconds).

@@ -16,7 +16,9 @@ import numpy as np
 import soundfile as sf
 
 from autortc.artifacts import (
+    AGENT_INPUT_WAV,
     AgentBlock,
+    AgentInput,
     AgentReply,
     CaseBlock,
     ProbeBlock,
@@ -174,7 +176,8 @@ async def settle(probe: ProbeBot, tr: TraceEvents, case: Case, timeouts: TurnTim
     # a reply that never started publishing (cancelled before its first frame: reply_end but no
     # reply_start) has no pre-RTC copy to wait for
     ended = [i for i, r in tr.replies.items() if r.end_msg is not None and r.start_sample is not None]
-    while time.monotonic() < t_limit and (tr.trace_msg is None or any(i not in tr.pre_rtc for i in ended)):
+    while time.monotonic() < t_limit and (tr.trace_msg is None or any(i not in tr.pre_rtc for i in ended)
+                                          or _agent_input_due(tr)):
         await _wait_change(tr, t_limit - time.monotonic())
     if tr.replies and tr.trace_msg is None:
         log.warning("trace_id=%s the agent's 'trace' message did not come within %.0f s of the last reply_end "
@@ -182,6 +185,9 @@ async def settle(probe: ProbeBot, tr: TraceEvents, case: Case, timeouts: TurnTim
     if any(i not in tr.pre_rtc for i in ended):
         log.warning("trace_id=%s pre-RTC WAV of reply %s did not come within %.0f s (fidelity not measured)",
                     tr.trace_id, sorted(i for i in ended if i not in tr.pre_rtc), timeouts.trace_s)
+    if _agent_input_due(tr):
+        log.warning("trace_id=%s the agent-input WAV its trace announced did not come within %.0f s (uplink not "
+                    "measured)", tr.trace_id, timeouts.trace_s)
     tail = int(timeouts.reply_tail_ms * PROBE_SR / 1000)
     want = max([r.end_sample or 0 for r in tr.replies.values()] + [probe.samples]) + tail
     deadline = time.monotonic() + 5.0
@@ -190,6 +196,12 @@ async def settle(probe: ProbeBot, tr: TraceEvents, case: Case, timeouts: TurnTim
     if probe.samples < want:
         log.warning("trace_id=%s the probe's audio stopped: %d of %d samples of the reply tail within 5 s",
                     tr.trace_id, probe.samples, want)
+
+
+def _agent_input_due(tr: TraceEvents) -> bool:
+    """The agent's latest ``trace`` announces an agent-input copy longer than the one received."""
+    want = ((tr.trace_msg or {}).get("agent_input") or {}).get("samples")
+    return isinstance(want, int) and (tr.agent_input is None or tr.agent_input[0].size < want)
 
 
 async def _agent_anchor(anchor: str, probe: ProbeBot, tr: TraceEvents, *, timeouts: TurnTimeouts, case: Case) -> float:
@@ -264,8 +276,16 @@ def probe_artifacts(probe: ProbeBot, tr: TraceEvents, out_dir: Path, *, full_sta
         # from one read before the first frame (the baseline of its deltas) to the newest
         receiver=_receiver_window(probe.receiver, frames[0][0] if frames else None),
     )
+    if tr.agent_input is not None and tr.agent_input[0].size:
+        sf.write(out_dir / AGENT_INPUT_WAV, tr.agent_input[0], tr.agent_input[1], subtype="PCM_16")
     pre_sr = tr.pre_rtc[first.reply_index][1] if first and first.reply_index in tr.pre_rtc else None
-    return probe_block, agent_block(tr.trace_msg, pre_rtc_sr=pre_sr)
+    block = agent_block(tr.trace_msg, pre_rtc_sr=pre_sr)
+    if block is not None and block.agent_input is not None:
+        got = tr.agent_input
+        block.agent_input.wav = AGENT_INPUT_WAV if got is not None and got[0].size else None
+        if got is not None and got[0].size:
+            block.agent_input.samples, block.agent_input.sr = int(got[0].size), int(got[1])
+    return probe_block, block
 
 
 def _receiver_window(samples: list[ReceiverSample], t_start: float | None) -> list[ReceiverSample]:
@@ -317,9 +337,24 @@ def agent_block(msg: dict[str, Any] | None, *, pre_rtc_sr: int | None,
         replies=replies,
         pre_rtc_sr=pre_rtc_sr,
         expected_silence_ms=[(float(a), float(b)) for a, b in (msg.get("expected_silence_ms") or [])],
+        agent_input=_agent_input(msg.get("agent_input"), shift),
         clock_offset_s=off,
         extra={k: v for k, v in msg.items() if k not in _TRACE_KNOWN},
     )
+
+
+def _agent_input(field: Any, shift: Any) -> AgentInput | None:
+    """The trace message's ``agent_input`` (its first sample's time re-based); None when absent or
+    not an object with ``sr``, ``samples`` and ``t_first_sample`` (logged: the uplink is then not measured)."""
+    if not field:
+        return None
+    try:
+        return AgentInput(sr=int(field["sr"]), samples=int(field["samples"]),
+                          t_first_sample=shift(float(field["t_first_sample"])))
+    except (KeyError, TypeError, ValueError) as exc:
+        log.warning("agent trace field 'agent_input': expected an object with sr, samples, t_first_sample; "
+                    "got %r (%s)", field, exc)
+        return None
 
 
 def case_block(case: Case) -> CaseBlock:
