@@ -229,6 +229,19 @@ class ReceiverMetrics:
 
 
 @dataclass
+class UplinkMetrics:
+    """The user's speech as the agent received it (``agent_input.wav`` vs ``user.wav``,
+    autortc/metrics/uplink.py); None = not measured (the agent sent no input copy)."""
+
+    delay_ms: float | None = None  # first spoken segment: agent receipt - user hand-over
+    delay_max_ms: float | None = None  # over the spoken segments
+    corr: float | None = None  # lowest normalised correlation of a segment with its copy (0..1)
+    lost_ms: float | None = None  # user speech that reached the agent as silence, ms (gaps >= 20 ms)
+    lost: list[Interval] = field(default_factory=list)  # where, ms in user.wav
+    segments: int | None = None  # spoken segments found in the copy
+
+
+@dataclass
 class TurnResult:
     """All metrics and gate verdicts of one user turn (one ``<trace_id>/`` folder)."""
 
@@ -248,6 +261,7 @@ class TurnResult:
     turntaking: TurnTakingMetrics = field(default_factory=TurnTakingMetrics)
     fingerprints: Fingerprints = field(default_factory=Fingerprints)
     receiver: ReceiverMetrics = field(default_factory=ReceiverMetrics)
+    uplink: UplinkMetrics = field(default_factory=UplinkMetrics)
     verdicts: list[GateVerdict] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     # metric paths this turn should have measured -> why not ("" when measured): a gate on

@@ -19,10 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from autortc.artifacts import CaseBlock, ReceiverSample, Span, TurnArtifacts, TurnAudio, UserBlock, load_turn
+from autortc.artifacts import (CaseBlock, ReceiverSample, Span, TurnArtifacts, TurnAudio, UserBlock, UserSegment,
+                               load_turn)
 from autortc.audio import Audio, resample
 from autortc.metrics import (content, continuity, defects, fidelity, fingerprints, instrument, latency, level, playout,
-                             receiver, turntaking)
+                             receiver, turntaking, uplink)
 from autortc.results import Interval, TurnResult, worst
 
 log = logging.getLogger("autortc.metrics")
@@ -402,6 +403,8 @@ def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: T
             user_iv = turntaking.activity_intervals(user.samples, user.sr, lambda i: t0 + i / user.sr)
             res.turntaking.talk_over_ms = turntaking.talk_over_ms(user_iv, agent_iv)
 
+    _uplink(res, user_t, agent, user, audio.agent_input)
+
     if frames and seg is not None and seg_start is not None and full is not None:
         _where_holes_arose(res, probe.receiver if probe is not None else [], agent, frames, full.sr, seg_start,
                            seg.samples.shape[0])
@@ -423,6 +426,31 @@ def compute(artifacts: TurnArtifacts | None, audio: TurnAudio, *, transcriber: T
     else:
         res.perceptual.reason = "not requested"
     return res
+
+
+def _uplink(res: TurnResult, user_t: UserBlock, agent: Any, user: Audio | None, agent_input: Audio | None) -> None:
+    """``res.uplink``: each spoken segment of ``user.wav`` found in the agent's input copy."""
+    ai = agent.agent_input if agent is not None else None
+    if user is None or agent_input is None or ai is None or user_t.t_audio_start is None:
+        return
+    segs = user_t.segments or [UserSegment(index=0, expect="respond", speech_start_sample=user_t.speech_start_sample,
+                                           eot_sample=user_t.eot_sample)]
+    spans = [(int(sg.speech_start_sample), int(sg.eot_sample)) for sg in segs
+             if sg.speech_start_sample is not None and sg.eot_sample is not None and sg.eot_sample > sg.speech_start_sample]
+    found = [uplink.segment_uplink(user.samples, user.sr, float(user_t.t_audio_start), sp,
+                                   agent_input.samples, agent_input.sr, float(ai.t_first_sample)) for sp in spans]
+    got = [f for f in found if f is not None]
+    U = res.uplink
+    U.segments = len(got)
+    if not got:
+        res.errors.append(f"uplink: none of {len(spans)} spoken segment(s) found in agent_input.wav")
+        return
+    U.delay_ms = got[0].delay_ms if found[0] is not None else None
+    U.delay_max_ms = max(f.delay_ms for f in got)
+    U.corr = min(f.corr for f in got)
+    lost = [g for f in got for g in f.lost]
+    U.lost_ms = float(sum(g.duration_ms for g in lost))
+    U.lost = [Interval(g.start_ms, g.end_ms) for g in lost]
 
 
 REPLY_TAIL_MS = 300.0  # as the runner's slice (runner.conversation.TurnTimeouts.reply_tail_ms)

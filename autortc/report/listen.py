@@ -209,6 +209,14 @@ def _attribution(turn: TurnResult, art) -> list[str]:
             out.append(f"path/STT: the agent's text has {', '.join(said)} but the heard transcript does not")
         else:
             out.append(f"agent: its reply text lacks {', '.join(miss)}")
+    U = turn.uplink
+    if U.lost_ms:
+        where = ", ".join(f"{i.start_ms:.0f}-{i.end_ms:.0f}" for i in U.lost[:4])
+        out.append(f"uplink: {U.lost_ms:.0f} ms of the user's speech reached the agent as silence (ms in user.wav: "
+                   f"{where}): the agent was given damaged speech")
+    elif U.delay_ms is not None and miss and art is not None and art.agent is not None:
+        out.append(f"uplink: the agent received the user's speech whole ({U.delay_ms:.0f} ms after it was sent, none "
+                   f"lost); it transcribed {art.agent.transcript!r}")
     return out
 
 
@@ -320,6 +328,9 @@ def listen_views(run_dir: Path, cases: list[CaseResult]) -> list[TurnListen]:
                 path = next((d / n for n in names if (d / n).is_file()), d / names[0])
                 src, dur, note = encode_ogg(path)
                 players.append(Player(label, path.name, src, dur, note))
+            if (d / "agent_input.wav").is_file():  # agents that send their input copy (docs/protocol.md)
+                src, dur, note = encode_ogg(d / "agent_input.wav")
+                players.insert(1, Player("agent heard (its input)", "agent_input.wav", src, dur, note))
             out.append(TurnListen(case_id=c.case_id, trace_id=t.trace_id, turn_index=t.turn_index, verdict=t.verdict,
                                   anchor=f"turn-{c.case_id}-{t.trace_id}", players=players,
                                   timeline=_timeline(t, art), gates=_gates(t), attribution=_attribution(t, art),

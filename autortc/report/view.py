@@ -195,6 +195,16 @@ def _details(summary: RunSummary, cases: list[CaseResult]) -> list[Table]:
             lead="libwebrtc's own counters of the agent's audio at the probe (inbound-rtp, read every ~0.1 s): "
                  "a dropout heard with no concealment there did not come from packets missing or late at the "
                  "receiver."))
+    up = [(c, t) for c in cases for t in c.turns if t.uplink.segments is not None]
+    if up:
+        out.append(Table(
+            "The user's speech at the agent (uplink)",
+            ["Case / turn", "uplink delay ms (first segment)", "max delay ms", "speech lost ms", "correlation"],
+            [[f"{c.case_id} / {t.trace_id}", fmt(t.uplink.delay_ms), fmt(t.uplink.delay_max_ms), fmt(t.uplink.lost_ms),
+              fmt(t.uplink.corr, 3)] for c, t in up],
+            lead="user.wav found in the agent's own copy of its input (agent_input.wav): the delay is the agent's "
+                 "receipt minus the user side's hand-over of the same audio; lost = speech that reached the agent as "
+                 "silence. Informational, not gated."))
     ex = summary.extra or {}
     tim = ex.get("timing") or {}
     if tim.get("turns") and not ex.get("faultbench"):  # the bench shows its own (planted delays left out)
