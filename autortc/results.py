@@ -233,8 +233,9 @@ class UplinkMetrics:
     """The user's speech as the agent received it (``agent_input.wav`` vs ``user.wav``,
     autortc/metrics/uplink.py); None = not measured (the agent sent no input copy)."""
 
-    delay_ms: float | None = None  # first spoken segment: agent receipt - user hand-over
-    delay_max_ms: float | None = None  # over the spoken segments
+    delay_ms: float | None = None  # first spoken segment's end of speech: agent receipt - user hand-over
+    delay_max_ms: float | None = None  # over the spoken segments' ends
+    warp_ms: float | None = None  # first spoken segment: its start's delay - its end's (+ = the receiver compressed it)
     corr: float | None = None  # lowest normalised correlation of a segment with its copy (0..1)
     lost_ms: float | None = None  # user speech that reached the agent as silence, ms (gaps >= 20 ms)
     lost: list[Interval] = field(default_factory=list)  # where, ms in user.wav

@@ -446,6 +446,7 @@ def _uplink(res: TurnResult, user_t: UserBlock, agent: Any, user: Audio | None, 
         res.errors.append(f"uplink: none of {len(spans)} spoken segment(s) found in agent_input.wav")
         return
     U.delay_ms = got[0].delay_ms if found[0] is not None else None
+    U.warp_ms = got[0].warp_ms if found[0] is not None else None
     U.delay_max_ms = max(f.delay_ms for f in got)
     U.corr = min(f.corr for f in got)
     lost = [g for f in got for g in f.lost]

@@ -6,9 +6,11 @@ segment of ``user.wav`` is found in the copy by cross-correlation near where the
 put it, which gives
 
 * the **uplink delay**: monotonic time the agent received a sample minus the time the user
-  side handed it over (user side -> SFU -> the agent's jitter buffer and decoder);
+  side handed it over (user side -> SFU -> the agent's jitter buffer and decoder), followed
+  window by window (:func:`local_lags`), reported at the segment's end of speech, and how much
+  the receiver compressed the segment in time (its start's delay minus its end's);
 * the **speech lost on the way**: runs of the copy's 10 ms frames at least :data:`LOST_DROP_DB`
-  under the user's same frames (after the copy's overall gain), where the user's audio has sound
+  under the user's same frames (after the copy's overall gain), inside the user's speech
   (:func:`lost_spans`).
 
 Why: a "clean" turn is only clean if the agent heard what the case says; when the agent
@@ -29,7 +31,7 @@ from autortc.audio.energy import frame_rms, runs, silence_threshold
 from autortc.metrics import continuity
 from autortc.metrics.fidelity import align
 
-__all__ = ["SegmentUplink", "segment_uplink", "lost_spans", "SEARCH_MS", "LOST_DROP_DB"]
+__all__ = ["SegmentUplink", "segment_uplink", "local_lags", "lost_spans", "SEARCH_MS", "LOST_DROP_DB"]
 
 LOST_DROP_DB = 20.0
 """A frame of the user's speech is lost when the copy's is this much quieter (beyond the copy's
@@ -44,16 +46,45 @@ grown under a network profile. A negative bound absorbs the copy's first-frame s
 the frame's receipt minus its duration, so a late first read moves the whole copy early)."""
 
 
+SPEECH_RANGE_DB = 25.0
+"""Frames of the user's audio more than this under its 90th-percentile level are not counted as
+speech that can be lost (as the bundled agent's LevelTrack). Run u1j1: the slow speaker's breath
+at -40 dBFS (20 dB under its vowels) came out of the Opus uplink at -60 dBFS: 20 ms "lost"."""
+
+LAG_TOLERANCE_MS = 10.0
+"""Where the followed lag may be off (at an onset after silence, with the receiver stretching
+time between two windows): a frame is lost only if the copy is quiet within +-10 ms of where the
+lag puts it. So a loss shows when the copy is silent for ~30 ms or more (one lost 20 ms packet the
+receiver leaves silent does not; its concealment would not be silent either). Run u1j1: with
+0 ms, three clean turns showed 20-30 ms "lost" at onsets and ends that were 10 ms misplacements."""
+
+EDGE_MS = 20.0
+"""A loss counts only inside speech: the user's audio has speech for 20 ms on both sides of it.
+Run u1j1 (16 clean turns, 1-core cgroup): the two losses left after :data:`LAG_TOLERANCE_MS` were at
+an onset after digital silence (distortion_sibilant, the local lag moving 36 ms in 400 ms) and at
+the utterance's last 30 ms (endpoint_short_hello): where the lag is least sure."""
+
+LOCAL_WIN_MS, LOCAL_HOP_MS, LOCAL_SEARCH_MS = 200.0, 100.0, 80.0
+"""Local alignment: 200 ms windows of the user's speech every 100 ms, each found within +-80 ms of
+the segment's overall lag. The receiver time-stretches speech: session 23's first live copies
+(run u1j1, 16 turns) had the start of an utterance up to 39 ms later than its end (the jitter
+buffer catching up after a late burst), which one lag for the whole segment read as 20-65 ms of
+"lost" speech at the pauses' edges on 10 of 16 clean turns."""
+
+
 @dataclass(frozen=True)
 class SegmentUplink:
     """One user segment found in the agent's copy.
 
-    ``delay_ms``: agent receipt - user hand-over of the same audio; ``corr``: normalised
-    correlation (0..1) at that lag; ``lost``: gaps of the copy inside the segment's speech,
-    ms in ``user.wav``; ``lost_ms``: their total.
+    ``delay_ms``: agent receipt - user hand-over of the segment's last speech (its EoT);
+    ``delay_start_ms``: the same for its first speech (``delay_start_ms - delay_ms`` = how much
+    the receiver compressed the segment in time); ``corr``: normalised correlation (0..1) of
+    the whole segment at its overall lag; ``lost``: spans of the user's speech that reached the
+    agent as silence, ms in ``user.wav``.
     """
 
     delay_ms: float
+    delay_start_ms: float
     corr: float
     lost: list[continuity.Gap] = field(default_factory=list)
 
@@ -61,11 +92,18 @@ class SegmentUplink:
     def lost_ms(self) -> float:
         return float(sum(g.duration_ms for g in self.lost))
 
+    @property
+    def warp_ms(self) -> float:
+        return self.delay_start_ms - self.delay_ms
+
 
 def segment_uplink(user: np.ndarray, user_sr: int, t_user0: float, speech: tuple[int, int],
                    agent_in: np.ndarray, in_sr: int, t_in0: float, *,
                    search_ms: tuple[float, float] = SEARCH_MS, min_lost_ms: float = 20.0) -> SegmentUplink | None:
     """Find ``user[speech[0]:speech[1]]`` in the agent's copy and measure what reached it.
+
+    The segment is placed by cross-correlation of the whole of it, then each 200 ms window
+    again near that (:data:`LOCAL_WIN_MS`): the lag followed through the segment.
 
     Args:
         user: ``(n,)`` float32 at ``user_sr`` Hz, what the user side published; sample 0 left it at
@@ -74,7 +112,7 @@ def segment_uplink(user: np.ndarray, user_sr: int, t_user0: float, speech: tuple
         agent_in: ``(m,)`` float32 at ``in_sr`` Hz, the agent's input copy; its sample 0 reached the
             agent at monotonic ``t_in0`` s (same clock as ``t_user0``).
         search_ms: delays searched, ms (:data:`SEARCH_MS`).
-        min_lost_ms: shorter gaps are not counted (one codec frame is 20 ms).
+        min_lost_ms: shorter losses are not counted (one codec frame is 20 ms).
 
     Returns:
         :class:`SegmentUplink`, or ``None`` when the copy does not cover the searched span or the
@@ -102,38 +140,89 @@ def segment_uplink(user: np.ndarray, user_sr: int, t_user0: float, speech: tuple
     lo, hi = (at0 - w0) + search_ms[0] * in_sr / 1000.0, (at0 - w0) + search_ms[1] * in_sr / 1000.0
     if not lo - 1 <= a.lag_samples <= hi + 1:
         return None
-    delay_ms = (w0 + a.lag_samples - at0) / in_sr * 1000.0
-    got = win[a.lag_samples: a.lag_samples + ref.shape[0]] if a.lag_samples >= 0 else win[: ref.shape[0]]
-    lost: list[continuity.Gap] = []
-    if got.shape[0] == ref.shape[0]:
-        off = s / user_sr * 1000.0
-        lost = [continuity.Gap(g.start_ms + off, g.end_ms + off) for g in lost_spans(ref, got, in_sr, min_lost_ms=min_lost_ms)]
-    return SegmentUplink(delay_ms=float(delay_ms), corr=float(a.peak_corr), lost=lost)
+    centers, lags = local_lags(ref, win, in_sr, a.lag_samples)
+    first, last = _sound_edges(ref, in_sr)
+    lag_at = (lambda i: float(np.interp(i, centers, lags)) if centers.size else float(a.lag_samples))  # noqa: E731
+    to_ms = (lambda lag: (w0 + lag - at0) / in_sr * 1000.0)  # noqa: E731
+    off = s / user_sr * 1000.0
+    lost = [continuity.Gap(g.start_ms + off, g.end_ms + off)
+            for g in lost_spans(ref, win, in_sr, lag_at, min_lost_ms=min_lost_ms)]
+    return SegmentUplink(delay_ms=to_ms(lag_at(last)), delay_start_ms=to_ms(lag_at(first)),
+                         corr=float(a.peak_corr), lost=lost)
 
 
-def lost_spans(ref: np.ndarray, got: np.ndarray, sr: int, *, drop_db: float = LOST_DROP_DB,
-               min_lost_ms: float = 20.0) -> list[continuity.Gap]:
-    """Where ``got`` lost ``ref``'s sound: runs of 10 ms frames (5 ms hop) of ``ref`` above its
-    silence threshold whose level in ``got`` is ``drop_db`` or more under ``ref``'s plus the copy's
+def _sound_edges(ref: np.ndarray, sr: int) -> tuple[int, int]:
+    """First and last sample of ``ref``'s frames above its silence threshold (whole ``ref`` if none)."""
+    rr, hop, frame = frame_rms(ref, sr)
+    on = np.flatnonzero(rr >= silence_threshold(rr))
+    if not on.size:
+        return 0, ref.shape[0]
+    return int(on[0] * hop), int(min(ref.shape[0], on[-1] * hop + frame))
+
+
+def local_lags(ref: np.ndarray, win: np.ndarray, sr: int, lag: int, *, min_corr: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+    """The lag (index in ``win`` - index in ``ref``) of each :data:`LOCAL_WIN_MS` window of ``ref``
+    that holds sound, found within ``LOCAL_SEARCH_MS`` of ``lag``; windows whose best correlation
+    is under ``min_corr`` are left out. Returns (window centres in ``ref`` samples, lags), both
+    ``(k,)``; empty when no window qualifies."""
+    n, h, r = int(LOCAL_WIN_MS * sr / 1000), int(LOCAL_HOP_MS * sr / 1000), int(LOCAL_SEARCH_MS * sr / 1000)
+    rr, _, _ = frame_rms(ref, sr)
+    thr = silence_threshold(rr)
+    centers, lags = [], []
+    starts = list(range(0, max(1, ref.shape[0] - n + 1), h))
+    if ref.shape[0] > n and starts[-1] != ref.shape[0] - n:
+        starts.append(ref.shape[0] - n)  # a window ending at the segment's end (the EoT's own lag)
+    for k in starts:
+        w = ref[k:k + n]
+        if w.size < n // 2 or float(np.sqrt(np.mean(w.astype(np.float64) ** 2))) < thr:
+            continue
+        a0 = lag + k - r
+        seg = win[max(0, a0): lag + k + n + r]
+        if seg.size < w.size:
+            continue
+        al = align(w, seg, sr)
+        if al.peak_corr < min_corr:
+            continue
+        centers.append(k + w.size / 2.0)
+        lags.append(float(max(0, a0) + al.lag_samples - k))
+    return np.asarray(centers), np.asarray(lags)
+
+
+def lost_spans(ref: np.ndarray, win: np.ndarray, sr: int, lag_at, *, drop_db: float = LOST_DROP_DB,
+               min_lost_ms: float = 20.0, tolerance_ms: float = LAG_TOLERANCE_MS) -> list[continuity.Gap]:
+    """Where the copy lost ``ref``'s speech: runs of 10 ms frames (5 ms hop) of ``ref`` above its
+    silence threshold and within :data:`SPEECH_RANGE_DB` of its 90th-percentile level whose level in the copy is ``drop_db`` or more under ``ref``'s plus the copy's
     gain (median level difference over those frames), lasting ``min_lost_ms`` or more.
 
-    ``ref``, ``got``: ``(n,)`` float32 at ``sr`` Hz, already aligned sample to sample (same length).
-    Returns the spans in ms from ``ref``'s sample 0 (a run of k frames spans (k - 1) hops + 1 frame).
+    ``ref``: ``(n,)`` float32 at ``sr`` Hz; ``win``: the copy (same ``sr``); ``lag_at(i)``: the lag
+    (index in ``win`` - index in ``ref``) at ``ref`` sample ``i``. A frame's level in the copy is the
+    loudest of its frames within ``tolerance_ms`` of where the lag puts it (the lag is followed per
+    window, not per frame: :data:`LAG_TOLERANCE_MS`), and a found run is widened by
+    ``tolerance_ms`` on each side (what the neighbourhood took off it). Returns the spans in ms
+    from ``ref``'s sample 0 (k frames span (k - 1) hops + 1 frame, plus the widening).
     """
     rr, hop, frame = frame_rms(np.asarray(ref, dtype=np.float32), sr)
-    gg, _, _ = frame_rms(np.asarray(got, dtype=np.float32), sr)
-    n = min(rr.shape[0], gg.shape[0])
-    rr, gg = rr[:n], gg[:n]
-    sound = rr >= silence_threshold(rr)
-    if not np.any(sound):
-        return []
+    gg, _, _ = frame_rms(np.asarray(win, dtype=np.float32), sr)
     r_db = 20.0 * np.log10(np.maximum(rr, 1e-9))
-    g_db = 20.0 * np.log10(np.maximum(gg, 1e-9))
+    sound = (rr >= silence_threshold(rr)) & (r_db >= np.percentile(r_db, 90) - SPEECH_RANGE_DB)
+    if not np.any(sound) or not gg.size:
+        return []
+    tol = max(0, int(round(tolerance_ms * sr / 1000 / hop)))
+    got = np.zeros_like(rr)
+    for i in range(rr.shape[0]):
+        j = int(round((i * hop + lag_at(i * hop + frame / 2)) / hop))
+        lo, hi = max(0, j - tol), min(gg.shape[0], j + tol + 1)
+        got[i] = gg[lo:hi].max() if hi > lo else 0.0
+    g_db = 20.0 * np.log10(np.maximum(got, 1e-9))
     gain = float(np.median(g_db[sound] - r_db[sound]))
     lost = sound & (g_db < r_db + gain - drop_db)
     out = []
+    edge = max(1, int(round(EDGE_MS * sr / 1000 / hop)))
     for a, b in runs(lost):
-        start, end = a * hop / sr * 1000.0, ((b - 1) * hop + frame) / sr * 1000.0
+        if not (a - edge >= 0 and b + edge <= rr.shape[0] and sound[a - edge:a].all() and sound[b:b + edge].all()):
+            continue  # not inside speech: at an onset or an end, where a misplaced lag reads as a loss
+        start = max(0.0, a * hop / sr * 1000.0 - tol * hop / sr * 1000.0)
+        end = ((b - 1) * hop + frame) / sr * 1000.0 + tol * hop / sr * 1000.0
         if end - start >= min_lost_ms:
             out.append(continuity.Gap(start, end))
     return out

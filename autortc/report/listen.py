@@ -215,8 +215,8 @@ def _attribution(turn: TurnResult, art) -> list[str]:
         out.append(f"uplink: {U.lost_ms:.0f} ms of the user's speech reached the agent as silence (ms in user.wav: "
                    f"{where}): the agent was given damaged speech")
     elif U.delay_ms is not None and miss and art is not None and art.agent is not None:
-        out.append(f"uplink: the agent received the user's speech whole ({U.delay_ms:.0f} ms after it was sent, none "
-                   f"lost); it transcribed {art.agent.transcript!r}")
+        out.append(f"uplink: the agent received the user's speech with no silent hole (its end {U.delay_ms:.0f} ms after "
+                   f"it was sent); it transcribed {art.agent.transcript!r}")
     return out
 
 

@@ -53,6 +53,8 @@ def test_planted_delay_is_recovered_and_a_clean_copy_loses_nothing(user, delay_m
 
 
 def test_two_lost_packets_inside_speech_are_found_where_they_were(user):
+    """40 ms the receiver left silent: found, its edges within 5 ms (a single 20 ms packet is below
+    what the followed lag can resolve: LAG_TOLERANCE_MS)."""
     u, span = user
     x48 = resample(u, SR, 48000)
     # two consecutive 20 ms packets in the loudest part of the speech
@@ -100,3 +102,22 @@ def test_runner_writes_the_announced_agent_input_copy_and_rebases_its_clock(tmp_
     x, sr = sf.read(str(tmp_path / "agent_input.wav"), dtype="int16")
     assert sr == SR and np.array_equal(x, copy)
     assert abs(block.agent_input.t_first_sample - (9.5 + block.clock_offset_s)) < 1e-9 and block.clock_offset_s != 0.0
+
+
+def test_a_receiver_that_compresses_the_speech_is_followed_and_loses_nothing(user):
+    """The receiver's time stretch (a jitter buffer catching up): 2 ms cut every 50 ms of the
+    first second of speech = 40 ms compressed. The copy's end comes 40 ms earlier than its start's
+    lag says; nothing is lost (one lag for the segment read the pauses' edges as lost speech)."""
+    u, span = user
+    y = _agent_copy(u, 400.0)
+    at = int(round((T_USER0 + 0.400 - T_IN0) * SR)) + span[0]  # the speech's first sample in the copy
+    keep = np.ones(y.size, bool)
+    for k in range(20):  # 20 cuts of 32 samples (2 ms) inside the first second of speech
+        c = at + 400 + k * 800
+        keep[c: c + 32] = False
+    r = segment_uplink(u, SR, T_USER0, span, y[keep], SR, T_IN0)
+    assert r is not None
+    assert r.lost == [], r.lost
+    assert abs(r.delay_start_ms - 400.0) <= 8.0, r.delay_start_ms
+    assert abs(r.delay_ms - 360.0) <= 5.0, r.delay_ms
+    assert 30.0 <= r.warp_ms <= 50.0, r.warp_ms
