@@ -10,6 +10,9 @@
 # longer drops dispatches (system/agent/worker.py _job_load). Session 20: --jobs 2 with one live turn at a time (the
 # default --concurrent-turns 1) still put the EoT P95 23-27 % higher (the other room's setup, teardown and analysis
 # beside the live turn), every room talking +42 % (runs ab20j*).
+# Session 23: parity at full speed and under a 1.43-core CPU quota, but under 1.0 core a second room cost
+# +3..+7 % P95, an EoT WARN, and once the worker itself (LiveKit FFI panic on a starved Room.connect); the
+# second room now saves ~10 % of the wall time (190 vs 211 s).
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")" && pwd)"
 cd "$ROOT"
