@@ -1,5 +1,6 @@
 """The report you can listen to, opened in real headless Chromium: after a real run (a plain turn and
-a barge-in turn against the bundled agent), every turn section has three players whose Ogg/Opus
+a barge-in turn against the bundled agent), every turn section has four players (what the user
+said, what the agent's input received, what the agent sent, what the user heard) whose Ogg/Opus
 audio Chromium decodes to the duration of the turn folder's WAV, and a timeline with the user's
 speech, the reply heard, the user EoT and first-audio markers (and the barge-in onset where the
 case has one)."""
@@ -20,7 +21,7 @@ from autortc.runner.suite import RunOptions, SuiteRunner
 pytestmark = pytest.mark.e2e
 
 CASES = Path(__file__).resolve().parents[2] / "cases" / "all_cases.json"
-WAV = {"user.wav": "user.wav", "pre_rtc.wav": "pre_rtc.wav", "post_rtc_reply.wav": "post_rtc_reply.wav"}
+WAV = ["user.wav", "agent_input.wav", "pre_rtc.wav", "post_rtc_reply.wav"]  # the bundled agent sends its input copy
 
 
 def test_every_turn_has_players_and_a_timeline_in_chromium(stack, tmp_path, caplog):
@@ -37,7 +38,7 @@ def test_every_turn_has_players_and_a_timeline_in_chromium(stack, tmp_path, capl
     assert {(t["case_id"], t["trace_id"]) for t in turns} == expected and len(turns) == 2
     for t in turns:
         d = outcome.run_dir / t["case_id"] / t["trace_id"]
-        assert [p["file"] for p in t["players"]] == list(WAV), t
+        assert [p["file"] for p in t["players"]] == WAV, t
         for p in t["players"]:
             # ground truth: the WAV the harness recorded; the player's audio was re-encoded (16 kHz Opus)
             info = sf.info(str(d / p["file"]))
