@@ -15,6 +15,7 @@ import io
 import logging
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -239,43 +240,42 @@ class ProbeBot:
         tr.changed.set()
 
     def _on_pre_rtc(self, reader: rtc.ByteStreamReader, participant_identity: str) -> None:
-        task = asyncio.create_task(self._read_pre_rtc(reader), name="probe.pre_rtc")
+        self._read_wav_stream(reader, "pre-RTC", self._store_pre_rtc)
+
+    def _on_agent_input(self, reader: rtc.ByteStreamReader, participant_identity: str) -> None:
+        self._read_wav_stream(reader, "agent-input", self._store_agent_input)
+
+    def _read_wav_stream(self, reader: rtc.ByteStreamReader, what: str,
+                         store: Callable[[TraceEvents, np.ndarray, int, dict[str, str]], None]) -> None:
+        task = asyncio.create_task(self._read_wav(reader, what, store), name=f"probe.{what}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _read_pre_rtc(self, reader: rtc.ByteStreamReader) -> None:
+    async def _read_wav(self, reader: rtc.ByteStreamReader, what: str,
+                        store: Callable[[TraceEvents, np.ndarray, int, dict[str, str]], None]) -> None:
+        """Read a WAV byte stream of the current trace and hand ``store`` its (n,) int16 first channel,
+        its rate and the stream's attributes; a stream of another trace is dropped, a non-WAV logged."""
         chunks = [c async for c in reader]
-        attrs = reader.info.attributes or {}
+        attrs = dict(reader.info.attributes or {})
         tr = self._trace
         if tr is None or attrs.get("trace_id") != tr.trace_id:
             return
         try:
             data, sr = sf.read(io.BytesIO(b"".join(chunks)), dtype="int16")
         except Exception as exc:
-            log.warning("trace_id=%s pre-RTC stream is not a WAV: %s", tr.trace_id, exc)
+            log.warning("trace_id=%s %s stream is not a WAV: %s", tr.trace_id, what, exc)
             return
-        tr.pre_rtc[int(attrs.get("reply_index", "0"))] = (data.reshape(-1) if data.ndim == 1 else data[:, 0], sr)
+        store(tr, data.reshape(-1) if data.ndim == 1 else data[:, 0], sr, attrs)
         tr.changed.set()
 
-    def _on_agent_input(self, reader: rtc.ByteStreamReader, participant_identity: str) -> None:
-        task = asyncio.create_task(self._read_agent_input(reader), name="probe.agent_input")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    @staticmethod
+    def _store_pre_rtc(tr: TraceEvents, pcm: np.ndarray, sr: int, attrs: dict[str, str]) -> None:
+        tr.pre_rtc[int(attrs.get("reply_index", "0"))] = (pcm, sr)
 
-    async def _read_agent_input(self, reader: rtc.ByteStreamReader) -> None:
-        chunks = [c async for c in reader]
-        tr = self._trace
-        if tr is None or (reader.info.attributes or {}).get("trace_id") != tr.trace_id:
-            return
-        try:
-            data, sr = sf.read(io.BytesIO(b"".join(chunks)), dtype="int16")
-        except Exception as exc:
-            log.warning("trace_id=%s agent-input stream is not a WAV: %s", tr.trace_id, exc)
-            return
-        pcm = data.reshape(-1) if data.ndim == 1 else data[:, 0]
+    @staticmethod
+    def _store_agent_input(tr: TraceEvents, pcm: np.ndarray, sr: int, attrs: dict[str, str]) -> None:
         if tr.agent_input is None or pcm.size >= tr.agent_input[0].size:  # the copies are cumulative
             tr.agent_input = (pcm, sr)
-        tr.changed.set()
 
     # -- results --------------------------------------------------------------------------
 
