@@ -22,7 +22,6 @@ stalls from the agent's faults.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
