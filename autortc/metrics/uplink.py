@@ -21,12 +21,13 @@ stalls from the agent's faults.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from autortc.audio import resample
-from autortc.audio.energy import frame_rms, runs, silence_threshold
+from autortc.audio.energy import SignalEnergy, frame_rms, runs, signal_energy
 from autortc.metrics import continuity
 from autortc.metrics.fidelity import align
 
@@ -139,34 +140,40 @@ def segment_uplink(user: np.ndarray, user_sr: int, t_user0: float, speech: tuple
     lo, hi = (at0 - w0) + search_ms[0] * in_sr / 1000.0, (at0 - w0) + search_ms[1] * in_sr / 1000.0
     if not lo - 1 <= a.lag_samples <= hi + 1:
         return None
-    centers, lags = local_lags(ref, win, in_sr, a.lag_samples)
-    first, last = _sound_edges(ref, in_sr)
-    lag_at = (lambda i: float(np.interp(i, centers, lags)) if centers.size else float(a.lag_samples))  # noqa: E731
-    to_ms = (lambda lag: (w0 + lag - at0) / in_sr * 1000.0)  # noqa: E731
+    energy = signal_energy(ref, in_sr)  # the user segment's frame levels, shared by the three steps below
+    centers, lags = local_lags(ref, win, in_sr, a.lag_samples, energy=energy)
+    first, last = _sound_edges(energy, ref.shape[0])
+
+    def lag_at(i: np.ndarray | float) -> np.ndarray:
+        return np.interp(i, centers, lags) if centers.size else np.full(np.shape(i), float(a.lag_samples))
+
+    def to_ms(lag: np.ndarray) -> float:
+        return float((w0 + lag - at0) / in_sr * 1000.0)
+
     off = s / user_sr * 1000.0
     lost = [continuity.Gap(g.start_ms + off, g.end_ms + off)
-            for g in lost_spans(ref, win, in_sr, lag_at, min_lost_ms=min_lost_ms)]
+            for g in lost_spans(ref, win, in_sr, lag_at, min_lost_ms=min_lost_ms, energy=energy)]
     return SegmentUplink(delay_ms=to_ms(lag_at(last)), delay_start_ms=to_ms(lag_at(first)),
                          corr=float(a.peak_corr), lost=lost)
 
 
-def _sound_edges(ref: np.ndarray, sr: int) -> tuple[int, int]:
-    """First and last sample of ``ref``'s frames above its silence threshold (whole ``ref`` if none)."""
-    rr, hop, frame = frame_rms(ref, sr)
-    on = np.flatnonzero(rr >= silence_threshold(rr))
+def _sound_edges(energy: SignalEnergy, n: int) -> tuple[int, int]:
+    """First and last sample of the frames above the silence threshold of an ``n``-sample signal
+    whose ``energy`` this is (``(0, n)`` if none)."""
+    on = np.flatnonzero(energy.rms >= energy.threshold)
     if not on.size:
-        return 0, ref.shape[0]
-    return int(on[0] * hop), int(min(ref.shape[0], on[-1] * hop + frame))
+        return 0, n
+    return int(on[0] * energy.hop), int(min(n, on[-1] * energy.hop + energy.frame))
 
 
-def local_lags(ref: np.ndarray, win: np.ndarray, sr: int, lag: int, *, min_corr: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+def local_lags(ref: np.ndarray, win: np.ndarray, sr: int, lag: int, *, min_corr: float = 0.3,
+               energy: SignalEnergy | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The lag (index in ``win`` - index in ``ref``) of each :data:`LOCAL_WIN_MS` window of ``ref``
     that holds sound, found within ``LOCAL_SEARCH_MS`` of ``lag``; windows whose best correlation
     is under ``min_corr`` are left out. Returns (window centres in ``ref`` samples, lags), both
-    ``(k,)``; empty when no window qualifies."""
+    ``(k,)``; empty when no window qualifies. ``energy``: :func:`signal_energy` of ``ref`` if already computed."""
     n, h, r = int(LOCAL_WIN_MS * sr / 1000), int(LOCAL_HOP_MS * sr / 1000), int(LOCAL_SEARCH_MS * sr / 1000)
-    rr, _, _ = frame_rms(ref, sr)
-    thr = silence_threshold(rr)
+    thr = (energy or signal_energy(ref, sr)).threshold
     centers, lags = [], []
     starts = list(range(0, max(1, ref.shape[0] - n + 1), h))
     if ref.shape[0] > n and starts[-1] != ref.shape[0] - n:
@@ -187,31 +194,37 @@ def local_lags(ref: np.ndarray, win: np.ndarray, sr: int, lag: int, *, min_corr:
     return np.asarray(centers), np.asarray(lags)
 
 
-def lost_spans(ref: np.ndarray, win: np.ndarray, sr: int, lag_at, *, drop_db: float = LOST_DROP_DB,
-               min_lost_ms: float = 20.0, tolerance_ms: float = LAG_TOLERANCE_MS) -> list[continuity.Gap]:
+def lost_spans(ref: np.ndarray, win: np.ndarray, sr: int, lag_at: Callable[[np.ndarray], np.ndarray], *,
+               drop_db: float = LOST_DROP_DB, min_lost_ms: float = 20.0, tolerance_ms: float = LAG_TOLERANCE_MS,
+               energy: SignalEnergy | None = None) -> list[continuity.Gap]:
     """Where the copy lost ``ref``'s speech: runs of 10 ms frames (5 ms hop) of ``ref`` above its
     silence threshold and within :data:`SPEECH_RANGE_DB` of its 90th-percentile level whose level in the copy is ``drop_db`` or more under ``ref``'s plus the copy's
     gain (median level difference over those frames), lasting ``min_lost_ms`` or more.
 
-    ``ref``: ``(n,)`` float32 at ``sr`` Hz; ``win``: the copy (same ``sr``); ``lag_at(i)``: the lag
-    (index in ``win`` - index in ``ref``) at ``ref`` sample ``i``. A frame's level in the copy is the
+    ``ref``: ``(n,)`` float32 at ``sr`` Hz; ``win``: the copy (same ``sr``); ``lag_at(i)``: the lags
+    (index in ``win`` - index in ``ref``) at the ``ref`` samples ``i`` (an array); ``energy``:
+    :func:`signal_energy` of ``ref`` if already computed. A frame's level in the copy is the
     loudest of its frames within ``tolerance_ms`` of where the lag puts it (the lag is followed per
     window, not per frame: :data:`LAG_TOLERANCE_MS`), and a found run is widened by
     ``tolerance_ms`` on each side (what the neighbourhood took off it). Returns the spans in ms
     from ``ref``'s sample 0 (k frames span (k - 1) hops + 1 frame, plus the widening).
     """
-    rr, hop, frame = frame_rms(np.asarray(ref, dtype=np.float32), sr)
+    en = energy or signal_energy(ref, sr)
+    rr, hop, frame = en.rms, en.hop, en.frame
     gg, _, _ = frame_rms(np.asarray(win, dtype=np.float32), sr)
     r_db = 20.0 * np.log10(np.maximum(rr, 1e-9))
-    sound = (rr >= silence_threshold(rr)) & (r_db >= np.percentile(r_db, 90) - SPEECH_RANGE_DB)
+    sound = (rr >= en.threshold) & (r_db >= np.percentile(r_db, 90) - SPEECH_RANGE_DB)
     if not np.any(sound) or not gg.size:
         return []
+    from scipy.ndimage import maximum_filter1d
+
     tol = max(0, int(round(tolerance_ms * sr / 1000 / hop)))
-    got = np.zeros_like(rr)
-    for i in range(rr.shape[0]):
-        j = int(round((i * hop + lag_at(i * hop + frame / 2)) / hop))
-        lo, hi = max(0, j - tol), min(gg.shape[0], j + tol + 1)
-        got[i] = gg[lo:hi].max() if hi > lo else 0.0
+    # the copy's loudest frame within +-tol of where the lag puts each user frame (0 outside the copy)
+    pos = np.arange(rr.shape[0]) * hop
+    j = np.rint((pos + lag_at(pos + frame / 2)) / hop).astype(np.int64)
+    near = maximum_filter1d(np.pad(gg, tol), size=2 * tol + 1, mode="constant", cval=0.0)
+    k = j + tol
+    got = np.where((k >= 0) & (k < near.shape[0]), near[np.clip(k, 0, near.shape[0] - 1)], 0.0)
     g_db = 20.0 * np.log10(np.maximum(got, 1e-9))
     gain = float(np.median(g_db[sound] - r_db[sound]))
     lost = sound & (g_db < r_db + gain - drop_db)
