@@ -311,7 +311,7 @@ def _timeline(turn: TurnResult, art) -> Timeline | None:
 
 def listen_views(run_dir: Path, cases: list[CaseResult]) -> list[TurnListen]:
     """One :class:`TurnListen` per turn of ``cases`` whose folder is under ``run_dir``."""
-    from autortc.artifacts import load_turn
+    from autortc.artifacts import AGENT_INPUT_WAV, load_turn
 
     out = []
     for c in cases:
@@ -322,15 +322,16 @@ def listen_views(run_dir: Path, cases: list[CaseResult]) -> list[TurnListen]:
             art = loaded.artifacts
             notes += loaded.errors
             players = []
-            for label, names in (("user said (user.wav)", ["user.wav"]),
-                                 ("agent sent (pre-RTC)", ["pre_rtc.wav"]),
-                                 ("user heard (post-RTC reply)", ["post_rtc_reply.wav", "post_rtc_full.wav"])):
+            # (label, files tried in order, shown only when present: agents that send their input copy do)
+            for label, names, optional in (("user said (user.wav)", ["user.wav"], False),
+                                           ("agent heard (its input)", [AGENT_INPUT_WAV], True),
+                                           ("agent sent (pre-RTC)", ["pre_rtc.wav"], False),
+                                           ("user heard (post-RTC reply)", ["post_rtc_reply.wav", "post_rtc_full.wav"], False)):
                 path = next((d / n for n in names if (d / n).is_file()), d / names[0])
+                if optional and not path.is_file():
+                    continue
                 src, dur, note = encode_ogg(path)
                 players.append(Player(label, path.name, src, dur, note))
-            if (d / "agent_input.wav").is_file():  # agents that send their input copy (docs/protocol.md)
-                src, dur, note = encode_ogg(d / "agent_input.wav")
-                players.insert(1, Player("agent heard (its input)", "agent_input.wav", src, dur, note))
             out.append(TurnListen(case_id=c.case_id, trace_id=t.trace_id, turn_index=t.turn_index, verdict=t.verdict,
                                   anchor=f"turn-{c.case_id}-{t.trace_id}", players=players,
                                   timeline=_timeline(t, art), gates=_gates(t), attribution=_attribution(t, art),

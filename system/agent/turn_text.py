@@ -97,10 +97,11 @@ def hold_reason(text: str, *, resumed: bool = False) -> str | None:
         return None
     if any(p.fullmatch(" ".join(words)) for p in _PREAMBLES):
         return "preamble"
-    if not t.endswith(("?", "!")) and words[-1] in _OPEN_ENDINGS:
+    asks = t.endswith(("?", "!"))
+    if not asks and words[-1] in _OPEN_ENDINGS:
         return f"ends on {words[-1]!r}"
     if len(words) >= 2 and words[-2] in _AUXILIARIES and words[-1] in _SUBJECTS and (
-            not t.endswith(("?", "!")) or (len(words) >= 3 and words[-3] in _WH_FRONT)):
+            not asks or (len(words) >= 3 and words[-3] in _WH_FRONT)):
         return f"ends on {' '.join(words[-2:])!r} without its verb"
     if words[-1] in _NEEDS_OBJECT and not _WH_OBJECT.intersection(words):
         return f"ends on {words[-1]!r} without its object"
