@@ -39,11 +39,13 @@ def load_transcriber(spec: str | None) -> Transcriber | None:
     return obj if isinstance(obj, Transcriber) else FunctionTranscriber(obj.transcribe if hasattr(obj, "transcribe") else obj)
 
 
-ANALYSIS_NICE = 10
-"""Niceness of the analysis worker. With ``--jobs`` > 1 a finished turn is analysed (STT of the
-heard reply, spectra) while other rooms are live; on a machine shared with the agent under test
-that CPU would show up as the agent's latency. Niced, the analysis waits for idle CPU: it only
-reads recorded files, so its own timing does not matter."""
+ANALYSIS_NICE = 19
+"""Niceness of the analysis worker (the lowest priority). With ``--jobs`` > 1 a finished turn is
+analysed (STT of the heard reply, spectra) while another room's turn is live; on a machine shared
+with the agent under test that CPU would show up as the agent's latency. Niced, the analysis waits
+for idle CPU: it only reads recorded files, so its own timing does not matter. Nice 19's CFS weight
+is 15 against 1024 for the agent's default (``sched_prio_to_weight`` in the kernel), ~1.5 % of a
+contended core, where nice 10 (110) left it ~10 %."""
 
 AUTOGROUP = Path("/proc/self/autogroup")
 

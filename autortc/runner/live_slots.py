@@ -1,23 +1,30 @@
-"""How many rooms of a run may have a turn live at once.
+"""How many rooms of a run may have a turn live at once, and what may happen beside a live turn.
 
 ``--jobs N`` opens N rooms at once. What a room costs the machine is mostly not its live turn:
-creating the room, the bots joining, the agent's job starting and passing the double ACK, the
-user leaving and the agent releasing its audio, and the analysis of the recorded turn (whisper on
-the heard reply). The live turn — the user speaking until the agent is done answering — is
-what is measured, and on a small machine a second live turn beside it changes what is measured:
-on 2 cores two simultaneous turns of the bundled agent put the EoT → first audio P95 20–50 %
-higher and flip verdicts (docs/agent-latency.md, "Parallel rooms").
+creating the room (the agent's job starts), the bots joining and passing the double ACK, the user
+leaving and the agent closing its session, and the analysis of the recorded turn (whisper on the
+heard reply). The live turn — the user speaking until the agent is done answering — is what is
+measured, and on a small machine a second live turn beside it changes what is measured: on 2
+cores two simultaneous turns of the bundled agent put the EoT → first audio P95 20–50 % higher
+and flip verdicts (docs/agent-latency.md, "Parallel rooms").
 
-:class:`LiveSlots` lets the rooms overlap everything but that: a turn takes a slot from the
-moment it starts (``turn_start``, then the user's first segment) until the agent is done with it
+:class:`LiveSlots` lets the rooms overlap everything but that: a turn takes a slot from the moment
+it starts (``turn_start``, then the user's first segment) until the agent is done with it
 (:func:`autortc.runner.conversation.settle`: replies ended, quiet, trace and pre-RTC copies in),
-and gives it back before its files are written. With ``n`` = ``--jobs`` every room talks at once
-(a load test: the agent serving that many calls).
+and gives it back before its files are written.
 
-Measured on 2 cores (docs/agent-latency.md, session 20): one live turn at a time halves the second
-room's damage, it does not remove it (EoT P95 +23-27 %, the user's end of speech reaching the agent
-~45 ms later while the other room joins, tears down and is analysed; every room talking: +42 %), so
-``run_suite.sh`` keeps ``--jobs 1``.
+**Quiet turns** (when fewer turns than rooms may be live): a room's setup and teardown
+(:meth:`LiveSlots.setup`: room creation with the agent's dispatch, joins, the double ACK, the user
+leaving, the agent closing its session, the room's deletion) never run beside a live turn. A
+setup waits until no turn is live; a turn waits to start while a setup runs or waits, so the
+rooms' setups go first between two turns and no turn waits behind a stream of setups. What still
+runs beside a live turn is the other rooms' idle media (their mic sends silence) and the analysis
+worker, which only takes idle CPU (:data:`autortc.runner.analysis.ANALYSIS_NICE`). Measured on 2
+cores (docs/agent-latency.md, session 20): with setups and teardowns beside the live turn, the
+user's end of speech reached the agent ~45 ms later and the EoT P95 rose 23–27 %.
+
+With as many slots as rooms (``--concurrent-turns`` = ``--jobs``) every room talks at once and
+setups do not wait either: a load test of the agent serving that many calls.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 log = logging.getLogger("autortc.runner")
 
@@ -34,28 +41,90 @@ log = logging.getLogger("autortc.runner")
 class LiveSlots:
     """At most ``n`` live turns at once (``n`` ≥ 1; raises ``ValueError`` otherwise).
 
-    ``waits_s``: seconds each turn waited for its slot, in the order they got one.
+    ``rooms``: how many rooms the run opens at once (``--jobs``); setups are kept away from live
+    turns when ``n < rooms`` (:attr:`quiet`).
+    ``waits_s``: seconds each turn waited for its slot (and for setups), in the order they got one;
+    ``setup_waits_s``: seconds each setup or teardown waited for live turns to end.
     """
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, *, rooms: int | None = None) -> None:
         if n < 1:
             raise ValueError(f"concurrent turns: expected >= 1, got {n!r}")
         self.n = n
+        self.quiet = n < (rooms if rooms is not None else n)
         self._sem = asyncio.Semaphore(n)
+        self._live = 0  # turns holding a slot
+        self._setups = 0  # setups running
+        self._setups_waiting = 0  # setups waiting for the live turns to end
+        self._changed = asyncio.Event()  # set (and replaced) on every change of the three counts
         self.waits_s: list[float] = []
+        self.setup_waits_s: list[float] = []
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def _until(self, ready: Callable[[], bool]) -> None:
+        while not ready():
+            await self._changed.wait()
 
     @contextlib.asynccontextmanager
     async def slot(self, trace_id: str) -> AsyncIterator[None]:
-        """Hold one slot for the turn ``trace_id`` (waits while ``n`` turns are live)."""
+        """Hold one slot for the turn ``trace_id`` (waits while ``n`` turns are live and, with
+        :attr:`quiet`, while a room is being set up or torn down)."""
         t0 = time.monotonic()
         async with self._sem:
+            if self.quiet:
+                await self._until(lambda: self._setups == 0 and self._setups_waiting == 0)
             waited = time.monotonic() - t0
             self.waits_s.append(waited)
             if waited >= 0.01:
                 log.info("trace_id=%s waited %.1f s for a live slot (%d turn(s) live at once)", trace_id, waited, self.n)
+            self._live += 1
+            try:
+                yield
+            finally:
+                self._live -= 1
+                self._notify()
+
+    @contextlib.asynccontextmanager
+    async def setup(self, what: str) -> AsyncIterator[None]:
+        """Run a room's setup or teardown (``what``: for the log) while no turn is live (with
+        :attr:`quiet`; otherwise at once).
+
+        Cancelled while waiting, the body still runs (a room that has joined must be left and
+        deleted: a half-closed room in the SDK's native runtime aborts the process at exit), then
+        ``CancelledError`` is raised again.
+        """
+        cancelled: asyncio.CancelledError | None = None
+        if self.quiet:
+            t0 = time.monotonic()
+            self._setups_waiting += 1
+            try:
+                await self._until(lambda: self._live == 0)
+            except asyncio.CancelledError as exc:
+                cancelled = exc
+            finally:
+                self._setups_waiting -= 1
+            waited = time.monotonic() - t0
+            self.setup_waits_s.append(waited)
+            if waited >= 0.01:
+                log.debug("%s waited %.1f s for the live turn to end", what, waited)
+        self._setups += 1
+        try:
             yield
+        finally:
+            self._setups -= 1
+            self._notify()
+        if cancelled is not None:
+            raise cancelled
 
 
 def hold(slots: LiveSlots | None, trace_id: str) -> contextlib.AbstractAsyncContextManager[None]:
     """``slots.slot(trace_id)``, or nothing to wait for when the run sets no limit (``slots`` None)."""
     return slots.slot(trace_id) if slots is not None else contextlib.nullcontext()
+
+
+def setup(slots: LiveSlots | None, what: str) -> contextlib.AbstractAsyncContextManager[None]:
+    """``slots.setup(what)``, or nothing to wait for when the run sets no limit (``slots`` None)."""
+    return slots.setup(what) if slots is not None else contextlib.nullcontext()

@@ -15,10 +15,13 @@ Ctrl-C keeps what finished and names what was cut.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import logging
+import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -36,7 +39,7 @@ from autortc.metrics.receivers import agreement, pairs_from_turns
 from autortc.results import CaseResult, TurnResult, write_json
 from autortc.runner import analysis
 from autortc.runner.conversation import TurnTimeouts
-from autortc.runner.live_slots import LiveSlots
+from autortc.runner.live_slots import LiveSlots, setup
 from autortc.runner.paths import check_id, child, new_run_id, new_trace_id
 from autortc.runner.users import AgentFailure, BotUser, BrowserPath, BrowserUser, UserSide
 
@@ -144,7 +147,7 @@ class SuiteRunner:
         if live < 1:
             raise ValueError(f"concurrent_turns: expected >= 1 or None, got {opts.concurrent_turns!r}")
         # more slots than rooms would change nothing: the limit is min(jobs, concurrent_turns)
-        self.slots = LiveSlots(min(live, max(1, opts.jobs)))
+        self.slots = LiveSlots(min(live, max(1, opts.jobs)), rooms=max(1, opts.jobs))
 
     # -- entry ------------------------------------------------------------------------------
 
@@ -215,19 +218,17 @@ class SuiteRunner:
 
         async def one(item: RunItem) -> None:
             case = self.case_file.case(item.case_id)
-            async with sem:
-                progress.case_started(item.entry_id)
-                try:
-                    await self._run_case(case, item)
-                except Exception as exc:  # a bug in the runner itself: this case fails, the others go on
-                    tb = traceback.format_exc()
-                    log.error("case=%s: runner error: %s", item.entry_id, tb)
-                    self.harness_errors.append(f"{item.entry_id}: runner: {type(exc).__name__}: {exc}")
-                    res = CaseResult(case_id=item.entry_id, p_level=case.p_level, verdict="FAIL",
-                                     error=f"error: {type(exc).__name__}: {exc}\n{tb}", tags=list(case.tags))
-                    self.results[item.entry_id] = res
-                    write_json(child(self.run_dir, item.entry_id) / "result.json", res)
-                progress.case_finished(self.results[item.entry_id])
+            try:
+                await self._run_case(case, item, rooms=sem, started=lambda: progress.case_started(item.entry_id))
+            except Exception as exc:  # a bug in the runner itself: this case fails, the others go on
+                tb = traceback.format_exc()
+                log.error("case=%s: runner error: %s", item.entry_id, tb)
+                self.harness_errors.append(f"{item.entry_id}: runner: {type(exc).__name__}: {exc}")
+                res = CaseResult(case_id=item.entry_id, p_level=case.p_level, verdict="FAIL",
+                                 error=f"error: {type(exc).__name__}: {exc}\n{tb}", tags=list(case.tags))
+                self.results[item.entry_id] = res
+                write_json(child(self.run_dir, item.entry_id) / "result.json", res)
+            progress.case_finished(self.results[item.entry_id])
 
         tasks = {asyncio.create_task(one(it), name=f"case.{it.entry_id}"): it.entry_id for it in items}
         try:
@@ -282,8 +283,14 @@ class SuiteRunner:
         self.harness_errors.append(f"{label}: {reasons[-1]}")
         return None, reasons, err
 
-    async def _run_case(self, case: Case, item: RunItem | None = None) -> None:
-        t0 = time.monotonic()
+    async def _run_case(self, case: Case, item: RunItem | None = None, *, rooms: asyncio.Semaphore | None = None,
+                        started: Callable[[], None] | None = None) -> None:
+        """Play ``case`` in a room of its own (retried per :meth:`_attempt_turns`), then analyse it.
+
+        ``rooms``: the run's room limit (``--jobs``), held while the case has a room and released
+        before the analysis, so the next case joins while this one is analysed; ``started`` is called
+        once the case has its room slot (the reporter's "started").
+        """
         item = item or RunItem(case.id, case.id)
         entry_id = item.entry_id
         case_dir = child(self.run_dir, entry_id)
@@ -291,20 +298,38 @@ class SuiteRunner:
         async def play(attempt: int) -> list[Path]:
             room = check_id("room", f"{self.run_id}-{entry_id}-a{attempt}")
             meta = {**item.metadata, "run_id": self.run_id, "case_id": case.id, "suite": self.opts.suite, "attempt": attempt}
-            async with CaseRoom(self.opts.target, room, metadata=meta), self._user_side(room) as user:
-                trace_id = new_trace_id(case.id, 0)
-                turn_dir = child(case_dir, trace_id)
+            # the room's setup and its teardown never run beside another room's live turn (LiveSlots.setup)
+            async with setup(self.slots, f"room={room} joining"), contextlib.AsyncExitStack() as joining:
+                await joining.enter_async_context(CaseRoom(self.opts.target, room, metadata=meta))
+                user = await joining.enter_async_context(self._user_side(room))
+                in_room = joining.pop_all()  # leaves and deletes the room
+            trace_id = new_trace_id(case.id, 0)
+            turn_dir = child(case_dir, trace_id)
+            try:
                 await user.play_turn(case, trace_id=trace_id, turn_index=0, out_dir=turn_dir)
-                return [turn_dir]
+            except BaseException:
+                async with setup(self.slots, f"room={room} leaving"):
+                    await in_room.__aexit__(*sys.exc_info())
+                raise
+            async with setup(self.slots, f"room={room} leaving"):
+                await in_room.aclose()
+            return [turn_dir]
 
         cause = None
-        try:
-            turn_dirs, reasons, error = await self._attempt_turns(f"case={entry_id}", play, item.max_attempts)
-        except AgentFailure as exc:
+        failure: AgentFailure | None = None
+        async with (rooms if rooms is not None else contextlib.nullcontext()):
+            t0 = time.monotonic()
+            if started is not None:
+                started()
+            try:
+                turn_dirs, reasons, error = await self._attempt_turns(f"case={entry_id}", play, item.max_attempts)
+            except AgentFailure as exc:
+                failure = exc
+        if failure is not None:
             reasons = list(self._last_reasons)
-            turn_dirs, error, cause = [], f"{exc}", exc.cause
-            log.warning("case=%s agent failure %s (not retried)", entry_id, exc)
-            turns = [await self._agent_failed_turn(case, entry_id, exc, new_trace_id(entry_id, 0), case_dir)]
+            turn_dirs, error, cause = [], f"{failure}", failure.cause
+            log.warning("case=%s agent failure %s (not retried)", entry_id, failure)
+            turns = [await self._agent_failed_turn(case, entry_id, failure, new_trace_id(entry_id, 0), case_dir)]
         self.retry_reasons[entry_id] = reasons
         if cause is None:
             turns = [await self._analyze(case, d, entry_id) for d in (turn_dirs or [])]
@@ -464,6 +489,8 @@ class SuiteRunner:
                 "concurrent_turns": self.slots.n,
                 # seconds the turns waited for a live slot (the price of measuring each turn alone)
                 "live_slot_wait_s": round(sum(self.slots.waits_s), 1),
+                # seconds rooms' setups and teardowns waited for a live turn to end (LiveSlots.setup)
+                "setup_wait_s": round(sum(self.slots.setup_waits_s), 1),
                 "retry_reasons": {k: v for k, v in self.retry_reasons.items() if v},
                 "retries": sum(len(v) for v in self.retry_reasons.values()),
                 "retry_rate": round(sum(len(v) for v in self.retry_reasons.values()) / max(1, attempts), 4),

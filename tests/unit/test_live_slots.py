@@ -18,7 +18,7 @@ from autortc.runner import conversation
 from autortc.runner import suite as suite_mod
 from autortc.runner.live_slots import LiveSlots
 from autortc.runner.suite import RunOptions, SuiteRunner
-from autortc.runner.users import BotUser
+from autortc.runner.users import BotUser, UserSide
 
 pytestmark = pytest.mark.unit
 
@@ -163,3 +163,148 @@ def test_the_runner_refuses_zero_concurrent_turns(tmp_path):
     with pytest.raises(ValueError, match="concurrent_turns: expected >= 1 or None, got 0"):
         SuiteRunner(RunOptions(target=TARGET, cases_path=CASES, suite="fast", out_root=tmp_path, run_id="slots",
                                jobs=2, concurrent_turns=0, progress=False))
+
+
+async def test_a_room_setup_waits_for_the_live_turn_and_goes_before_the_next_turn(monkeypatch):
+    rec = _Recorder(monkeypatch)
+    slots = LiveSlots(1, rooms=2)
+    assert slots.quiet
+    go: dict[str, asyncio.Event] = {}
+
+    async def room_setup(name: str) -> None:
+        async with slots.setup(f"room={name} joining"):
+            rec.events.append(("setup", name))
+            await go.setdefault(name, asyncio.Event()).wait()
+            rec.events.append(("setup done", name))
+
+    a = rec.turn("A", slots)
+    await _until(lambda: ("live", "A") in rec.events)
+    c = asyncio.ensure_future(room_setup("C"))
+    b = rec.turn("B", slots)
+    for _ in range(20):  # neither the setup nor the next turn start while A is live
+        await asyncio.sleep(0)
+    assert ("setup", "C") not in rec.events and ("live", "B") not in rec.events
+    rec.release["A"].set()
+    await _until(lambda: ("setup", "C") in rec.events)
+    for _ in range(20):  # B, already waiting for the slot, still waits for the setup
+        await asyncio.sleep(0)
+    assert ("live", "B") not in rec.events
+    go["C"].set()
+    await _until(lambda: ("live", "B") in rec.events)
+    d = asyncio.ensure_future(room_setup("D"))  # a setup asked for while B is live waits for B
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert ("setup", "D") not in rec.events
+    rec.release["B"].set()
+    go["D"] = asyncio.Event()
+    go["D"].set()
+    await asyncio.gather(a, b, c, d)
+    order = [e for e in rec.events if e[0] in ("live", "done", "setup", "setup done")]
+    assert order == [("live", "A"), ("done", "A"), ("setup", "C"), ("setup done", "C"), ("live", "B"),
+                     ("done", "B"), ("setup", "D"), ("setup done", "D")]
+    assert len(slots.setup_waits_s) == 2 and min(slots.setup_waits_s) > 0
+
+
+async def test_with_every_room_talking_setups_do_not_wait(monkeypatch):
+    rec = _Recorder(monkeypatch)
+    slots = LiveSlots(2, rooms=2)
+    assert not slots.quiet
+    a = rec.turn("A", slots)
+    await _until(lambda: rec.live == 1)
+    async with slots.setup("room=C joining"):  # at once, beside the live turn (a load test)
+        assert rec.live == 1
+    rec.release["A"].set()
+    await a
+
+
+async def test_a_setup_cancelled_while_waiting_still_runs_its_body(monkeypatch):
+    """A room that has joined must still be left when Ctrl-C comes while its teardown waits."""
+    rec = _Recorder(monkeypatch)
+    slots = LiveSlots(1, rooms=2)
+    a = rec.turn("A", slots)
+    await _until(lambda: rec.live == 1)
+    left: list[str] = []
+
+    async def leave() -> None:
+        async with slots.setup("room=C leaving"):
+            left.append("C")
+
+    t = asyncio.ensure_future(leave())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not left
+    t.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await t
+    assert left == ["C"]
+    rec.release["A"].set()
+    await a
+
+
+class _RoomLog:
+    """Every room event of a run in order: rooms created/deleted, users joined/left, turns live/done."""
+
+    events: list[tuple[str, str]] = []
+
+
+class _LoggedUser(UserSide):
+    via = "fake"
+
+    def __init__(self, room: str, slots: LiveSlots) -> None:
+        self.room, self.slots = room, slots
+
+    async def join(self) -> None:
+        _RoomLog.events.append(("join", self.room))
+        await asyncio.sleep(0.01)
+        _RoomLog.events.append(("joined", self.room))
+
+    async def play_turn(self, case, *, trace_id, turn_index, out_dir):
+        from autortc.runner.live_slots import hold
+        from autortc.testing.faults import make_speech, write_turn_folder
+
+        async with hold(self.slots, trace_id):
+            _RoomLog.events.append(("live", self.room))
+            await asyncio.sleep(0.05)
+            _RoomLog.events.append(("done", self.room))
+        s = make_speech(48000, seed=1, sentences=1)
+        write_turn_folder(out_dir, pre=s.samples, sr=48000, case_id=case.id, trace_id=trace_id)
+
+    async def _aclose_impl(self) -> None:
+        _RoomLog.events.append(("leave", self.room))
+        await asyncio.sleep(0.01)
+        _RoomLog.events.append(("left", self.room))
+
+
+def test_the_runner_sets_rooms_up_and_tears_them_down_only_between_live_turns(tmp_path, monkeypatch):
+    @contextlib.asynccontextmanager
+    async def logged_room(target, name, *, metadata=None):
+        _RoomLog.events.append(("create", name))
+        yield None
+        _RoomLog.events.append(("delete", name))
+
+    monkeypatch.setattr(suite_mod, "CaseRoom", logged_room)
+    monkeypatch.setattr(SuiteRunner, "_user_side", lambda self, room: _LoggedUser(room, self.slots))
+    _RoomLog.events = []
+    cases = ("endpoint_short_hello", "content_weather", "boom_trigger", "endpoint_numbers")
+    runner = SuiteRunner(RunOptions(target=TARGET, cases_path=CASES, suite="fast", out_root=tmp_path, run_id="quiet",
+                                    jobs=2, concurrent_turns=1, only=cases, progress=False))
+    out = asyncio.run(runner.run())
+    assert not out.harness_errors, out.harness_errors
+    live: str | None = None
+    in_room: set[str] = set()
+    overlapped = False
+    for kind, room in _RoomLog.events:
+        if kind == "live":
+            assert live is None
+            live = room
+        elif kind == "done":
+            live = None
+        else:
+            assert live is None, f"{kind} of {room} while the turn of {live} was live: {_RoomLog.events}"
+        if kind == "joined":
+            in_room.add(room)
+            overlapped |= len(in_room) > 1
+        elif kind == "left":
+            in_room.discard(room)
+    assert overlapped, "the two rooms were never open at once: --jobs 2 gained nothing"
+    assert out.summary.extra["setup_wait_s"] >= 0 and len(runner.slots.setup_waits_s) == 2 * len(cases)
