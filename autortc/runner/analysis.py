@@ -111,6 +111,11 @@ def analyze_turn(turn_dir: Path | str, gates: Any, *, transcriber: Transcriber |
     return res
 
 
+def ready() -> bool:
+    """True once the worker has run its initializer (niced, transcriber loaded): the runner's warm-up."""
+    return True
+
+
 def _analyze(turn_dir: str, gates: Any, perceptual: bool):
     """Metrics of one turn folder, then its verdicts by the case's gates (the gates stage)."""
     return analyze_turn(turn_dir, gates, transcriber=_TRANSCRIBER, perceptual=perceptual)

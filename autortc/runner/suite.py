@@ -177,6 +177,7 @@ class SuiteRunner:
         self._pool = analysis.new_pool(self.opts.transcriber)
         cut: list[str] = []
         try:
+            await self._warm_pool()
             if self.opts.items or self.suite.mode == "per_case":
                 items = ([RunItem(check_id("case", it.entry_id), it.case_id, it.metadata, it.max_attempts) for it in self.opts.items]
                          or [RunItem(cid, cid) for cid in self.suite.case_ids if not self.opts.only or cid in self.opts.only])
@@ -459,6 +460,18 @@ class SuiteRunner:
         judge_turn(res, gates)
         write_json(d / "result.json", res)
         return res
+
+    async def _warm_pool(self) -> None:
+        """Start the analysis worker (process spawn, imports, the content check's STT model: ~3-4 s of
+        CPU) before the first room: started by the first analysis, it ran beside the second case's live
+        turn (runs n1/n2 of docs/agent-latency.md, session 24: that turn's uplink 116-146 ms against
+        ~55). A worker that cannot start is a harness error here, and each turn's analysis says why."""
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._pool, analysis.ready)
+        except Exception as exc:
+            log.error("the analysis worker did not start: %s", traceback.format_exc())
+            self.harness_errors.append(f"analysis worker: {type(exc).__name__}: {exc}")
 
     async def _analyze(self, case: Case, turn_dir: Path, entry_id: str) -> TurnResult:
         """The turn's metrics and verdicts (worker process, the case's own gates), written to its

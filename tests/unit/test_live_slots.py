@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from pathlib import Path
 
 import pytest
@@ -308,3 +309,46 @@ def test_the_runner_sets_rooms_up_and_tears_them_down_only_between_live_turns(tm
             in_room.discard(room)
     assert overlapped, "the two rooms were never open at once: --jobs 2 gained nothing"
     assert out.summary.extra["setup_wait_s"] >= 0 and len(runner.slots.setup_waits_s) == 2 * len(cases)
+
+
+def test_the_analysis_worker_is_up_before_the_first_room(tmp_path, monkeypatch):
+    """Spawned by the first analysis, the worker's imports and STT model load ran beside the second
+    case's live turn; the runner starts it before any room (its initializer loads the transcriber)."""
+    stamp = tmp_path / "stamp"
+    monkeypatch.setenv("AUTORTC_TEST_STAMP", str(stamp))
+    joins: list[float] = []
+
+    class TimedUser(_LoggedUser):
+        async def join(self) -> None:
+            joins.append(time.monotonic())
+            await super().join()
+
+    @contextlib.asynccontextmanager
+    async def no_room(target, name, *, metadata=None):
+        yield None
+
+    monkeypatch.setattr(suite_mod, "CaseRoom", no_room)
+    monkeypatch.setattr(SuiteRunner, "_user_side", lambda self, room: TimedUser(room, self.slots))
+    _RoomLog.events = []
+    runner = SuiteRunner(RunOptions(target=TARGET, cases_path=CASES, suite="fast", out_root=tmp_path / "runs",
+                                    run_id="warm", only=("endpoint_short_hello",), progress=False,
+                                    transcriber="_stamp_transcriber:factory"))
+    out = asyncio.run(runner.run())
+    assert not out.harness_errors, out.harness_errors
+    loads = [float(x) for x in stamp.read_text().split()]
+    assert len(loads) == 1 and loads[0] < joins[0], (loads, joins)  # one worker, up before the room
+
+
+def test_an_analysis_worker_that_cannot_start_is_a_harness_error_before_any_room(tmp_path, monkeypatch):
+    @contextlib.asynccontextmanager
+    async def no_room(target, name, *, metadata=None):
+        yield None
+
+    monkeypatch.setattr(suite_mod, "CaseRoom", no_room)
+    monkeypatch.setattr(SuiteRunner, "_user_side", lambda self, room: _LoggedUser(room, self.slots))
+    _RoomLog.events = []
+    runner = SuiteRunner(RunOptions(target=TARGET, cases_path=CASES, suite="fast", out_root=tmp_path, run_id="nowork",
+                                    only=("endpoint_short_hello",), progress=False, transcriber="no_such_module:f"))
+    out = asyncio.run(runner.run())
+    assert out.exit_code == suite_mod.EXIT_HARNESS
+    assert out.harness_errors and out.harness_errors[0].startswith("analysis worker:"), out.harness_errors
