@@ -13,7 +13,10 @@
 # Session 23: parity at full speed and under a 1.43-core CPU quota, but under 1.0 core a second room cost
 # +3..+7 % P95, an EoT WARN, and once the worker itself (LiveKit FFI panic on a starved Room.connect); the
 # second room now saves 5-10 % of the wall time (190 vs 211 s). The closing pair of that session at full speed:
-# --jobs 1 P95 501 ms exit 0, --jobs 2 P95 709 ms exit 1.
+# --jobs 1 P95 501 ms exit 0, --jobs 2 P95 709 ms exit 1. Session 24: rooms now join and leave only between live
+# turns and the analysis runs beside the next case at --jobs 1 too: --jobs 2 matches --jobs 1 at full speed and at
+# 1.43 cores, flips at 1.0 core (P95 796 vs 577 ms), and saves no time (195 vs 198 s); an idle waiting room costs
+# ~20 % of a core.
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")" && pwd)"
 cd "$ROOT"

@@ -17,11 +17,13 @@ and gives it back before its files are written.
 (:meth:`LiveSlots.setup`: room creation with the agent's dispatch, joins, the double ACK, the user
 leaving, the agent closing its session, the room's deletion) never run beside a live turn. A
 setup waits until no turn is live; a turn waits to start while a setup runs or waits, so the
-rooms' setups go first between two turns and no turn waits behind a stream of setups. What still
+rooms' setups go first between two turns (each room has two: joining and leaving). What still
 runs beside a live turn is the other rooms' idle media (their mic sends silence) and the analysis
 worker, which only takes idle CPU (:data:`autortc.runner.analysis.ANALYSIS_NICE`). Measured on 2
-cores (docs/agent-latency.md, session 20): with setups and teardowns beside the live turn, the
-user's end of speech reached the agent ~45 ms later and the EoT P95 rose 23–27 %.
+cores (docs/agent-latency.md, sessions 20 and 24): with setups and teardowns beside the live turn,
+the user's end of speech reached the agent ~45 ms later and the EoT P95 rose 23–27 %; kept apart,
+``--jobs 2`` matched ``--jobs 1`` at full speed and at a 1.43-core quota, not at 1.0 core (an idle
+joined room costs ~20 % of a core), and saved no time, so ``run_suite.sh`` keeps ``--jobs 1``.
 
 With as many slots as rooms (``--concurrent-turns`` = ``--jobs``) every room talks at once and
 setups do not wait either: a load test of the agent serving that many calls.
