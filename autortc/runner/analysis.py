@@ -112,7 +112,12 @@ def analyze_turn(turn_dir: Path | str, gates: Any, *, transcriber: Transcriber |
 
 
 def ready() -> bool:
-    """True once the worker has run its initializer (niced, transcriber loaded): the runner's warm-up."""
+    """The runner's warm-up: True once the worker has run its initializer (niced, transcriber
+    loaded) and imported what :func:`analyze_turn` needs (the metrics stack: ~1-2 s of CPU)."""
+    import autortc.artifacts  # noqa: F401
+    import autortc.gates  # noqa: F401
+    import autortc.metrics.turn  # noqa: F401
+
     return True
 
 

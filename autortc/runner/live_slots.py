@@ -13,20 +13,24 @@ it starts (``turn_start``, then the user's first segment) until the agent is don
 (:func:`autortc.runner.conversation.settle`: replies ended, quiet, trace and pre-RTC copies in),
 and gives it back before its files are written.
 
-**Quiet turns** (when fewer turns than rooms may be live): a room's setup and teardown
-(:meth:`LiveSlots.setup`: room creation with the agent's dispatch, joins, the double ACK, the user
-leaving, the agent closing its session, the room's deletion) never run beside a live turn. A
-setup waits until no turn is live; a turn waits to start while a setup runs or waits, so the
-rooms' setups go first between two turns (each room has two: joining and leaving). What still
-runs beside a live turn is the other rooms' idle media (their mic sends silence) and the analysis
-worker, which only takes idle CPU (:data:`autortc.runner.analysis.ANALYSIS_NICE`). Measured on 2
+**Quiet turns** (one live turn at a time, or fewer than rooms): the harness's own work around a
+turn (:meth:`LiveSlots.between_turns`) never runs beside a live turn: a room's setup and teardown
+(room creation with the agent's dispatch, joins, the double ACK, the user leaving, the agent
+closing its session, the room's deletion) and a case's results (its files, the run's summary, the
+terminal line: work on the event loop that paces the user's mic). Such work waits until no turn
+is live; a turn waits to start while it runs or waits, so it goes first between two turns (each
+case has three: joining, leaving, results). What still runs beside a live turn is the other rooms'
+idle media (their mic sends silence) and the analysis worker, a process of its own that only takes
+idle CPU (:data:`autortc.runner.analysis.ANALYSIS_NICE`). Measured on 2
 cores (docs/agent-latency.md, sessions 20 and 24): with setups and teardowns beside the live turn,
 the user's end of speech reached the agent ~45 ms later and the EoT P95 rose 23–27 %; kept apart,
 ``--jobs 2`` matched ``--jobs 1`` at full speed and at a 1.43-core quota, not at 1.0 core (an idle
-joined room costs ~20 % of a core), and saved no time, so ``run_suite.sh`` keeps ``--jobs 1``.
+joined room costs ~20 % of a core), and saved no time, so ``run_suite.sh`` keeps ``--jobs 1``. With
+the analysis beside the next case, its results written on the loop during that case's turn held
+the user's mic back by up to 52 ms (runs n1-n3): hence the results wait too.
 
-With as many slots as rooms (``--concurrent-turns`` = ``--jobs``) every room talks at once and
-setups do not wait either: a load test of the agent serving that many calls.
+With as many slots as rooms (``--concurrent-turns`` = ``--jobs`` ≥ 2) every room talks at once and
+nothing waits for a gap: a load test of the agent serving that many calls.
 """
 
 from __future__ import annotations
@@ -43,24 +47,25 @@ log = logging.getLogger("autortc.runner")
 class LiveSlots:
     """At most ``n`` live turns at once (``n`` ≥ 1; raises ``ValueError`` otherwise).
 
-    ``rooms``: how many rooms the run opens at once (``--jobs``); setups are kept away from live
-    turns when ``n < rooms`` (:attr:`quiet`).
-    ``waits_s``: seconds each turn waited for its slot (and for setups), in the order they got one;
-    ``setup_waits_s``: seconds each setup or teardown waited for live turns to end.
+    ``rooms``: how many rooms the run opens at once (``--jobs``); the work between turns is kept
+    away from live turns unless every room may talk (``n == rooms`` ≥ 2; :attr:`quiet`).
+    ``waits_s``: seconds each turn waited for its slot (and for work between turns), in the order
+    they got one; ``between_waits_s``: seconds each piece of work between turns waited for live turns.
     """
 
     def __init__(self, n: int, *, rooms: int | None = None) -> None:
         if n < 1:
             raise ValueError(f"concurrent turns: expected >= 1, got {n!r}")
         self.n = n
-        self.quiet = n < (rooms if rooms is not None else n)
+        rooms = n if rooms is None else rooms
+        self.quiet = n == 1 or n < rooms
         self._sem = asyncio.Semaphore(n)
         self._live = 0  # turns holding a slot
-        self._setups = 0  # setups running
-        self._setups_waiting = 0  # setups waiting for the live turns to end
+        self._setups = 0  # work between turns running
+        self._setups_waiting = 0  # work between turns waiting for the live turns to end
         self._changed = asyncio.Event()  # set (and replaced) on every change of the three counts
         self.waits_s: list[float] = []
-        self.setup_waits_s: list[float] = []
+        self.between_waits_s: list[float] = []
 
     def _notify(self) -> None:
         self._changed.set()
@@ -73,7 +78,7 @@ class LiveSlots:
     @contextlib.asynccontextmanager
     async def slot(self, trace_id: str) -> AsyncIterator[None]:
         """Hold one slot for the turn ``trace_id`` (waits while ``n`` turns are live and, with
-        :attr:`quiet`, while a room is being set up or torn down)."""
+        :attr:`quiet`, while work between turns runs or waits)."""
         t0 = time.monotonic()
         async with self._sem:
             if self.quiet:
@@ -90,9 +95,9 @@ class LiveSlots:
                 self._notify()
 
     @contextlib.asynccontextmanager
-    async def setup(self, what: str) -> AsyncIterator[None]:
-        """Run a room's setup or teardown (``what``: for the log) while no turn is live (with
-        :attr:`quiet`; otherwise at once).
+    async def between_turns(self, what: str) -> AsyncIterator[None]:
+        """Run ``what`` (a room's setup or teardown, a case's results; named for the log) while no
+        turn is live (with :attr:`quiet`; otherwise at once).
 
         Cancelled while waiting, the body still runs (a room that has joined must be left and
         deleted: a half-closed room in the SDK's native runtime aborts the process at exit), then
@@ -109,7 +114,7 @@ class LiveSlots:
             finally:
                 self._setups_waiting -= 1
             waited = time.monotonic() - t0
-            self.setup_waits_s.append(waited)
+            self.between_waits_s.append(waited)
             if waited >= 0.01:
                 log.debug("%s waited %.1f s for the live turn to end", what, waited)
         self._setups += 1
@@ -127,6 +132,6 @@ def hold(slots: LiveSlots | None, trace_id: str) -> contextlib.AbstractAsyncCont
     return slots.slot(trace_id) if slots is not None else contextlib.nullcontext()
 
 
-def setup(slots: LiveSlots | None, what: str) -> contextlib.AbstractAsyncContextManager[None]:
-    """``slots.setup(what)``, or nothing to wait for when the run sets no limit (``slots`` None)."""
-    return slots.setup(what) if slots is not None else contextlib.nullcontext()
+def between_turns(slots: LiveSlots | None, what: str) -> contextlib.AbstractAsyncContextManager[None]:
+    """``slots.between_turns(what)``, or nothing to wait for when the run sets no limit (``slots`` None)."""
+    return slots.between_turns(what) if slots is not None else contextlib.nullcontext()

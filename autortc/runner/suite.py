@@ -39,7 +39,7 @@ from autortc.metrics.receivers import agreement, pairs_from_turns
 from autortc.results import CaseResult, TurnResult, write_json
 from autortc.runner import analysis
 from autortc.runner.conversation import TurnTimeouts
-from autortc.runner.live_slots import LiveSlots, setup
+from autortc.runner.live_slots import LiveSlots, between_turns
 from autortc.runner.paths import check_id, child, new_run_id, new_trace_id
 from autortc.runner.users import AgentFailure, BotUser, BrowserPath, BrowserUser, UserSide
 
@@ -220,7 +220,9 @@ class SuiteRunner:
         async def one(item: RunItem) -> None:
             case = self.case_file.case(item.case_id)
             try:
-                await self._run_case(case, item, rooms=sem, started=lambda: progress.case_started(item.entry_id))
+                await self._run_case(case, item, rooms=sem, started=lambda: progress.case_started(item.entry_id),
+                                     finished=progress.case_finished)
+                return
             except Exception as exc:  # a bug in the runner itself: this case fails, the others go on
                 tb = traceback.format_exc()
                 log.error("case=%s: runner error: %s", item.entry_id, tb)
@@ -285,12 +287,14 @@ class SuiteRunner:
         return None, reasons, err
 
     async def _run_case(self, case: Case, item: RunItem | None = None, *, rooms: asyncio.Semaphore | None = None,
-                        started: Callable[[], None] | None = None) -> None:
+                        started: Callable[[], None] | None = None,
+                        finished: Callable[[CaseResult], None] | None = None) -> None:
         """Play ``case`` in a room of its own (retried per :meth:`_attempt_turns`), then analyse it.
 
         ``rooms``: the run's room limit (``--jobs``), held while the case has a room and released
         before the analysis, so the next case joins while this one is analysed; ``started`` is called
-        once the case has its room slot (the reporter's "started").
+        once the case has its room slot (the reporter's "started"), ``finished`` with its result
+        (between live turns, as the result's files).
         """
         item = item or RunItem(case.id, case.id)
         entry_id = item.entry_id
@@ -299,8 +303,8 @@ class SuiteRunner:
         async def play(attempt: int) -> list[Path]:
             room = check_id("room", f"{self.run_id}-{entry_id}-a{attempt}")
             meta = {**item.metadata, "run_id": self.run_id, "case_id": case.id, "suite": self.opts.suite, "attempt": attempt}
-            # the room's setup and its teardown never run beside another room's live turn (LiveSlots.setup)
-            async with setup(self.slots, f"room={room} joining"), contextlib.AsyncExitStack() as joining:
+            # the room's setup and its teardown never run beside a live turn (LiveSlots.between_turns)
+            async with between_turns(self.slots, f"room={room} joining"), contextlib.AsyncExitStack() as joining:
                 await joining.enter_async_context(CaseRoom(self.opts.target, room, metadata=meta))
                 user = await joining.enter_async_context(self._user_side(room))
                 in_room = joining.pop_all()  # leaves and deletes the room
@@ -309,10 +313,10 @@ class SuiteRunner:
             try:
                 await user.play_turn(case, trace_id=trace_id, turn_index=0, out_dir=turn_dir)
             except BaseException:
-                async with setup(self.slots, f"room={room} leaving"):
+                async with between_turns(self.slots, f"room={room} leaving"):
                     await in_room.__aexit__(*sys.exc_info())
                 raise
-            async with setup(self.slots, f"room={room} leaving"):
+            async with between_turns(self.slots, f"room={room} leaving"):
                 await in_room.aclose()
             return [turn_dir]
 
@@ -340,10 +344,15 @@ class SuiteRunner:
                             cause=cause)
         result.verdict = judge_case(result)  # type: ignore[assignment]
         result.flaky = is_flaky(result, reasons)
-        write_json(case_dir / "result.json", result)
-        self.results[entry_id] = result
-        await self._write_summary()
-        log.info("case=%s verdict=%s attempts=%d (%.1f s)", entry_id, result.verdict, result.attempts, result.duration_s)
+        # the analysis ran beside the next case: its files, the summary and the terminal line are
+        # written on the loop that paces that case's mic, so not while its turn is live
+        async with between_turns(self.slots, f"case={entry_id} results"):
+            write_json(case_dir / "result.json", result)
+            self.results[entry_id] = result
+            await self._write_summary()
+            log.info("case=%s verdict=%s attempts=%d (%.1f s)", entry_id, result.verdict, result.attempts, result.duration_s)
+            if finished is not None:
+                finished(result)
 
     # -- conversation suites (nightly) ----------------------------------------------------
 
@@ -487,7 +496,8 @@ class SuiteRunner:
             self.harness_errors.append(f"{case.id}/{turn_dir.name}: analysis: {type(exc).__name__}: {exc}")
             res = TurnResult(case_id=case.id, trace_id=turn_dir.name, p_level=case.p_level, verdict="FAIL",
                              errors=[f"analysis error: {type(exc).__name__}: {exc}\n{tb}"])
-        write_json(turn_dir / "result.json", res)
+        async with between_turns(self.slots, f"trace_id={turn_dir.name} results"):
+            write_json(turn_dir / "result.json", res)
         return res
 
     async def _write_summary(self, *, final: bool = False, cut: list[str] | None = None):
@@ -502,8 +512,8 @@ class SuiteRunner:
                 "concurrent_turns": self.slots.n,
                 # seconds the turns waited for a live slot (the price of measuring each turn alone)
                 "live_slot_wait_s": round(sum(self.slots.waits_s), 1),
-                # seconds rooms' setups and teardowns waited for a live turn to end (LiveSlots.setup)
-                "setup_wait_s": round(sum(self.slots.setup_waits_s), 1),
+                # seconds the work between turns waited for a live turn to end (LiveSlots.between_turns)
+                "between_turns_wait_s": round(sum(self.slots.between_waits_s), 1),
                 "retry_reasons": {k: v for k, v in self.retry_reasons.items() if v},
                 "retries": sum(len(v) for v in self.retry_reasons.values()),
                 "retry_rate": round(sum(len(v) for v in self.retry_reasons.values()) / max(1, attempts), 4),

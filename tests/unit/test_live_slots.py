@@ -173,7 +173,7 @@ async def test_a_room_setup_waits_for_the_live_turn_and_goes_before_the_next_tur
     go: dict[str, asyncio.Event] = {}
 
     async def room_setup(name: str) -> None:
-        async with slots.setup(f"room={name} joining"):
+        async with slots.between_turns(f"room={name} joining"):
             rec.events.append(("setup", name))
             await go.setdefault(name, asyncio.Event()).wait()
             rec.events.append(("setup done", name))
@@ -203,7 +203,12 @@ async def test_a_room_setup_waits_for_the_live_turn_and_goes_before_the_next_tur
     order = [e for e in rec.events if e[0] in ("live", "done", "setup", "setup done")]
     assert order == [("live", "A"), ("done", "A"), ("setup", "C"), ("setup done", "C"), ("live", "B"),
                      ("done", "B"), ("setup", "D"), ("setup done", "D")]
-    assert len(slots.setup_waits_s) == 2 and min(slots.setup_waits_s) > 0
+    assert len(slots.between_waits_s) == 2 and min(slots.between_waits_s) > 0
+
+
+def test_one_slot_is_quiet_whatever_the_rooms_and_every_room_talking_is_not():
+    assert LiveSlots(1).quiet and LiveSlots(1, rooms=3).quiet and LiveSlots(2, rooms=3).quiet
+    assert not LiveSlots(2, rooms=2).quiet and not LiveSlots(3).quiet
 
 
 async def test_with_every_room_talking_setups_do_not_wait(monkeypatch):
@@ -212,7 +217,7 @@ async def test_with_every_room_talking_setups_do_not_wait(monkeypatch):
     assert not slots.quiet
     a = rec.turn("A", slots)
     await _until(lambda: rec.live == 1)
-    async with slots.setup("room=C joining"):  # at once, beside the live turn (a load test)
+    async with slots.between_turns("room=C joining"):  # at once, beside the live turn (a load test)
         assert rec.live == 1
     rec.release["A"].set()
     await a
@@ -227,7 +232,7 @@ async def test_a_setup_cancelled_while_waiting_still_runs_its_body(monkeypatch):
     left: list[str] = []
 
     async def leave() -> None:
-        async with slots.setup("room=C leaving"):
+        async with slots.between_turns("room=C leaving"):
             left.append("C")
 
     t = asyncio.ensure_future(leave())
@@ -265,7 +270,7 @@ class _LoggedUser(UserSide):
 
         async with hold(self.slots, trace_id):
             _RoomLog.events.append(("live", self.room))
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.4)  # longer than an analysis of the previous case's turn folder
             _RoomLog.events.append(("done", self.room))
         s = make_speech(48000, seed=1, sentences=1)
         write_turn_folder(out_dir, pre=s.samples, sr=48000, case_id=case.id, trace_id=trace_id)
@@ -276,19 +281,42 @@ class _LoggedUser(UserSide):
         _RoomLog.events.append(("left", self.room))
 
 
-def test_the_runner_sets_rooms_up_and_tears_them_down_only_between_live_turns(tmp_path, monkeypatch):
+class _LoggedReporter:
+    """The terminal's side of a run: a case's line is printed when its result is final."""
+
+    def case_started(self, case_id: str) -> None:
+        pass
+
+    def case_finished(self, res) -> None:
+        _RoomLog.events.append(("finished", res.case_id))
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_the_runner_keeps_setups_teardowns_and_results_out_of_live_turns(tmp_path, monkeypatch, jobs):
+    """With the analysis beside the next case, its results (files, summary, terminal line: work on the
+    loop that paces the mic) wait for the live turn to end, at --jobs 1 too."""
     @contextlib.asynccontextmanager
     async def logged_room(target, name, *, metadata=None):
         _RoomLog.events.append(("create", name))
         yield None
         _RoomLog.events.append(("delete", name))
 
+    written = suite_mod.write_json
+
+    def logged_write(path, obj):
+        _RoomLog.events.append(("write", Path(path).parent.name))
+        return written(path, obj)
+
     monkeypatch.setattr(suite_mod, "CaseRoom", logged_room)
+    monkeypatch.setattr(suite_mod, "write_json", logged_write)
     monkeypatch.setattr(SuiteRunner, "_user_side", lambda self, room: _LoggedUser(room, self.slots))
     _RoomLog.events = []
     cases = ("endpoint_short_hello", "content_weather", "boom_trigger", "endpoint_numbers")
     runner = SuiteRunner(RunOptions(target=TARGET, cases_path=CASES, suite="fast", out_root=tmp_path, run_id="quiet",
-                                    jobs=2, concurrent_turns=1, only=cases, progress=False))
+                                    jobs=jobs, concurrent_turns=1, only=cases, reporter=_LoggedReporter()))
     out = asyncio.run(runner.run())
     assert not out.harness_errors, out.harness_errors
     live: str | None = None
@@ -307,8 +335,12 @@ def test_the_runner_sets_rooms_up_and_tears_them_down_only_between_live_turns(tm
             overlapped |= len(in_room) > 1
         elif kind == "left":
             in_room.discard(room)
-    assert overlapped, "the two rooms were never open at once: --jobs 2 gained nothing"
-    assert out.summary.extra["setup_wait_s"] >= 0 and len(runner.slots.setup_waits_s) == 2 * len(cases)
+    assert overlapped == (jobs > 1), "the two rooms were never open at once: --jobs 2 gained nothing"
+    kinds = [k for k, _ in _RoomLog.events]
+    assert kinds.count("finished") == len(cases) and kinds.count("live") == len(cases)
+    assert kinds.count("write") >= 2 * len(cases)  # each case's turn result and case result, plus summaries
+    # joining, leaving, the turn's result, the case's result
+    assert out.summary.extra["between_turns_wait_s"] >= 0 and len(runner.slots.between_waits_s) == 4 * len(cases)
 
 
 def test_the_analysis_worker_is_up_before_the_first_room(tmp_path, monkeypatch):
