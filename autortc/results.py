@@ -234,6 +234,9 @@ class UplinkMetrics:
     autortc/metrics/uplink.py); None = not measured (the agent sent no input copy)."""
 
     delay_ms: float | None = None  # first spoken segment's end of speech: agent receipt - user hand-over
+    # how late the user side handed that end of speech over against its schedule (the instrument's own:
+    # its event loop held up); not part of delay_ms
+    handover_late_ms: float | None = None
     delay_max_ms: float | None = None  # over the spoken segments' ends
     warp_ms: float | None = None  # first spoken segment: its start's delay - its end's (+ = the receiver compressed it)
     corr: float | None = None  # lowest normalised correlation of a segment with its copy (0..1)

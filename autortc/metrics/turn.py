@@ -434,22 +434,37 @@ def _uplink(res: TurnResult, user_t: UserBlock, agent: Any, user: Audio | None, 
     if user is None or agent_input is None or ai is None or user_t.t_audio_start is None:
         return
     segs = user_t.segments or [UserSegment(index=0, expect="respond", speech_start_sample=user_t.speech_start_sample,
-                                           eot_sample=user_t.eot_sample)]
-    spans = [(int(sg.speech_start_sample), int(sg.eot_sample)) for sg in segs
-             if sg.speech_start_sample is not None and sg.eot_sample is not None and sg.eot_sample > sg.speech_start_sample]
-    found = [uplink.segment_uplink(user.samples, user.sr, float(user_t.t_audio_start), sp,
-                                   agent_input.samples, agent_input.sr, float(ai.t_first_sample)) for sp in spans]
-    got = [f for f in found if f is not None]
+                                           eot_sample=user_t.eot_sample, t_end=user_t.t_user_eot)]
+    segs = [sg for sg in segs if sg.speech_start_sample is not None and sg.eot_sample is not None
+            and sg.eot_sample > sg.speech_start_sample]
+    t0 = float(user_t.t_audio_start)
+    found = [uplink.segment_uplink(user.samples, user.sr, t0, (int(sg.speech_start_sample), int(sg.eot_sample)),
+                                   agent_input.samples, agent_input.sr, float(ai.t_first_sample)) for sg in segs]
+
+    def late_ms(t: float | None, sample: int) -> float:
+        """How late the user side handed ``sample`` over against its schedule (its frame's real
+        hand-over time is in the contract; the WAV's sample positions are the schedule)."""
+        return 0.0 if t is None else (t - (t0 + sample / user.sr)) * 1000.0
+
+    def from_handover(f: uplink.SegmentUplink, sg: UserSegment) -> tuple[float, float]:
+        """(end, start) delays from the real hand-over: a late mic frame (the harness's event loop held
+        up) is the instrument's own lateness, reported apart, not a slower uplink."""
+        return (f.delay_ms - late_ms(sg.t_end, int(sg.eot_sample)),
+                f.delay_start_ms - late_ms(sg.t_onset, int(sg.speech_start_sample)))
+
+    measured = [(f, sg) for f, sg in zip(found, segs) if f is not None]
     U = res.uplink
-    U.segments = len(got)
-    if not got:
-        res.errors.append(f"uplink: none of {len(spans)} spoken segment(s) found in agent_input.wav")
+    U.segments = len(measured)
+    if not measured:
+        res.errors.append(f"uplink: none of {len(segs)} spoken segment(s) found in agent_input.wav")
         return
-    U.delay_ms = got[0].delay_ms if found[0] is not None else None
-    U.warp_ms = got[0].warp_ms if found[0] is not None else None
-    U.delay_max_ms = max(f.delay_ms for f in got)
-    U.corr = min(f.corr for f in got)
-    lost = [g for f in got for g in f.lost]
+    if found[0] is not None:
+        end, start = from_handover(found[0], segs[0])
+        U.delay_ms, U.warp_ms = end, start - end
+        U.handover_late_ms = late_ms(segs[0].t_end, int(segs[0].eot_sample))
+    U.delay_max_ms = max(from_handover(f, sg)[0] for f, sg in measured)
+    U.corr = min(f.corr for f, _ in measured)
+    lost = [g for f, _ in measured for g in f.lost]
     U.lost_ms = float(sum(g.duration_ms for g in lost))
     U.lost = [Interval(g.start_ms, g.end_ms) for g in lost]
 

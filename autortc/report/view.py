@@ -200,13 +200,15 @@ def _details(summary: RunSummary, cases: list[CaseResult]) -> list[Table]:
         out.append(Table(
             "The user's speech at the agent (uplink)",
             ["Case / turn", "uplink delay at EoT ms", "compressed by ms", "max delay ms (all segments)",
-             "speech lost ms", "correlation"],
+             "speech lost ms", "correlation", "user side late at EoT ms"],
             [[f"{c.case_id} / {t.trace_id}", fmt(t.uplink.delay_ms), fmt(t.uplink.warp_ms), fmt(t.uplink.delay_max_ms),
-              fmt(t.uplink.lost_ms), fmt(t.uplink.corr, 3)] for c, t in up],
+              fmt(t.uplink.lost_ms), fmt(t.uplink.corr, 3), fmt(t.uplink.handover_late_ms)] for c, t in up],
             lead="user.wav found in the agent's own copy of its input (agent_input.wav), window by window: the delay "
                  "is the agent's receipt minus the user side's hand-over of the user's last speech; compressed = how "
                  "much earlier the end came than the start's delay says (the agent's jitter buffer catching up); lost "
-                 "= speech that reached the agent as silence for ~30 ms or more. Informational, not gated."))
+                 "= speech that reached the agent as silence for ~30 ms or more; user side late = how far behind its "
+                 "schedule the user bot handed its end of speech over (the instrument's own, not in the delay). "
+                 "Informational, not gated."))
     ex = summary.extra or {}
     tim = ex.get("timing") or {}
     if tim.get("turns") and not ex.get("faultbench"):  # the bench shows its own (planted delays left out)

@@ -121,3 +121,31 @@ def test_a_receiver_that_compresses_the_speech_is_followed_and_loses_nothing(use
     assert abs(r.delay_start_ms - 400.0) <= 8.0, r.delay_start_ms
     assert abs(r.delay_ms - 360.0) <= 5.0, r.delay_ms
     assert 30.0 <= r.warp_ms <= 50.0, r.warp_ms
+
+
+def test_the_user_sides_own_lateness_is_reported_apart_from_the_uplink_delay(user):
+    """Planted: the user bot's loop held its frames back 52 ms before the speech (the contract's hand-over
+    times say so: t_onset/t_end 52 ms after the WAV's schedule), and the path took 300 ms: the copy has the
+    speech 352 ms after the schedule. The uplink delay is the path's 300, the lateness the instrument's 52."""
+    from types import SimpleNamespace
+
+    from autortc.artifacts import UserBlock, UserSegment
+    from autortc.audio import Audio
+    from autortc.metrics.turn import _uplink
+    from autortc.results import TurnResult
+
+    u, (s, e) = user
+    late_s = 0.052
+    copy = _agent_copy(u, 300.0 + late_s * 1000.0)
+    seg = UserSegment(index=0, expect="respond", speech_start_sample=s, eot_sample=e,
+                      t_onset=T_USER0 + s / SR + late_s, t_end=T_USER0 + e / SR + late_s)
+    user_t = UserBlock(source="bot", wav="user.wav", sr=SR, t_audio_start=T_USER0, speech_start_sample=s, eot_sample=e,
+                       t_user_eot=seg.t_end, segments=[seg])
+    agent = SimpleNamespace(agent_input=SimpleNamespace(t_first_sample=T_IN0))
+    res = TurnResult(case_id="c", trace_id="t")
+    _uplink(res, user_t, agent, Audio(u, SR), Audio(copy, SR))
+    U = res.uplink
+    assert U.segments == 1 and U.lost_ms == 0.0
+    assert abs(U.handover_late_ms - 52.0) < 0.01
+    assert abs(U.delay_ms - 300.0) <= 2.0 and abs(U.delay_max_ms - 300.0) <= 2.0
+    assert abs(U.warp_ms) <= 2.0
