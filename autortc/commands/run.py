@@ -158,9 +158,9 @@ def register(app: typer.Typer) -> None:
     def run(
         suite: str = typer.Option("fast", help="suite name in the cases file (fast, nightly, ...)"),
         cases: Path = typer.Option(DEFAULT_CASES, help="cases JSON (WAV paths relative to it)"),
-        jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="cases in parallel rooms (with --concurrent-turns "
-                                 "below --jobs a room is set up and torn down only between live turns; analyses "
-                                 "run beside them at the lowest priority)"),
+        jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="cases in parallel rooms (unless every room talks, "
+                                 "rooms are set up and torn down and results written only between live turns; the "
+                                 "analyses run beside them at the lowest priority)"),
         concurrent_turns: int = typer.Option(1, "--concurrent-turns", min=1, help="at most this many rooms with a turn "
                                              "live at once (user speaking to agent done); 1: each turn has the agent "
                                              "to itself; = --jobs: every room talks at once, a load test"),

@@ -21,8 +21,8 @@ terminal line: work on the event loop that paces the user's mic). Such work wait
 is live; a turn waits to start while it runs or waits, so it goes first between two turns (each
 case has three: joining, leaving, results). What still runs beside a live turn is the other rooms'
 idle media (their mic sends silence) and the analysis worker, a process of its own that only takes
-idle CPU (:data:`autortc.runner.analysis.ANALYSIS_NICE`). Measured on 2
-cores (docs/agent-latency.md, sessions 20 and 24): with setups and teardowns beside the live turn,
+idle CPU (:data:`autortc.runner.analysis.ANALYSIS_NICE`). Measured on 2 cores (docs/agent-latency.md,
+sessions 20 and 24): with setups and teardowns beside the live turn,
 the user's end of speech reached the agent ~45 ms later and the EoT P95 rose 23–27 %; kept apart,
 ``--jobs 2`` matched ``--jobs 1`` at full speed and at a 1.43-core quota, not at 1.0 core (an idle
 joined room costs ~20 % of a core), and saved no time, so ``run_suite.sh`` keeps ``--jobs 1``. With
@@ -61,8 +61,8 @@ class LiveSlots:
         self.quiet = n == 1 or n < rooms
         self._sem = asyncio.Semaphore(n)
         self._live = 0  # turns holding a slot
-        self._setups = 0  # work between turns running
-        self._setups_waiting = 0  # work between turns waiting for the live turns to end
+        self._between = 0  # pieces of work between turns running
+        self._between_waiting = 0  # pieces of work between turns waiting for the live turns to end
         self._changed = asyncio.Event()  # set (and replaced) on every change of the three counts
         self.waits_s: list[float] = []
         self.between_waits_s: list[float] = []
@@ -82,7 +82,7 @@ class LiveSlots:
         t0 = time.monotonic()
         async with self._sem:
             if self.quiet:
-                await self._until(lambda: self._setups == 0 and self._setups_waiting == 0)
+                await self._until(lambda: self._between == 0 and self._between_waiting == 0)
             waited = time.monotonic() - t0
             self.waits_s.append(waited)
             if waited >= 0.01:
@@ -106,22 +106,22 @@ class LiveSlots:
         cancelled: asyncio.CancelledError | None = None
         if self.quiet:
             t0 = time.monotonic()
-            self._setups_waiting += 1
+            self._between_waiting += 1
             try:
                 await self._until(lambda: self._live == 0)
             except asyncio.CancelledError as exc:
                 cancelled = exc
             finally:
-                self._setups_waiting -= 1
+                self._between_waiting -= 1
             waited = time.monotonic() - t0
             self.between_waits_s.append(waited)
             if waited >= 0.01:
                 log.debug("%s waited %.1f s for the live turn to end", what, waited)
-        self._setups += 1
+        self._between += 1
         try:
             yield
         finally:
-            self._setups -= 1
+            self._between -= 1
             self._notify()
         if cancelled is not None:
             raise cancelled

@@ -222,7 +222,6 @@ class SuiteRunner:
             try:
                 await self._run_case(case, item, rooms=sem, started=lambda: progress.case_started(item.entry_id),
                                      finished=progress.case_finished)
-                return
             except Exception as exc:  # a bug in the runner itself: this case fails, the others go on
                 tb = traceback.format_exc()
                 log.error("case=%s: runner error: %s", item.entry_id, tb)
@@ -231,7 +230,7 @@ class SuiteRunner:
                                  error=f"error: {type(exc).__name__}: {exc}\n{tb}", tags=list(case.tags))
                 self.results[item.entry_id] = res
                 write_json(child(self.run_dir, item.entry_id) / "result.json", res)
-            progress.case_finished(self.results[item.entry_id])
+                progress.case_finished(res)
 
         tasks = {asyncio.create_task(one(it), name=f"case.{it.entry_id}"): it.entry_id for it in items}
         try:
