@@ -343,6 +343,21 @@ def test_the_runner_keeps_setups_teardowns_and_results_out_of_live_turns(tmp_pat
     assert out.summary.extra["between_turns_wait_s"] >= 0 and len(runner.slots.between_waits_s) == 4 * len(cases)
 
 
+def _one_case_run(out_root: Path, monkeypatch: pytest.MonkeyPatch, user_cls: type, transcriber: str):
+    """endpoint_short_hello through the runner with no room, ``user_cls`` as its user side and the
+    analysis worker's transcriber spec ``transcriber``; returns the run's outcome."""
+    @contextlib.asynccontextmanager
+    async def no_room(target, name, *, metadata=None):
+        yield None
+
+    monkeypatch.setattr(suite_mod, "CaseRoom", no_room)
+    monkeypatch.setattr(SuiteRunner, "_user_side", lambda self, room: user_cls(room, self.slots))
+    _RoomLog.events = []
+    runner = SuiteRunner(RunOptions(target=TARGET, cases_path=CASES, suite="fast", out_root=out_root, run_id="one",
+                                    only=("endpoint_short_hello",), progress=False, transcriber=transcriber))
+    return asyncio.run(runner.run())
+
+
 def test_the_analysis_worker_is_up_before_the_first_room(tmp_path, monkeypatch):
     """Spawned by the first analysis, the worker's imports and STT model load ran beside the second
     case's live turn; the runner starts it before any room (its initializer loads the transcriber)."""
@@ -355,32 +370,13 @@ def test_the_analysis_worker_is_up_before_the_first_room(tmp_path, monkeypatch):
             joins.append(time.monotonic())
             await super().join()
 
-    @contextlib.asynccontextmanager
-    async def no_room(target, name, *, metadata=None):
-        yield None
-
-    monkeypatch.setattr(suite_mod, "CaseRoom", no_room)
-    monkeypatch.setattr(SuiteRunner, "_user_side", lambda self, room: TimedUser(room, self.slots))
-    _RoomLog.events = []
-    runner = SuiteRunner(RunOptions(target=TARGET, cases_path=CASES, suite="fast", out_root=tmp_path / "runs",
-                                    run_id="warm", only=("endpoint_short_hello",), progress=False,
-                                    transcriber="_stamp_transcriber:factory"))
-    out = asyncio.run(runner.run())
+    out = _one_case_run(tmp_path / "runs", monkeypatch, TimedUser, "_stamp_transcriber:factory")
     assert not out.harness_errors, out.harness_errors
     loads = [float(x) for x in stamp.read_text().split()]
     assert len(loads) == 1 and loads[0] < joins[0], (loads, joins)  # one worker, up before the room
 
 
 def test_an_analysis_worker_that_cannot_start_is_a_harness_error_before_any_room(tmp_path, monkeypatch):
-    @contextlib.asynccontextmanager
-    async def no_room(target, name, *, metadata=None):
-        yield None
-
-    monkeypatch.setattr(suite_mod, "CaseRoom", no_room)
-    monkeypatch.setattr(SuiteRunner, "_user_side", lambda self, room: _LoggedUser(room, self.slots))
-    _RoomLog.events = []
-    runner = SuiteRunner(RunOptions(target=TARGET, cases_path=CASES, suite="fast", out_root=tmp_path, run_id="nowork",
-                                    only=("endpoint_short_hello",), progress=False, transcriber="no_such_module:f"))
-    out = asyncio.run(runner.run())
+    out = _one_case_run(tmp_path, monkeypatch, _LoggedUser, "no_such_module:f")
     assert out.exit_code == suite_mod.EXIT_HARNESS
     assert out.harness_errors and out.harness_errors[0].startswith("analysis worker:"), out.harness_errors
