@@ -466,7 +466,8 @@ class SuiteRunner:
         res.no_reply = True
         res.errors.append(f"{exc.cause}: {exc}")
         judge_turn(res, gates)
-        write_json(d / "result.json", res)
+        async with between_turns(self.slots, f"trace_id={trace_id} results"):  # as _analyze's
+            write_json(d / "result.json", res)
         return res
 
     async def _warm_pool(self) -> None:
