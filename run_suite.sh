@@ -16,7 +16,9 @@
 # --jobs 1 P95 501 ms exit 0, --jobs 2 P95 709 ms exit 1. Session 24: rooms now join and leave only between live
 # turns and the analysis runs beside the next case at --jobs 1 too: --jobs 2 matches --jobs 1 at full speed and at
 # 1.43 cores, flips at 1.0 core (P95 796 vs 577 ms), and saves no time (195 vs 198 s); an idle waiting room costs
-# ~20 % of a core.
+# ~20 % of a core. Session 25: with the agent's STT at 3 beams (its held-turn misread fixed at any --jobs), two
+# alternated pairs: --jobs 1 exit 0 twice, --jobs 2 exit 1 twice (a path-origin dropout; the user's mic, paced on the
+# harness's loop, 151 ms late with words lost), same wall time.
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")" && pwd)"
 cd "$ROOT"
