@@ -4,6 +4,18 @@ Pacing is by the clock, not by sleeps that drift: frame ``n`` is due at
 ``t0 + n * frame_s``. Segments can be placed while the mic runs (a barge-in
 anchored to the agent's speech), and every sample published is kept so the
 published stream is exactly ``user.wav``.
+
+The mic is handed to the SDK ``lead_s`` ahead of its time: LiveKit's native audio source
+(livekit/rust-sdks ``webrtc-sys/src/audio_track.cpp``, ``InternalSource``) sends 10 ms of its
+queue every 10 ms on a thread of its own and **sends nothing when the queue is empty**, so a
+harness loop held up longer than what is queued puts a hole into the user's speech on the wire and
+makes the rest of it late (the queue cannot send faster than real time). Session 25 measured such
+stalls of 30-200 ms (``scripts/loop_stalls.py``; docs/agent-latency.md): a scheduling delay of the
+harness's thread, a full garbage collection, the FFI call itself. With frames queued ``lead_s``
+ahead, the source's own 10 ms task is the mic's clock, and a stall shorter than ``lead_s`` changes
+nothing the agent hears. The time each sample goes out is modelled as that queue sends it: frame
+``n`` at ``max(t0 + n * frame_s, its hand-over, frame n-1's + frame_s)``, up to the task's tick
+phase (< 10 ms, constant over a room).
 """
 
 from __future__ import annotations
@@ -43,7 +55,9 @@ class MicTimeline:
         self.published: list[np.ndarray] = []
         self.published_samples = 0
         self.t0: float | None = None  # clock time of sample 0
-        self.handed: list[tuple[float, int]] = []  # (clock time the frame went to the SDK, its first sample)
+        # (clock time the frame goes out of the SDK's queue, its first sample): see the module docstring
+        self.handed: list[tuple[float, int]] = []
+        self.late_s = 0.0  # the most any frame went out after its time (a hole the harness made), s
 
     def place(self, seg: PlacedSegment) -> None:
         if seg.start_sample < self.published_samples:
@@ -58,8 +72,9 @@ class MicTimeline:
         return int(round((t - self.t0) * self.sr))
 
     def time_of(self, sample: int) -> float:
-        """Clock time of ``sample``: when its frame was really handed to the SDK (a late frame
-        makes its samples late), plus the offset inside the frame; future samples use the schedule."""
+        """Clock time of ``sample``: when its frame goes out of the SDK's queue (a frame handed over
+        after its time, past the queue's lead, makes it and every later sample late), plus the
+        offset inside the frame; future samples use the schedule."""
         assert self.t0 is not None
         k = sample // self.frame_samples
         if k < len(self.handed):
@@ -92,20 +107,33 @@ async def run_paced(
     sink: Callable[[np.ndarray], Awaitable[None]],
     *,
     stop: asyncio.Event,
+    lead_s: float = 0.0,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> None:
-    """Publish frames until ``stop`` is set; frame n is handed to ``sink`` at ``t0 + n*frame_s``."""
+    """Publish frames until ``stop`` is set; frame n is handed to ``sink`` at ``t0 + n*frame_s - lead_s``.
+
+    ``lead_s`` (s, >= 0): how far ahead of its time a frame is handed over; the sink must queue that
+    much (LiveKit's ``AudioSource(queue_size_ms=...)``). ``mic.handed`` gets each frame's time out
+    of that queue (module docstring), ``mic.late_s`` the most a frame went out after its time."""
+    if lead_s < 0:
+        raise ValueError(f"lead_s: expected >= 0 s, got {lead_s!r}")
     frame_s = mic.frame_samples / mic.sr
     mic.t0 = clock()
     n = 0
+    out = mic.t0 - frame_s  # when the previous frame went out
     while not stop.is_set():
         due = mic.t0 + n * frame_s
-        delay = due - clock()
+        delay = due - lead_s - clock()
         if delay > 0:
             await sleep(delay)
         start = mic.published_samples
         frame = mic.next_frame()
-        mic.handed.append((clock(), start))
         await sink(frame)
+        # the frame is queued by the time the sink returns (the FFI call itself was seen to take 46 ms);
+        # a sink that waited for a full queue returns before its frame goes out, so this never dates
+        # a frame early
+        out = max(due, clock(), out + frame_s)
+        mic.late_s = max(mic.late_s, out - due)
+        mic.handed.append((out, start))
         n += 1

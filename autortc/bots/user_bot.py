@@ -24,6 +24,14 @@ from autortc.protocol.messages import TOPIC, ProtocolError, decode, encode, make
 log = logging.getLogger("autortc.bots.user")
 
 FRAME_MS = 10
+MIC_LEAD_MS = 100
+"""How far ahead of its time the mic's audio is queued in LiveKit's native source (ms; a multiple of
+10). A harness loop held up less than this leaves the user's speech on the wire untouched
+(:mod:`autortc.bots.mic`). Session 25 (``scripts/loop_stalls.py``, docs/agent-latency.md): the
+harness's loop stalled 30-50 ms when not scheduled and 96-119 ms in a full garbage collection;
+with a 20 ms queue a 151 ms stall cut 120 ms out of "I have a question." as the agent heard it.
+The price: a segment placed while the mic runs starts at least this much after it is placed
+(the bundled cases anchor theirs >= 300 ms ahead)."""
 
 
 class UserBot:
@@ -34,7 +42,9 @@ class UserBot:
         self.room = rtc.Room()
         self.mic = MicTimeline(sr=sr, frame_samples=sr * FRAME_MS // 1000)
         self.agent_ready = asyncio.Event()
-        self._source = rtc.AudioSource(sr, 1, queue_size_ms=FRAME_MS * 2)
+        # the native source completes a capture at once while it holds <= queue_size_ms: the lead
+        # plus two frames of slack
+        self._source = rtc.AudioSource(sr, 1, queue_size_ms=MIC_LEAD_MS + FRAME_MS * 2)
         self._stop = asyncio.Event()
         self._mic_task: asyncio.Task[None] | None = None
 
@@ -49,7 +59,7 @@ class UserBot:
         await self.room.local_participant.publish_track(
             track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
         )
-        self._mic_task = asyncio.create_task(run_paced(self.mic, self._capture, stop=self._stop), name="user.mic")
+        self._mic_task = asyncio.create_task(run_paced(self.mic, self._capture, stop=self._stop, lead_s=MIC_LEAD_MS / 1000), name="user.mic")
         deadline = time.monotonic() + timeout_s
         while self.mic.t0 is None:  # first frame handed to the SDK
             if self._mic_task.done():
