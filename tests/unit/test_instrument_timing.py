@@ -200,5 +200,6 @@ def test_user_eot_timestamp_within_a_tick_of_the_wire_under_a_delayed_loop(block
     sends = np.diff([native.sent[k * fs] for k in range(eot // fs)]) * 1000.0
     print(f"block {block_ms} ms: user EoT error {err_ms:+.3f} ms, longest gap between frames out {sends.max():.1f} ms")
     assert abs(err_ms) <= 10.0 + BOUND_MS
-    if block_ms < MIC_LEAD_MS - 2 * FRAME_MS:  # held up less than what is queued: nothing reaches the wire
-        assert sends.max() < 10.0 + 5.0
+    if block_ms <= 90.0:  # the loop stalls session 25 measured (30-50 ms unscheduled, ~96 ms in a full
+        # collection; scripts/loop_stalls.py) must not reach the wire: no hole in the user's speech
+        assert sends.max() < 10.0 + 5.0, f"a {block_ms} ms stall made a {sends.max() - 10:.0f} ms hole"
