@@ -18,7 +18,7 @@
 # 1.43 cores, flips at 1.0 core (P95 796 vs 577 ms), and saves no time (195 vs 198 s); an idle waiting room costs
 # ~20 % of a core. Session 25: with the agent's STT at 3 beams (its held-turn misread fixed at any --jobs), two
 # alternated pairs: --jobs 1 exit 0 twice, --jobs 2 exit 1 twice (a path-origin dropout; the user's mic, paced on the
-# harness's loop, 151 ms late with words lost), same wall time. With the mic queued 100 ms ahead (on time at both
+# harness's loop, 151 ms late with words lost), same wall time. With the mic queued ahead (100 ms, now 150; on time at both
 # --jobs since), a third pair: --jobs 1 exit 0 (P95 492 ms), --jobs 2 exit 1 (a path-origin dropout; "Hello" misread).
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")" && pwd)"

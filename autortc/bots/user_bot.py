@@ -24,12 +24,14 @@ from autortc.protocol.messages import TOPIC, ProtocolError, decode, encode, make
 log = logging.getLogger("autortc.bots.user")
 
 FRAME_MS = 10
-MIC_LEAD_MS = 100
+MIC_LEAD_MS = 150
 """How far ahead of its time the mic's audio is queued in LiveKit's native source (ms; a multiple of
 10). A harness loop held up less than this leaves the user's speech on the wire untouched
 (:mod:`autortc.bots.mic`). Session 25 (``scripts/loop_stalls.py``, docs/agent-latency.md): the
 harness's loop stalled 30-50 ms when not scheduled and 96-119 ms in a full garbage collection;
 with a 20 ms queue a 151 ms stall cut 120 ms out of "I have a question." as the agent heard it.
+150 ms leaves those stalls ~30-50 ms of margin (100 ms let a 90 ms stall through as a 9 ms hole once,
+in a unit test under CI load).
 The price: a segment placed while the mic runs starts at least this much after it is placed
 (the bundled cases anchor theirs >= 300 ms ahead)."""
 

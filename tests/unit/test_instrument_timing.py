@@ -161,7 +161,7 @@ class _NativeQueueThread:
             await asyncio.sleep(0.001)
 
 
-@pytest.mark.parametrize("block_ms", [0.0, 30.0, 90.0, 150.0])
+@pytest.mark.parametrize("block_ms", [0.0, 30.0, 90.0, 250.0])
 def test_user_eot_timestamp_within_a_tick_of_the_wire_under_a_delayed_loop(block_ms):
     """The user's EoT as dated by the mic model against when it left a (simulated) native queue
     with the user bot's lead (``MIC_LEAD_MS``): within the queue task's 10 ms tick phase plus 2 ms,
