@@ -58,7 +58,6 @@ class MicTimeline:
         self.t0: float | None = None  # clock time of sample 0
         # (clock time the frame goes out of the SDK's queue, its first sample): see the module docstring
         self.handed: list[tuple[float, int]] = []
-        self.late_s = 0.0  # the most any frame went out after its time (a hole the harness made), s
 
     def place(self, seg: PlacedSegment) -> None:
         if seg.start_sample < self.published_samples:
@@ -116,7 +115,7 @@ async def run_paced(
 
     ``lead_s`` (s, >= 0): how far ahead of its time a frame is handed over; the sink must queue that
     much (LiveKit's ``AudioSource(queue_size_ms=...)``). ``mic.handed`` gets each frame's time out
-    of that queue (module docstring), ``mic.late_s`` the most a frame went out after its time."""
+    of that queue (module docstring)."""
     if lead_s < 0:
         raise ValueError(f"lead_s: expected >= 0 s, got {lead_s!r}")
     frame_s = mic.frame_samples / mic.sr
@@ -135,6 +134,5 @@ async def run_paced(
         # a sink that waited for a full queue returns before its frame goes out, so this never dates
         # a frame early
         out = max(due, clock(), out + frame_s)
-        mic.late_s = max(mic.late_s, out - due)
         mic.handed.append((out, start))
         n += 1

@@ -102,7 +102,8 @@ class UserBot:
         return seg
 
     async def wait_published(self, sample: int, *, timeout_s: float) -> None:
-        """Until the mic has published up to ``sample`` (driven by the paced mic, polled per frame).
+        """Until the mic has handed the SDK up to ``sample`` (driven by the paced mic, polled per frame;
+        the sample goes out ``MIC_LEAD_MS`` later, at ``mic.time_of(sample)``).
 
         Raises ``BarrierTimeout('mic_published')`` naming the sample when the mic stalls, and the
         mic task's own error at once when it crashed (not a timeout later)."""
