@@ -149,11 +149,13 @@ class WhisperStreamingSTT(stt.STT):
         s10b: 51 ms of it over the user, a talk-over).
 
         ``pausing_hold(pauses_s)`` (e.g. :func:`pausing_hold_s` with the worker's settings): given the
-        utterance's pauses inside (:meth:`LevelTrack.internal_pauses_s`), the silence to wait before its
-        final is sent when the text gave no reason to hold, or None (s, from the utterance's end by the same
-        level: its last window within 25 dB of its speech level). A fast
+        pauses inside the turn's utterances so far (:meth:`LevelTrack.internal_pauses_s`; a held utterance's
+        carry over to the speech that resumes it, the gaps between utterances do not count), the silence to
+        wait before its final is sent when the text gave no reason to hold, or None (s, from the utterance's
+        end by the same level: its last window within 25 dB of its speech level). A fast
         agent otherwise answers a slow speaker in a pause the text cannot tell from an end ("How do I make
         a cup?" | "of tea?", session 22); the hold works as a text hold (speech in it is decoded with it).
+        The silence is counted in the audio that follows (:class:`QuietCount`), not on the clock.
 
         ``room``: the room's name, carried by this STT's log records (``room`` field): with
         ``--jobs`` > 1 the shared worker's lines of several rooms interleave.
@@ -356,6 +358,65 @@ def pausing_hold_s(pauses_s: list[float], *, min_pause_s: float, factor: float, 
     return min(factor * max(pauses_s), max_hold_s)
 
 
+# a pausing hold is released by its count of the audio after it (QuietCount); a sound the VAD never
+# calls speech (noise just over the level rule, a cough) holds it at most this much longer; the wall-clock
+# timer only covers input that stops coming, _BACKSTOP_S after the count would have ended the hold
+_PAUSING_HOLD_MAX_EXTRA_S = 1.0
+_PAUSING_HOLD_BACKSTOP_S = 0.25
+
+
+class QuietCount:
+    """The silence after a pausing speaker's held utterance, counted in the audio that follows it.
+
+    Counted as the utterance's pauses were measured (:meth:`LevelTrack.internal_pauses_s`): 10 ms
+    windows more than ``below_speech_db`` dB under ``track``'s speech level are quiet, any other window
+    is the user going on and restarts the count. The count starts at ``track``'s quiet tail (the
+    silence already inside the utterance before the VAD ended it). :meth:`push` takes the
+    (n_samples,) int16 mono frames that follow, at ``track.sr`` Hz; :attr:`done` once ``need_s`` (s)
+    of quiet follow the last sound, or ``need_s + max_extra_s`` of audio follow the utterance's end
+    whatever it sounds like (a sound the VAD never starts speech on).
+
+    Why the audio and not the clock: the VAD starts speech on the next word ~50-150 ms after its
+    onset (``min_speech_duration``, silero's rise, the frames' batching). The slow speaker's "How do
+    I make a cup" | "of" | "tea?" (run h1j1, session 26) paused 350 ms by the level before "tea"
+    against 460 ms awaited; a hold timed by the clock from the end by the level lets the VAD's late
+    start lose that race by tens of ms, and the reply sounds over the user (talk-over 342 ms there).
+    """
+
+    def __init__(self, track: LevelTrack, need_s: float, *, below_speech_db: float = 25.0,
+                 max_extra_s: float = _PAUSING_HOLD_MAX_EXTRA_S) -> None:
+        self.need_s = need_s
+        self.limit_s = need_s + max_extra_s
+        self.threshold_db = track.speech_db() - below_speech_db
+        self.quiet_s = track.quiet_tail_s(below_speech_db=below_speech_db)
+        self.after_s = self.quiet_s  # audio since the utterance's end by the level
+        self._levels = LevelTrack(track.sr, win_ms=track.win_s * 1000)
+        self._seen = 0
+
+    def push(self, pcm: np.ndarray) -> bool:
+        """Count ``pcm``'s complete windows; True when one of them was sound (the count restarted)."""
+        self._levels.push(pcm)
+        heard = False
+        for v in self._levels.db[self._seen:]:
+            self.after_s += self._levels.win_s
+            if v >= self.threshold_db:
+                self.quiet_s, heard = 0.0, True
+            else:
+                self.quiet_s += self._levels.win_s
+        self._seen = len(self._levels.db)
+        return heard
+
+    @property
+    def done(self) -> bool:
+        return self.quiet_s >= self.need_s - 1e-9 or self.after_s >= self.limit_s - 1e-9
+
+    def why(self) -> str:
+        """What ended the hold, for the log."""
+        if self.quiet_s >= self.need_s - 1e-9:
+            return f"{self.need_s:.2f} s of silence by the level"
+        return f"{self.after_s:.2f} s of sound after it, no speech"
+
+
 def frames_mono(frames: list[rtc.AudioFrame]) -> tuple[np.ndarray, rtc.AudioFrame]:
     """``frames`` (non-empty) as one frame, and its (n_samples,) float32 mono in [-1, 1) (channels averaged)."""
     frame = rtc.combine_audio_frames(frames) if len(frames) != 1 else frames[0]
@@ -416,9 +477,13 @@ class _WhisperStream(stt.RecognizeStream):
                 level["t"].push(pcm[:, 0] if f.num_channels == 1 else pcm.mean(axis=1))
         # a final held back because the turn did not sound over (hold_reason): its audio (one
         # frame), the VAD time of its end, its text and speech end (wall clock), the release timer
-        held: dict[str, Any] = {"audio": None, "end_s": 0.0, "text": "", "speech_end": 0.0, "timer": None, "sent": False}
-        # the last final sent while the agent has not been heard since (reopen_s): its audio, VAD end, text, speech end
-        unheard: dict[str, Any] = {"audio": None, "end_s": 0.0, "text": "", "speech_end": 0.0}
+        # pauses: the pauses inside the turn's utterances so far (s, LevelTrack.internal_pauses_s; not the
+        # gaps between them); quiet: for a pausing speaker's hold, the QuietCount of the audio after it
+        held: dict[str, Any] = {"audio": None, "end_s": 0.0, "text": "", "speech_end": 0.0, "timer": None,
+                                "sent": False, "pauses": [], "quiet": None}
+        # the last final sent while the agent has not been heard since (reopen_s): its audio, VAD end, text,
+        # speech end, pauses inside
+        unheard: dict[str, Any] = {"audio": None, "end_s": 0.0, "text": "", "speech_end": 0.0, "pauses": []}
         start_s = {"t": 0.0}  # VAD stream time of the first sample of `speech`
         # the latest word check of the current overlapping utterance, and the voiced time (s) it decoded
         stop_check: dict[str, Any] = {"task": None, "checked": 0.0}
@@ -474,11 +539,15 @@ class _WhisperStream(stt.RecognizeStream):
             if not held["sent"]:
                 log.info("held final released (%s): %r", reason, held["text"])
                 send_final(held["text"], held["speech_end"])
-            held["audio"], held["sent"] = None, False
+            held.update(audio=None, sent=False, pauses=[], quiet=None)
 
         async def hold_timer(deadline: float, hold_s: float) -> None:
             await asyncio.sleep(max(0.0, deadline - time.time()))  # the hold's length, not a barrier
-            release_held(f"no speech {hold_s:.1f} s after its end")
+            release_held(f"no speech {hold_s:.1f} s after its end" if held["quiet"] is None
+                         else f"no input came for the {hold_s:.2f} s of silence awaited")
+
+        def arm_hold_timer(deadline: float, hold_s: float) -> None:
+            held["timer"] = asyncio.create_task(hold_timer(deadline, hold_s), name="whisper.hold")
 
         async def decode_preflight(frames: list[rtc.AudioFrame]) -> str:
             async with final_lock:
@@ -544,6 +613,7 @@ class _WhisperStream(stt.RecognizeStream):
                     if held["timer"] is not None:  # the user goes on: the held final waits for the rest
                         held["timer"].cancel()
                         held["timer"] = None
+                    held["quiet"] = None
                     if (unheard["audio"] is not None and held["audio"] is None and not overlap["agent"]
                             and time.time() <= unheard["speech_end"] + owner._reopen_s):
                         # the agent has not answered yet: this speech goes on the same turn
@@ -551,7 +621,7 @@ class _WhisperStream(stt.RecognizeStream):
                         if owner._on_reopen is not None:
                             owner._on_reopen(unheard["text"])
                         held.update(audio=unheard["audio"], end_s=unheard["end_s"], text=unheard["text"],
-                                    speech_end=unheard["speech_end"], sent=True)
+                                    speech_end=unheard["speech_end"], sent=True, pauses=unheard["pauses"])
                     unheard["audio"] = None
                     if overlap["agent"]:
                         release_held("speech over the agent")
@@ -585,6 +655,15 @@ class _WhisperStream(stt.RecognizeStream):
                         log.debug("preflight by %s: VAD silence %.3f s", preflight["by"], ev.raw_accumulated_silence)
                         preflight["task"] = asyncio.create_task(decode_preflight(turn_audio(list(speech))),
                                                                 name="whisper.preflight")
+                elif ev.type == VADEventType.INFERENCE_DONE and held["quiet"] is not None:
+                    # a pausing speaker's held final: the silence after it counted in its audio, by the level
+                    # (a sound restarts the count: the VAD starts speech on the next word only 50-150 ms in)
+                    count: QuietCount = held["quiet"]
+                    for f in ev.frames:
+                        pcm = np.frombuffer(f.data, dtype=np.int16).reshape(-1, f.num_channels)
+                        count.push(pcm[:, 0] if f.num_channels == 1 else pcm.mean(axis=1))
+                    if count.done:
+                        release_held(count.why())
                 elif ev.type == VADEventType.END_OF_SPEECH:
                     speaking.clear()
                     owner._on_event("stt_vad_end", time.monotonic(), {})
@@ -620,9 +699,12 @@ class _WhisperStream(stt.RecognizeStream):
                     reason = (owner._hold_reason(text, resumed=held["audio"] is not None)
                               if owner._hold_reason is not None and not overlap["agent"] else None)
                     pause_hold, hold_from = None, speech_end
+                    # a resumed turn keeps the pauses of what was held: a slow speaker's "How do I make a cup"
+                    # | "of" | "tea?" is still a pausing speaker at "of", which alone has no pause inside (h1j1)
+                    pauses = ((held["pauses"] if held["audio"] is not None else [])
+                              + (level["t"].internal_pauses_s() if level["t"] is not None else []))
                     if (reason is None and text and owner._pausing_hold is not None and not overlap["agent"]
                             and level["t"] is not None):
-                        pauses = level["t"].internal_pauses_s()
                         pause_hold = owner._pausing_hold(pauses)
                         if pause_hold is not None:
                             # silence counted as the pauses were measured (the level), not from silero's
@@ -631,21 +713,30 @@ class _WhisperStream(stt.RecognizeStream):
                             reason = (f"a speaker who pauses inside the turn: longest pause {max(pauses) * 1000:.0f} ms, "
                                       f"{pause_hold:.2f} s of silence awaited")
                     if reason is None:
-                        held["audio"], held["sent"] = None, False
+                        held.update(audio=None, sent=False, pauses=[])
                         send_final(text, speech_end)
                         if owner._reopen_s > 0 and not overlap["agent"]:
                             unheard.update(audio=rtc.combine_audio_frames(frames) if len(frames) != 1 else frames[0],
-                                           end_s=ev.timestamp, text=text, speech_end=speech_end)
+                                           end_s=ev.timestamp, text=text, speech_end=speech_end, pauses=pauses)
                         continue
                     log.info("final held (%s): %r", reason, text)
                     held.update(audio=rtc.combine_audio_frames(frames) if len(frames) != 1 else frames[0],
-                                end_s=ev.timestamp, text=text, speech_end=speech_end, sent=False)
-                    hold_s = (pause_hold if pause_hold is not None
-                              else owner._hold_s(reason) if callable(owner._hold_s) else owner._hold_s)
+                                end_s=ev.timestamp, text=text, speech_end=speech_end, sent=False, pauses=pauses,
+                                quiet=None)
+                    if pause_hold is not None and level["t"] is not None:
+                        # released by the audio's own count (QuietCount); the timer only if the input stops
+                        held["quiet"] = count = QuietCount(level["t"], pause_hold)
+                        if count.done:
+                            release_held(count.why())
+                        else:  # only if the input stops: the count ends the hold by then
+                            backstop = max(time.time(), hold_from + count.limit_s) + _PAUSING_HOLD_BACKSTOP_S
+                            arm_hold_timer(backstop, pause_hold)
+                        continue
+                    hold_s = owner._hold_s(reason) if callable(owner._hold_s) else owner._hold_s
                     if hold_from + hold_s <= time.time():
                         release_held(f"the hold of {hold_s:.1f} s is already over")
                     else:
-                        held["timer"] = asyncio.create_task(hold_timer(hold_from + hold_s, hold_s), name="whisper.hold")
+                        arm_hold_timer(hold_from + hold_s, hold_s)
             release_held("end of input")
 
         tasks = [asyncio.create_task(forward(), name="whisper.forward"),

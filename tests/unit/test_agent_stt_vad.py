@@ -76,8 +76,9 @@ def _frame(n: int = 512, sr: int = 16000) -> rtc.AudioFrame:
 
 
 class _ScriptedVAD(vad.VAD):
-    """Emits START after the first window >= 0.5, INFERENCE_DONE per window (speech_duration
-    grows while speaking, silence included, as silero's does), END after ``end_after`` quiet windows."""
+    """Emits INFERENCE_DONE per window, speaking or not (speech_duration grows while speaking, silence
+    included), then START after the first window >= 0.5 and END after ``end_after`` quiet windows, in
+    that order, as LiveKit's silero stream does (``livekit/agents/inference/vad.py``)."""
 
     def __init__(self, probs: list[float], end_after: int = 6) -> None:
         super().__init__(capabilities=vad.VADCapabilities(update_interval=WIN))
@@ -114,7 +115,10 @@ class _ScriptedStream(vad.VADStream):
                 if quiet >= owner.end_after * WIN:
                     speaking = False
                     self._event_ch.send_nowait(ev(vad.VADEventType.END_OF_SPEECH, frames=list(frames)))
-            elif p >= 0.5:
+                    sd = 0.0  # silero resets it at END: the events after carry 0
+            else:
+                self._event_ch.send_nowait(ev(vad.VADEventType.INFERENCE_DONE))
+            if not speaking and p >= 0.5:
                 speaking, sd, quiet = True, WIN, 0.0
                 frames = [item]
                 self._event_ch.send_nowait(ev(vad.VADEventType.START_OF_SPEECH, speech_duration=WIN))
@@ -635,3 +639,96 @@ def test_a_fluent_utterance_is_not_held_by_the_pausing_rule():
     fluent = [True] * 20 + [False] * 2 + [True] * 14  # one 64 ms pause inside
     finals, _ = _finals_after(fluent, ["What time does the museum open?", "Thanks."], pausing=True)
     assert finals == ["What time does the museum open?", "Thanks."]
+
+
+def test_quiet_count_counts_quiet_windows_after_the_last_sound():
+    """Planted: an utterance at 0.3 FS ending in 100 ms of zeros, then zeros / a word 20 dB under it (speech
+    by the 25 dB rule) / a sound 30 dB under it (not)."""
+    from system.agent.stt_whisper import LevelTrack, QuietCount
+
+    sr = 16000
+
+    def tone(ms: float, amp: float) -> np.ndarray:
+        return (amp * 32767 * np.sin(2 * np.pi * 220 * np.arange(int(sr * ms / 1000)) / sr)).astype(np.int16)
+
+    def zeros(ms: float) -> np.ndarray:
+        return np.zeros(int(sr * ms / 1000), np.int16)
+
+    lt = LevelTrack(sr)
+    lt.push(tone(500, 0.3))
+    lt.push(zeros(100))
+    count = QuietCount(lt, 0.3)
+    assert count.quiet_s == pytest.approx(0.1)  # the utterance's own quiet tail counts
+    assert not count.push(zeros(150)) and not count.done
+    assert count.push(tone(50, 0.03))  # 20 dB under the speech: the user goes on
+    assert count.quiet_s == 0.0
+    assert not count.push(zeros(200)) and not count.done
+    assert not count.push(tone(50, 0.3 * 10 ** (-30 / 20)))  # 30 dB under: quiet, it counts on
+    assert count.quiet_s == pytest.approx(0.25)
+    count.push(zeros(45))
+    assert not count.done  # 0.295 s
+    count.push(zeros(10))
+    assert count.done
+    noisy = QuietCount(lt, 0.3, max_extra_s=0.5)  # a sound that never becomes speech ends it too
+    for _ in range(6):
+        noisy.push(tone(100, 0.03))
+    assert noisy.quiet_s == 0.0 and not noisy.done  # 0.1 s tail + 0.6 s of sound < 0.3 + 0.5
+    noisy.push(tone(100, 0.03))
+    assert noisy.quiet_s == 0.0 and noisy.done  # 0.8 s after the utterance's end
+
+
+# utterance 1 of a pausing speaker: two 256 ms pauses inside (all speech to the scripted VAD, as silero
+# called the slow speaker's pauses), then 6 quiet windows until its END; the pausing hold waits 1.25 x
+# 256 = 320 ms of silence, of which the 6 windows before the END are ~190 ms
+_PAUSING = [True] * 8 + [False] * 8 + [True] * 6 + [False] * 8 + [True] * 6 + [False] * 6
+
+
+_CUP, _TEA = "How do I make a cup?", "How do I make a cup of tea?"
+
+
+def _pausing_turn(after: list[tuple[bool, float]], texts: tuple[str, ...] = (_CUP, _TEA)) -> tuple[list[str], list[int]]:
+    """:data:`_PAUSING` ("How do I make a cup?", which no text rule holds), then ``after`` per 32 ms
+    window: (tone on, the scripted VAD's probability). The finals and the audio length of each decode.
+    Pushed faster than real time: a hold released by the clock cannot end during the push."""
+    from system.agent.stt_whisper import WhisperStreamingSTT, pausing_hold_s
+    from system.agent.turn_text import hold_reason
+    from system.agent.vad_voiced import VoicedDurationVAD
+
+    probs = [0.9] * (len(_PAUSING) - 6) + [0.1] * 6 + [p for _, p in after]
+    audio = _PAUSING + [on for on, _ in after]
+    frames = [_tone_frame(a, i=i) for i, a in enumerate(audio)]
+    v = VoicedDurationVAD(_ScriptedVAD(probs), activation_threshold=0.5)
+    tr = _ScriptedTranscriber(list(texts))
+    engine = WhisperStreamingSTT(transcriber=tr, vad=v, shared_vad=True, hold_reason=hold_reason, hold_s=10.0,
+                                 pausing_hold=lambda p: pausing_hold_s(p, min_pause_s=0.2, factor=1.25, max_hold_s=0.6))
+    out = asyncio.run(_drive(engine, v, len(probs), frames))
+    return [e.alternatives[0].text for e in out if e.type == stt.SpeechEventType.FINAL_TRANSCRIPT], tr.sizes
+
+
+def test_a_pausing_hold_ends_after_its_silence_in_the_audio_not_on_the_clock():
+    """256 ms more of silence after the END (~450 ms in all, over the 320 ms awaited), then speech:
+    the held final goes alone, released by the audio however fast it comes."""
+    finals, sizes = _pausing_turn([(False, 0.1)] * 8 + [(True, 0.9)] * 15 + [(False, 0.1)] * 8)
+    assert finals == ["How do I make a cup?", "How do I make a cup of tea?"]
+    assert sizes[1] < 30 * 512  # the second utterance decoded alone
+
+
+def test_a_weak_word_the_vad_misses_keeps_a_pausing_hold():
+    """96 ms of silence after the END (~290 ms, under the 320 awaited), then a word the VAD calls silence
+    for 320 ms before it starts speech: the hold counts it as the user going on, one final for the turn.
+    Counting the VAD's silence instead would release "How do I make a cup?" inside that word."""
+    finals, sizes = _pausing_turn([(False, 0.1)] * 3 + [(True, 0.1)] * 10 + [(True, 0.9)] * 15 + [(False, 0.1)] * 8)
+    assert finals == ["How do I make a cup of tea?"]
+    assert sizes[1] > len(_PAUSING) * 512  # decoded with the held utterance
+
+
+def test_a_resumed_pausing_turn_is_still_a_pausing_speakers():
+    """The held utterance resumes with a short word ("of", no pause inside) that ends like a turn once
+    decoded with it ("How do I make a cup?": whisper drops the last weak word), then the speaker pauses
+    again (~290 ms, under the 320 awaited) before "tea": one final for the whole turn. Judging "of" by its
+    own pauses sent "How do I make a cup?" in that pause (run h1j1: talk-over 342 ms)."""
+    of, tea = [(True, 0.9)] * 6 + [(False, 0.1)] * 6, [(True, 0.9)] * 10 + [(False, 0.1)] * 8
+    finals, sizes = _pausing_turn([(False, 0.1)] * 3 + of + [(False, 0.1)] * 3 + tea,
+                                  texts=("How do I make a cup?", "How do I make a cup?", "How do I make a cup of tea?"))
+    assert finals == ["How do I make a cup of tea?"]
+    assert len(sizes) == 3 and sizes[2] > sizes[1] > sizes[0]  # each decode took the turn so far
