@@ -11,14 +11,18 @@ finals and the finals the session would get.
     .venv/bin/python scripts/replay_turns.py cases/wavs/endpoint_pause_in_turn.wav ...
     .venv/bin/python scripts/replay_turns.py --min-silence 0.16 cases/wavs/rate_slow_speaker.wav
 
-Frames are pushed faster than real time, so the hold is set long (a held final nobody
-continues is released at the end of the input, which is printed).
+The VAD, preflight and turn hold take the agent's settings (``AgentConfig.from_env()``, as the worker).
+Frames are pushed faster than real time, so a hold on the text is set long (a held final nobody
+continues is released at the end of the input, which is printed); a pausing speaker's hold counts
+its silence in the audio (:class:`system.agent.stt_whisper.QuietCount`), so it decides as live.
+A WAV the agent received (a run's ``agent_input.wav``) is already past Opus: ``--no-opus``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import logging
 import sys
@@ -51,7 +55,8 @@ async def replay(path: Path, *, transcriber, eot, min_silence: float, opus: bool
 
     from autortc.audio import resample
     from autortc.testing.opus import opus_roundtrip
-    from system.agent.stt_whisper import WhisperStreamingSTT
+    from system.agent.config import AgentConfig
+    from system.agent.stt_whisper import WhisperStreamingSTT, pausing_hold_s
     from system.agent.turn_text import hold_reason
     from system.agent.vad_voiced import VoicedDurationVAD
 
@@ -65,10 +70,17 @@ async def replay(path: Path, *, transcriber, eot, min_silence: float, opus: bool
         x = resample(x, sr, SR)
     pcm = np.clip(np.round(x * 32767), -32768, 32767).astype(np.int16)
     pcm16 = np.clip(np.round(resample(x, SR, 16000) * 32767), -32768, 32767).astype(np.int16)
-    v = VoicedDurationVAD(inference.VAD(min_silence_duration=min_silence, min_speech_duration=0.05,
-                                        activation_threshold=0.5), activation_threshold=0.5)
-    engine = WhisperStreamingSTT(transcriber=transcriber, vad=v, shared_vad=True, preflight_silence_s=0.064,
-                                 hold_reason=hold_reason if hold else None, hold_s=3600.0)
+    CONFIG = AgentConfig.from_env()  # the worker's settings (AUTORTC_AGENT_* overrides)
+    v = VoicedDurationVAD(inference.VAD(min_silence_duration=min_silence, min_speech_duration=CONFIG.vad_min_speech_s,
+                                        activation_threshold=CONFIG.vad_activation_threshold,
+                                        deactivation_threshold=CONFIG.vad_deactivation_threshold),
+                          activation_threshold=CONFIG.vad_activation_threshold)
+    engine = WhisperStreamingSTT(
+        transcriber=transcriber, vad=v, shared_vad=True, preflight_silence_s=CONFIG.stt_preflight_silence_s,
+        preflight_by_level=CONFIG.stt_preflight_by_level, hold_reason=hold_reason if hold else None, hold_s=3600.0,
+        pausing_hold=functools.partial(pausing_hold_s, min_pause_s=CONFIG.turn_pausing_min_pause_s,
+                                       factor=CONFIG.turn_pausing_factor,
+                                       max_hold_s=CONFIG.turn_pausing_max_hold_s) if hold else None)
     session_vad, st = v.stream(), engine.stream()
     lines = _LINES
     lines.clear()
