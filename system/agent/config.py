@@ -84,10 +84,11 @@ class AgentConfig:
     # 1.5): held "How do I make a cup?" 3 times, all then decoded with "of tea" (no talk-over); the
     # cost, the whole turn held once: EoT -> first audio 710 ms. 1.25 x 380 ms = 475 ms still
     # outlasts the 310 ms pause. Session 26 (run h1j1, talk-over 342 ms): the held "How do I make a
-    # cup" resumed with "of" alone, which has no pause inside, so "of" was not held and the reply
-    # sounded in the 350 ms pause before "tea"; now a resumed turn keeps its held pauses, and the
-    # silence is counted in the audio by the level (system/agent/stt_whisper.py QuietCount), not on a
-    # clock the VAD's late start on the next word can lose to. 0 = off
+    # cup" resumed with "of" alone, which has no pause inside, and the decode of both read "How do I
+    # make a cup?" again, so it went in the 350 ms pause before "tea"; now speech that resumes a held
+    # turn without adding a word keeps the held pauses, and the silence is counted in the audio by the
+    # level (system/agent/stt_whisper.py QuietCount), not on a clock the VAD's late start on the next
+    # word can lose to. 0 = off
     turn_pausing_min_pause_s: float = 0.2
     turn_pausing_factor: float = 1.25
     turn_pausing_max_hold_s: float = 0.6

@@ -149,8 +149,9 @@ class WhisperStreamingSTT(stt.STT):
         s10b: 51 ms of it over the user, a talk-over).
 
         ``pausing_hold(pauses_s)`` (e.g. :func:`pausing_hold_s` with the worker's settings): given the
-        pauses inside the turn's utterances so far (:meth:`LevelTrack.internal_pauses_s`; a held utterance's
-        carry over to the speech that resumes it, the gaps between utterances do not count), the silence to
+        pauses inside the utterance (:meth:`LevelTrack.internal_pauses_s`; with those of the held ones when it
+        resumed a held turn but its decode added no word to it, :func:`adds_words`; the gaps between utterances
+        never count), the silence to
         wait before its final is sent when the text gave no reason to hold, or None (s, from the utterance's
         end by the same level: its last window within 25 dB of its speech level). A fast
         agent otherwise answers a slow speaker in a pause the text cannot tell from an end ("How do I make
@@ -415,6 +416,12 @@ class QuietCount:
         if self.quiet_s >= self.need_s - 1e-9:
             return f"{self.need_s:.2f} s of silence by the level"
         return f"{self.after_s:.2f} s of sound after it, no speech"
+
+
+def adds_words(held_text: str, text: str) -> bool:
+    """Whether ``text`` (the decode of a held turn with the speech that resumed it) has more words than
+    ``held_text`` (the held part's decode); words as runs of letters, digits and apostrophes."""
+    return len(re.findall(r"[\w']+", text)) > len(re.findall(r"[\w']+", held_text))
 
 
 def frames_mono(frames: list[rtc.AudioFrame]) -> tuple[np.ndarray, rtc.AudioFrame]:
@@ -699,10 +706,12 @@ class _WhisperStream(stt.RecognizeStream):
                     reason = (owner._hold_reason(text, resumed=held["audio"] is not None)
                               if owner._hold_reason is not None and not overlap["agent"] else None)
                     pause_hold, hold_from = None, speech_end
-                    # a resumed turn keeps the pauses of what was held: a slow speaker's "How do I make a cup"
-                    # | "of" | "tea?" is still a pausing speaker at "of", which alone has no pause inside (h1j1)
-                    pauses = ((held["pauses"] if held["audio"] is not None else [])
-                              + (level["t"].internal_pauses_s() if level["t"] is not None else []))
+                    # speech that resumed a held turn but added no word to its text is a fragment the decode
+                    # dropped, so the turn keeps the pauses of what was held: the slow speaker's "How do I make
+                    # a cup" | "of" read "How do I make a cup?" again, and "of" alone has no pause inside (h1j1).
+                    # Speech that added words is judged on its own (the usual "... a cup of" | "tea?")
+                    pauses = (held["pauses"] if held["audio"] is not None and not adds_words(held["text"], text)
+                              else []) + (level["t"].internal_pauses_s() if level["t"] is not None else [])
                     if (reason is None and text and owner._pausing_hold is not None and not overlap["agent"]
                             and level["t"] is not None):
                         pause_hold = owner._pausing_hold(pauses)

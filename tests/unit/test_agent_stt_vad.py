@@ -722,13 +722,22 @@ def test_a_weak_word_the_vad_misses_keeps_a_pausing_hold():
     assert sizes[1] > len(_PAUSING) * 512  # decoded with the held utterance
 
 
-def test_a_resumed_pausing_turn_is_still_a_pausing_speakers():
-    """The held utterance resumes with a short word ("of", no pause inside) that ends like a turn once
-    decoded with it ("How do I make a cup?": whisper drops the last weak word), then the speaker pauses
-    again (~290 ms, under the 320 awaited) before "tea": one final for the whole turn. Judging "of" by its
-    own pauses sent "How do I make a cup?" in that pause (run h1j1: talk-over 342 ms)."""
-    of, tea = [(True, 0.9)] * 6 + [(False, 0.1)] * 6, [(True, 0.9)] * 10 + [(False, 0.1)] * 8
-    finals, sizes = _pausing_turn([(False, 0.1)] * 3 + of + [(False, 0.1)] * 3 + tea,
-                                  texts=("How do I make a cup?", "How do I make a cup?", "How do I make a cup of tea?"))
-    assert finals == ["How do I make a cup of tea?"]
+_OF = [(True, 0.9)] * 6 + [(False, 0.1)] * 6  # a short word with no pause inside, its END after 6 quiet windows
+_THEN = [(False, 0.1)] * 3 + [(True, 0.9)] * 10 + [(False, 0.1)] * 8  # ~290 ms (under the 320 awaited), a word
+
+
+def test_speech_that_resumes_a_pausing_turn_without_a_word_keeps_it_a_pausing_speakers():
+    """The held utterance resumes with a short word ("of", no pause inside) whose decode with it adds no word
+    ("How do I make a cup?": whisper drops the weak last word); the speaker pauses again before "tea": one
+    final for the whole turn. Judging "of" by its own pauses sent "How do I make a cup?" in that pause (run
+    h1j1: talk-over 342 ms)."""
+    finals, sizes = _pausing_turn([(False, 0.1)] * 3 + _OF + _THEN, texts=(_CUP, _CUP, _TEA))
+    assert finals == [_TEA]
     assert len(sizes) == 3 and sizes[2] > sizes[1] > sizes[0]  # each decode took the turn so far
+
+
+def test_speech_that_resumes_a_pausing_turn_with_words_is_judged_on_its_own():
+    """The same, but the resumed decode adds words ("... a cup of tea?"): a complete turn with no pause of its
+    own goes at its end; what follows is another turn (holding it too would cost every such turn its hold)."""
+    finals, _ = _pausing_turn([(False, 0.1)] * 3 + _OF + _THEN, texts=(_CUP, _TEA, "Thanks."))
+    assert finals == [_TEA, "Thanks."]
