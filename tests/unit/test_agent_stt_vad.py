@@ -642,39 +642,51 @@ def test_a_fluent_utterance_is_not_held_by_the_pausing_rule():
 
 
 def test_quiet_count_counts_quiet_windows_after_the_last_sound():
-    """Planted: an utterance at 0.3 FS ending in 100 ms of zeros, then zeros / a word 20 dB under it (speech
-    by the 25 dB rule) / a sound 30 dB under it (not)."""
+    """Planted: an utterance at 0.3 FS with a 250 ms pause of low noise (50 dB under it) inside, ending in
+    100 ms of that noise; then noise / a word 30 dB under the speech (a weak onset: sound) / a sound 40 dB
+    under it (quiet) / a sound 5 dB over the noise in a noisier utterance (quiet)."""
     from system.agent.stt_whisper import LevelTrack, QuietCount
 
     sr = 16000
+    rng = np.random.default_rng(7)
 
-    def tone(ms: float, amp: float) -> np.ndarray:
+    def tone(ms: float, db_under: float) -> np.ndarray:
+        amp = 0.3 * 10 ** (-db_under / 20)
         return (amp * 32767 * np.sin(2 * np.pi * 220 * np.arange(int(sr * ms / 1000)) / sr)).astype(np.int16)
 
-    def zeros(ms: float) -> np.ndarray:
-        return np.zeros(int(sr * ms / 1000), np.int16)
+    def noise(ms: float, db_under: float = 50.0) -> np.ndarray:
+        rms = 0.3 / np.sqrt(2) * 10 ** (-db_under / 20)
+        return (rng.normal(0.0, rms * 32767, int(sr * ms / 1000))).astype(np.int16)
 
     lt = LevelTrack(sr)
-    lt.push(tone(500, 0.3))
-    lt.push(zeros(100))
+    for part in (tone(300, 0), noise(250), tone(300, 0), noise(100)):
+        lt.push(part)
     count = QuietCount(lt, 0.3)
     assert count.quiet_s == pytest.approx(0.1)  # the utterance's own quiet tail counts
-    assert not count.push(zeros(150)) and not count.done
-    assert count.push(tone(50, 0.03))  # 20 dB under the speech: the user goes on
+    assert not count.push(noise(150)) and not count.done
+    assert count.push(tone(50, 30))  # 30 dB under the speech, 20 over the noise: the user goes on
     assert count.quiet_s == 0.0
-    assert not count.push(zeros(200)) and not count.done
-    assert not count.push(tone(50, 0.3 * 10 ** (-30 / 20)))  # 30 dB under: quiet, it counts on
+    assert not count.push(noise(200)) and not count.done
+    assert not count.push(tone(50, 40))  # 40 dB under the speech: quiet, it counts on
     assert count.quiet_s == pytest.approx(0.25)
-    count.push(zeros(45))
+    count.push(noise(45))
     assert not count.done  # 0.295 s
-    count.push(zeros(10))
+    count.push(noise(10))
     assert count.done
-    noisy = QuietCount(lt, 0.3, max_extra_s=0.5)  # a sound that never becomes speech ends it too
+
+    noisy = LevelTrack(sr)  # pauses 30 dB under the speech: a sound must be 10 dB over them
+    for part in (tone(300, 0), noise(250, 30), tone(300, 0), noise(100, 30)):
+        noisy.push(part)
+    c = QuietCount(noisy, 0.3)
+    assert not c.push(noise(100, 25))  # 5 dB over the background: quiet
+    assert c.quiet_s == pytest.approx(0.2)
+
+    held = QuietCount(lt, 0.3, max_extra_s=0.5)  # a sound that never becomes speech ends it too
     for _ in range(6):
-        noisy.push(tone(100, 0.03))
-    assert noisy.quiet_s == 0.0 and not noisy.done  # 0.1 s tail + 0.6 s of sound < 0.3 + 0.5
-    noisy.push(tone(100, 0.03))
-    assert noisy.quiet_s == 0.0 and noisy.done  # 0.8 s after the utterance's end
+        held.push(tone(100, 20))
+    assert held.quiet_s == 0.0 and not held.done  # 0.1 s tail + 0.6 s of sound < 0.3 + 0.5
+    held.push(tone(100, 20))
+    assert held.quiet_s == 0.0 and held.done  # 0.8 s after the utterance's end
 
 
 # utterance 1 of a pausing speaker: two 256 ms pauses inside (all speech to the scripted VAD, as silero
