@@ -120,6 +120,26 @@ class NoiseFilter(logging.Filter):
         return True
 
 
+@dataclass(frozen=True)
+class TeardownRace:
+    """A known SDK error that follows our own leaving a room: kept in the run log, off the terminal
+    below ``-vv``. ``logger`` and every one of ``contains`` in the message; ``why`` says what it is."""
+
+    logger: str
+    contains: tuple[str, ...]
+    why: str
+
+
+TEARDOWN_RACES: tuple[TeardownRace, ...] = (
+    # Runs p2j2 and 5 of 10 other --jobs 2 runs (session 26), never at --jobs 1: logged by the harness's rust
+    # SDK 3 ms before its "Disconnected from room ... reason: ClientInitiated" of the room it was leaving; a
+    # publisher renegotiation raced the close of its own peer connection ("wrong state: closed"). Every case
+    # passed; on the terminal it was 4 wrapped ERROR lines in a 40-line run.
+    TeardownRace("livekit", ("failed to negotiate the publisher", "wrong state: closed"),
+                  "the SDK renegotiating a publisher whose peer connection our leave already closed"),
+)
+
+
 # Loggers whose INFO lines are SDK plumbing (signalling, ICE, FFI targets): they go to the run log,
 # the terminal sees them only at -vv.  Records from these loggers reach the terminal at WARNING+.
 SDK_LOGGERS = ("livekit", "livekit.agents", "livekit.plugins", "websockets", "aiohttp", "asyncio")
@@ -146,7 +166,8 @@ STATUS_LOGGERS = ("autortc.stack.livekit",)
 
 
 class _TerminalFilter(logging.Filter):
-    """Terminal handler only: the verbosity's level, SDK INFO lines only at ``-vv``, status lines always."""
+    """Terminal handler only: the verbosity's level, SDK INFO lines only at ``-vv``, status lines always,
+    :data:`TEARDOWN_RACES` only at ``-vv``."""
 
     def __init__(self, verbosity: int) -> None:
         super().__init__()
@@ -154,6 +175,10 @@ class _TerminalFilter(logging.Filter):
         self._level = terminal_level(verbosity)
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if self._verbosity < 2 and record.name in {r.logger for r in TEARDOWN_RACES}:
+            msg = record.getMessage()
+            if any(all(c in msg for c in r.contains) for r in TEARDOWN_RACES if r.logger == record.name):
+                return False
         if record.levelno < self._level:
             return self._verbosity >= 0 and record.levelno >= logging.INFO and record.name in STATUS_LOGGERS
         if self._verbosity >= 2 or record.levelno >= logging.WARNING:

@@ -217,6 +217,28 @@ def test_noise_is_dropped_at_its_logger_and_the_run_log_keeps_detail(tmp_path, c
     assert "building livekit-server" in term  # a status a person waits on is not hidden
 
 
+_RACE = ('livekit::rtc_engine::rtc_session:2526:livekit::rtc_engine::rtc_session - failed to negotiate the publisher: '
+         'Rtc(RtcError { error_type: InvalidState, message: "Failed to set local offer sdp: Called in wrong state: closed" })')
+
+
+@pytest.mark.parametrize("verbosity", [0, 2])
+def test_the_sdks_teardown_race_stays_in_the_run_log(tmp_path, clean_logging, verbosity):
+    """The line run p2j2's terminal showed (as the SDK logs it): in the run log always, on the terminal only
+    at -vv; another SDK error, or the same negotiation failing on an open connection, is shown."""
+    buf = io.StringIO()
+    setup_logging(verbosity, console=Console(file=buf, width=400, color_system=None), level="DEBUG")
+    fh = attach_run_log(tmp_path)
+    try:
+        logging.getLogger("livekit").error(_RACE)
+        logging.getLogger("livekit").error("livekit::rtc_engine - failed to negotiate the publisher: timeout")
+    finally:
+        detach_run_log(fh)
+    term, log = buf.getvalue(), (tmp_path / "autortc.log").read_text()
+    assert "wrong state: closed" in log
+    assert ("wrong state: closed" in term) == (verbosity >= 2)
+    assert "publisher: timeout" in term and "publisher: timeout" in log
+
+
 def test_verbose_shows_info_on_the_terminal(clean_logging):
     buf = io.StringIO()
     setup_logging(1, console=Console(file=buf, width=200, color_system=None))
