@@ -51,9 +51,16 @@ class TurnTimeouts:
     ``join_s``: for the agent to join the room, publish its track and answer ``probe_ready``.
     ``leave_s``: after the user left, for the agent to unpublish its audio or leave the room before
     the probe leaves and the room is deleted (:meth:`~autortc.bots.probe_bot.ProbeBot.wait_agent_left`);
-    an agent still publishing after it is left to the room's deletion, as before."""
+    an agent still publishing after it is left to the room's deletion, as before.
+    ``settle_s``: after the double ACK, how long the room's connection carries the mic's silence before
+    its first turn may start (the wait is outside the live slot, so a room waiting for its slot settles
+    meanwhile). Source: session 26 (docs/agent-latency.md), 350 turns: turns started within 1 s of the
+    double ACK reached the agent time-warped (uplink |warp| P50 18.9 ms, correlation with what the user
+    sent 0.64: the agent's jitter buffer still converging), turns started 3 s or more after it did not
+    (|warp| P50 0.0-0.1 ms, correlation 0.88), and the agent's STT misread the first more often."""
 
     join_s: float = 30.0
+    settle_s: float = 3.0
     lead_in_s: float = 0.3
     reply_s: float = 20.0
     anchor_s: float = 20.0

@@ -158,6 +158,9 @@ async def _close_quietly(user: UserSide) -> None:
         log.exception("closing the %s user side after an error", user.via)
 
 
+_settle_sleep = asyncio.sleep  # the first turn's settle wait (TurnTimeouts.settle_s); tests replace it
+
+
 class BotUser(UserSide):
     """The user bot (paced mic timeline) and the probe bot, both LiveKit SDK participants."""
 
@@ -170,16 +173,23 @@ class BotUser(UserSide):
         # the user joins first: agents link to the first standard participant
         self.user = UserBot(target, room=room)
         self.probe = ProbeBot(target, room=room)
+        self._settled_at = 0.0  # monotonic time the first turn may start (TurnTimeouts.settle_s)
 
     async def join(self) -> None:
         await self.user.connect()
         await self.probe.connect()
         await probe_ready(self.probe, self.timeouts.join_s)
         await self.user.wait_agent_ready(timeout_s=self.timeouts.join_s)
+        self._settled_at = time.monotonic() + self.timeouts.settle_s
 
     async def play_turn(self, case: Case, *, trace_id: str, turn_index: int, out_dir: Path) -> TurnArtifacts:
         from autortc.runner.conversation import TurnError
 
+        wait_s, self._settled_at = self._settled_at - time.monotonic(), 0.0
+        if wait_s > 0:  # the first turn: the connection carries the mic's silence a while first
+            log.info("trace_id=%s waits %.1f s for the room's connection to settle", trace_id, wait_s)
+            # a condition of the measurement (the agent's jitter buffer converging), not an event to wait on
+            await _settle_sleep(wait_s)
         try:
             art = await run_turn(user=self.user, probe=self.probe, case=case, trace_id=trace_id, turn_index=turn_index,
                                  run_id=self.run_id, out_dir=out_dir, timeouts=self.timeouts, slots=self.slots)
