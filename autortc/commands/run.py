@@ -160,7 +160,7 @@ def register(app: typer.Typer) -> None:
         cases: Path = typer.Option(DEFAULT_CASES, help="cases JSON (WAV paths relative to it)"),
         jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="cases in parallel rooms (unless every room talks, "
                                  "rooms are set up and torn down and results written only between live turns; the "
-                                 "analyses run beside them at the lowest priority)"),
+                                 "analyses run beside them at the lowest priority); ./run_suite.sh passes 2"),
         concurrent_turns: int = typer.Option(1, "--concurrent-turns", min=1, help="at most this many rooms with a turn "
                                              "live at once (user speaking to agent done); 1: each turn has the agent "
                                              "to itself; = --jobs: every room talks at once, a load test"),
