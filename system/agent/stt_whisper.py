@@ -151,12 +151,10 @@ class WhisperStreamingSTT(stt.STT):
         ``pausing_hold(pauses_s)`` (e.g. :func:`pausing_hold_s` with the worker's settings): given the
         pauses inside the utterance (:meth:`LevelTrack.internal_pauses_s`; with those of the held ones when it
         resumed a held turn but its decode added no word to it, :func:`adds_words`; the gaps between utterances
-        never count), the silence to
-        wait before its final is sent when the text gave no reason to hold, or None (s, from the utterance's
-        end by the same level: its last window within 25 dB of its speech level). A fast
+        never count), the silence to wait before its final is sent when the text gave no reason to hold, or
+        None (s; counted in the audio from the utterance's last sound, :class:`QuietCount`). A fast
         agent otherwise answers a slow speaker in a pause the text cannot tell from an end ("How do I make
         a cup?" | "of tea?", session 22); the hold works as a text hold (speech in it is decoded with it).
-        The silence is counted in the audio that follows (:class:`QuietCount`), not on the clock.
 
         ``room``: the room's name, carried by this STT's log records (``room`` field): with
         ``--jobs`` > 1 the shared worker's lines of several rooms interleave.
@@ -361,7 +359,7 @@ def pausing_hold_s(pauses_s: list[float], *, min_pause_s: float, factor: float, 
 
 # a pausing hold is released by its count of the audio after it (QuietCount); a sound the VAD never
 # calls speech (noise just over the level rule, a cough) holds it at most this much longer; the wall-clock
-# timer only covers input that stops coming, _BACKSTOP_S after the count would have ended the hold
+# timer only covers input that stops coming, _PAUSING_HOLD_BACKSTOP_S after the count would have ended it
 _PAUSING_HOLD_MAX_EXTRA_S = 1.0
 _PAUSING_HOLD_BACKSTOP_S = 0.25
 
@@ -567,7 +565,7 @@ class _WhisperStream(stt.RecognizeStream):
             release_held(f"no speech {hold_s:.1f} s after its end" if held["quiet"] is None
                          else f"no input came for the {hold_s:.2f} s of silence awaited")
 
-        def arm_hold_timer(deadline: float, hold_s: float) -> None:
+        def arm_hold_timer(deadline: float, hold_s: float) -> None:  # held["timer"] is None here (START cleared it)
             held["timer"] = asyncio.create_task(hold_timer(deadline, hold_s), name="whisper.hold")
 
         async def decode_preflight(frames: list[rtc.AudioFrame]) -> str:
