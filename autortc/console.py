@@ -175,10 +175,9 @@ class _TerminalFilter(logging.Filter):
         self._level = terminal_level(verbosity)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self._verbosity < 2 and record.name in {r.logger for r in TEARDOWN_RACES}:
-            msg = record.getMessage()
-            if any(all(c in msg for c in r.contains) for r in TEARDOWN_RACES if r.logger == record.name):
-                return False
+        if self._verbosity < 2 and any(r.logger == record.name and all(c in record.getMessage() for c in r.contains)
+                                       for r in TEARDOWN_RACES):
+            return False
         if record.levelno < self._level:
             return self._verbosity >= 0 and record.levelno >= logging.INFO and record.name in STATUS_LOGGERS
         if self._verbosity >= 2 or record.levelno >= logging.WARNING:

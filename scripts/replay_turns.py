@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import json
 import logging
 import sys
@@ -51,14 +50,14 @@ def _speech_ends() -> dict[str, float]:
 
 async def replay(path: Path, *, transcriber, eot, min_silence: float, opus: bool, hold: bool) -> list[str]:
     from livekit import rtc
-    from livekit.agents import inference, stt, vad as lvad
+    from livekit.agents import stt, vad as lvad
 
     from autortc.audio import resample
     from autortc.testing.opus import opus_roundtrip
     from system.agent.config import AgentConfig
-    from system.agent.stt_whisper import WhisperStreamingSTT, pausing_hold_s
+    from system.agent.stt_whisper import WhisperStreamingSTT, pausing_hold_for
     from system.agent.turn_text import hold_reason
-    from system.agent.vad_voiced import VoicedDurationVAD
+    from system.agent.vad_voiced import agent_vad
 
     x, sr = sf.read(str(path), dtype="float32")
     if x.ndim > 1:
@@ -70,17 +69,12 @@ async def replay(path: Path, *, transcriber, eot, min_silence: float, opus: bool
         x = resample(x, sr, SR)
     pcm = np.clip(np.round(x * 32767), -32768, 32767).astype(np.int16)
     pcm16 = np.clip(np.round(resample(x, SR, 16000) * 32767), -32768, 32767).astype(np.int16)
-    CONFIG = AgentConfig.from_env()  # the worker's settings (AUTORTC_AGENT_* overrides)
-    v = VoicedDurationVAD(inference.VAD(min_silence_duration=min_silence, min_speech_duration=CONFIG.vad_min_speech_s,
-                                        activation_threshold=CONFIG.vad_activation_threshold,
-                                        deactivation_threshold=CONFIG.vad_deactivation_threshold),
-                          activation_threshold=CONFIG.vad_activation_threshold)
+    config = AgentConfig.from_env()  # the worker's settings (AUTORTC_AGENT_* overrides)
+    v = agent_vad(config, min_silence_s=min_silence)
     engine = WhisperStreamingSTT(
-        transcriber=transcriber, vad=v, shared_vad=True, preflight_silence_s=CONFIG.stt_preflight_silence_s,
-        preflight_by_level=CONFIG.stt_preflight_by_level, hold_reason=hold_reason if hold else None, hold_s=3600.0,
-        pausing_hold=functools.partial(pausing_hold_s, min_pause_s=CONFIG.turn_pausing_min_pause_s,
-                                       factor=CONFIG.turn_pausing_factor,
-                                       max_hold_s=CONFIG.turn_pausing_max_hold_s) if hold else None)
+        transcriber=transcriber, vad=v, shared_vad=True, preflight_silence_s=config.stt_preflight_silence_s,
+        preflight_by_level=config.stt_preflight_by_level, hold_reason=hold_reason if hold else None, hold_s=3600.0,
+        pausing_hold=pausing_hold_for(config) if hold else None)
     session_vad, st = v.stream(), engine.stream()
     lines = _LINES
     lines.clear()

@@ -7,6 +7,7 @@ replies with; the agent finalises through :class:`system.agent.stt_ct2.ShortWind
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import re
@@ -304,11 +305,13 @@ class LevelTrack:
 
     def quiet_tail_s(self, *, below_speech_db: float = 25.0) -> float:
         """Seconds at the end whose windows are all more than ``below_speech_db`` dB under the speech level."""
-        if not self.db:
-            return 0.0
-        lvl, n = self.speech_db() - below_speech_db, 0
+        return self.tail_under_s(self.speech_db() - below_speech_db) if self.db else 0.0
+
+    def tail_under_s(self, threshold_db: float) -> float:
+        """Seconds at the end whose windows are all under ``threshold_db`` (dBFS)."""
+        n = 0
         for v in reversed(self.db):
-            if v >= lvl:
+            if v >= threshold_db:
                 break
             n += 1
         return n * self.win_s
@@ -344,6 +347,12 @@ class LevelTrack:
         background = min(float(np.median(tail)), float(np.median(before[-_CUT_PAUSE_WINDOWS:])))
         return (loudest > float(np.percentile(before, 90)) - below_speech_db
                 and loudest > background + above_tail_db)
+
+
+def pausing_hold_for(config: Any) -> Callable[[list[float]], float | None]:
+    """:func:`pausing_hold_s` with an :class:`system.agent.config.AgentConfig`'s ``turn_pausing_*`` settings."""
+    return functools.partial(pausing_hold_s, min_pause_s=config.turn_pausing_min_pause_s,
+                             factor=config.turn_pausing_factor, max_hold_s=config.turn_pausing_max_hold_s)
 
 
 def pausing_hold_s(pauses_s: list[float], *, min_pause_s: float, factor: float, max_hold_s: float) -> float | None:
@@ -396,12 +405,7 @@ class QuietCount:
         under = db[db < speech - pause_below_db]
         background = float(np.median(under)) if under.size else _DIGITAL_SILENCE_DB
         self.threshold_db = max(speech - sound_below_db, background + over_background_db)
-        tail = 0
-        for v in reversed(track.db):
-            if v >= self.threshold_db:
-                break
-            tail += 1
-        self.quiet_s = tail * track.win_s
+        self.quiet_s = track.tail_under_s(self.threshold_db)
         self.after_s = track.quiet_tail_s(below_speech_db=pause_below_db)  # since its end by the pause rule
         self._levels = LevelTrack(track.sr, win_ms=track.win_s * 1000)
         self._seen = 0

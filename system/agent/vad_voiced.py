@@ -22,11 +22,32 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from livekit import rtc
 from livekit.agents import utils, vad
 
+if TYPE_CHECKING:
+    from system.agent.config import AgentConfig
+
 log = logging.getLogger("autortc.agent.vad")
+
+
+def agent_vad(config: AgentConfig, *, min_silence_s: float | None = None) -> VoicedDurationVAD:
+    """The bundled agent's VAD: LiveKit's local silero (``livekit.agents.inference.VAD``) with ``config``'s
+    ``vad_*`` settings, wrapped in :class:`VoicedDurationVAD`. ``min_silence_s`` overrides
+    ``config.vad_min_silence_s`` (s; the offline replay tries other windows)."""
+    from livekit.agents import inference
+
+    return VoicedDurationVAD(
+        inference.VAD(
+            min_silence_duration=config.vad_min_silence_s if min_silence_s is None else min_silence_s,
+            min_speech_duration=config.vad_min_speech_s,
+            activation_threshold=config.vad_activation_threshold,
+            deactivation_threshold=config.vad_deactivation_threshold,
+        ),
+        activation_threshold=config.vad_activation_threshold,
+    )
 
 
 class VoicedDurationVAD(vad.VAD):

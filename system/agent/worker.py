@@ -7,7 +7,6 @@ interruption handling, local VAD mode), every turn traced by the AutoRTC protoco
 from __future__ import annotations
 
 import asyncio
-import functools
 import gc
 import logging
 import os
@@ -29,10 +28,10 @@ from system.agent.config import AgentConfig
 from system.agent.fault_output import FaultWiring
 from system.agent.scripted_llm import ScriptedLLM, load_rules
 from system.agent.start_cushion import StartCushion
-from system.agent.stt_whisper import WhisperOptions, WhisperStreamingSTT, WhisperTranscriber, pausing_hold_s
+from system.agent.stt_whisper import WhisperOptions, WhisperStreamingSTT, WhisperTranscriber, pausing_hold_for
 from system.agent.tts_adapter import LocalTTS
 from system.agent.turn_text import hold_is_short, hold_reason
-from system.agent.vad_voiced import VoicedDurationVAD
+from system.agent.vad_voiced import agent_vad
 
 log = logging.getLogger("autortc.agent")
 
@@ -106,15 +105,7 @@ class Models:
 
         t0 = time.monotonic()
         m = cls(
-            vad=VoicedDurationVAD(
-                inference.VAD(
-                    min_silence_duration=CONFIG.vad_min_silence_s,
-                    min_speech_duration=CONFIG.vad_min_speech_s,
-                    activation_threshold=CONFIG.vad_activation_threshold,
-                    deactivation_threshold=CONFIG.vad_deactivation_threshold,
-                ),
-                activation_threshold=CONFIG.vad_activation_threshold,
-            ),
+            vad=agent_vad(CONFIG),
             whisper=_load_stt(),
             tts=[PiperTTS(PiperOptions(
                 length_scale=CONFIG.tts_length_scale, intra_op_threads=CONFIG.tts_threads,
@@ -315,10 +306,7 @@ async def entrypoint(ctx: JobContext) -> None:
                                         stop_check_voiced_s=CONFIG.stop_check_voiced_s, stop_recheck_s=CONFIG.stop_recheck_s,
                                         on_stop_word=stop_word, reopen_s=CONFIG.turn_reopen_s,
                                         on_reopen=reopen, room=ctx.room.name,
-                                        pausing_hold=functools.partial(
-                                            pausing_hold_s, min_pause_s=CONFIG.turn_pausing_min_pause_s,
-                                            factor=CONFIG.turn_pausing_factor,
-                                            max_hold_s=CONFIG.turn_pausing_max_hold_s))
+                                        pausing_hold=pausing_hold_for(CONFIG))
     holder["tts"] = LocalTTS(engine=models.tts, on_event=stage, ahead_nice=CONFIG.tts_ahead_nice)
     session = AgentSession(
         vad=vad,

@@ -600,25 +600,32 @@ def test_pausing_hold_needs_two_long_pauses_and_waits_a_multiple_of_the_longest(
     assert pausing_hold_s([0.31, 0.30], min_pause_s=0.0, factor=1.5, max_hold_s=0.6) is None  # off
 
 
-def _finals_after(utterance1: list[bool], texts: list[str], *, pausing: bool) -> tuple[list[str], list[int]]:
-    """Planted audio: ``utterance1`` (tone / silence per 32 ms window; the scripted VAD calls all of it
-    speech, as silero did the slow speaker's pauses), 384 ms of silence (its END), a second utterance of
-    15 windows. The finals the STT sends, and the audio length of each decode. The pausing hold, when on,
-    waits 20 x the longest pause so a slow CI cannot release it before utterance 2 starts."""
-    from system.agent.stt_whisper import WhisperStreamingSTT, pausing_hold_s
+def _finals(windows: list[tuple[bool, float]], texts: list[str], pausing_hold) -> tuple[list[str], list[int]]:
+    """Planted audio per 32 ms window: (tone on, the scripted VAD's probability), pushed faster than real
+    time through the shared VAD and the STT (scripted ``texts``, the text hold, ``pausing_hold``). The
+    finals the STT sends, and the audio length of each decode."""
+    from system.agent.stt_whisper import WhisperStreamingSTT
     from system.agent.turn_text import hold_reason
     from system.agent.vad_voiced import VoicedDurationVAD
 
-    probs = [0.9] * len(utterance1) + [0.1] * 12 + [0.9] * 15 + [0.1] * 8
-    audio = utterance1 + [False] * 12 + [True] * 15 + [False] * 8
-    frames = [_tone_frame(a, i=i) for i, a in enumerate(audio)]
-    v = VoicedDurationVAD(_ScriptedVAD(probs), activation_threshold=0.5)
+    frames = [_tone_frame(on, i=i) for i, (on, _) in enumerate(windows)]
+    v = VoicedDurationVAD(_ScriptedVAD([p for _, p in windows]), activation_threshold=0.5)
     tr = _ScriptedTranscriber(texts)
     engine = WhisperStreamingSTT(transcriber=tr, vad=v, shared_vad=True, hold_reason=hold_reason, hold_s=10.0,
-                                 pausing_hold=(lambda p: pausing_hold_s(p, min_pause_s=0.2, factor=20.0, max_hold_s=10.0))
-                                 if pausing else None)
-    out = asyncio.run(_drive(engine, v, len(probs), frames))
+                                 pausing_hold=pausing_hold)
+    out = asyncio.run(_drive(engine, v, len(windows), frames))
     return [e.alternatives[0].text for e in out if e.type == stt.SpeechEventType.FINAL_TRANSCRIPT], tr.sizes
+
+
+def _finals_after(utterance1: list[bool], texts: list[str], *, pausing: bool) -> tuple[list[str], list[int]]:
+    """``utterance1`` (tone / silence per 32 ms window; the scripted VAD calls all of it speech, as silero
+    did the slow speaker's pauses), 384 ms of silence (its END), a second utterance of 15 windows. The
+    pausing hold, when on, waits 20 x the longest pause: longer than those 384 ms."""
+    from system.agent.stt_whisper import pausing_hold_s
+
+    windows = ([(a, 0.9) for a in utterance1] + [(False, 0.1)] * 12 + [(True, 0.9)] * 15 + [(False, 0.1)] * 8)
+    return _finals(windows, texts, (lambda p: pausing_hold_s(p, min_pause_s=0.2, factor=20.0, max_hold_s=10.0))
+                   if pausing else None)
 
 
 @pytest.mark.parametrize("pausing", [True, False])
@@ -700,21 +707,13 @@ _CUP, _TEA = "How do I make a cup?", "How do I make a cup of tea?"
 
 def _pausing_turn(after: list[tuple[bool, float]], texts: tuple[str, ...] = (_CUP, _TEA)) -> tuple[list[str], list[int]]:
     """:data:`_PAUSING` ("How do I make a cup?", which no text rule holds), then ``after`` per 32 ms
-    window: (tone on, the scripted VAD's probability). The finals and the audio length of each decode.
-    Pushed faster than real time: a hold released by the clock cannot end during the push."""
-    from system.agent.stt_whisper import WhisperStreamingSTT, pausing_hold_s
-    from system.agent.turn_text import hold_reason
-    from system.agent.vad_voiced import VoicedDurationVAD
+    window: (tone on, the scripted VAD's probability); the worker's pausing rule (1.25 x the longest
+    pause, at most 0.6 s). Pushed faster than real time: a hold released by the clock cannot end during
+    the push."""
+    from system.agent.stt_whisper import pausing_hold_s
 
-    probs = [0.9] * (len(_PAUSING) - 6) + [0.1] * 6 + [p for _, p in after]
-    audio = _PAUSING + [on for on, _ in after]
-    frames = [_tone_frame(a, i=i) for i, a in enumerate(audio)]
-    v = VoicedDurationVAD(_ScriptedVAD(probs), activation_threshold=0.5)
-    tr = _ScriptedTranscriber(list(texts))
-    engine = WhisperStreamingSTT(transcriber=tr, vad=v, shared_vad=True, hold_reason=hold_reason, hold_s=10.0,
-                                 pausing_hold=lambda p: pausing_hold_s(p, min_pause_s=0.2, factor=1.25, max_hold_s=0.6))
-    out = asyncio.run(_drive(engine, v, len(probs), frames))
-    return [e.alternatives[0].text for e in out if e.type == stt.SpeechEventType.FINAL_TRANSCRIPT], tr.sizes
+    windows = [(a, 0.9) for a in _PAUSING[:-6]] + [(False, 0.1)] * 6 + list(after)
+    return _finals(windows, list(texts), lambda p: pausing_hold_s(p, min_pause_s=0.2, factor=1.25, max_hold_s=0.6))
 
 
 def test_a_pausing_hold_ends_after_its_silence_in_the_audio_not_on_the_clock():
